@@ -1,0 +1,2 @@
+from supernode_dsl.cli import main
+main()

@@ -1,0 +1,257 @@
+"""The ``cmx`` command line: check, compile, info, query.
+
+Exit status: 0 success, 1 the input has errors (diagnostics on stderr), 2 bad command-line
+usage.  Outputs are written atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+import networkx as nx
+
+from supernode_dsl import compile_file
+from supernode_dsl import schema as S
+from supernode_dsl.diagnostics import CmxError, Diagnostic, render
+from supernode_dsl.elaborate import Limits, Model
+from supernode_dsl.emit import graphml_text, info_json, node_link_text, write_atomic
+from supernode_dsl.graph import build_graph, cut_bandwidth, plane_summary, shortest_path
+from supernode_dsl.graph.select import PatternError, select
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(diags: Sequence[Diagnostic]) -> NoReturn:
+    for d in diags:
+        click.echo(render(d), err=True)
+    n = sum(1 for d in diags if d.severity.value == "error")
+    click.echo(f"cmx: {n} error{'s' if n != 1 else ''}", err=True)
+    sys.exit(1)
+
+
+def _defines(raw: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    bad: list[Diagnostic] = []
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            bad.append(Diagnostic("E015", f"-D {item!r}: write -D name=value"))
+        else:
+            out[name.strip()] = value.strip()
+    if bad:
+        _fail(bad)
+    return out
+
+
+def _compile_options(f: F) -> F:
+    f = click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+                     help="Override a global parameter, e.g. -D nodes=36.")(f)
+    f = click.option("--max-instances", type=click.IntRange(min=1),
+                     default=Limits().max_instances, show_default=True,
+                     help="Refuse files that would create more instances.")(f)
+    f = click.argument("file", type=click.Path(dir_okay=False, path_type=Path))(f)
+    return f
+
+
+def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
+    try:
+        return compile_file(file, _defines(defines), Limits(max_instances=max_instances))
+    except CmxError as err:
+        _fail(err.diagnostics)
+
+
+def _graph(model: Model) -> nx.Graph:
+    try:
+        return build_graph(model)
+    except CmxError as err:
+        _fail(err.diagnostics)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="supernode-dsl", prog_name="cmx")
+def cli() -> None:
+    """cmx: compile .cmx descriptions of AI supernodes into graphs, and query them."""
+
+
+@cli.command()
+@_compile_options
+def check(file: Path, defines: tuple[str, ...], max_instances: int) -> None:
+    """Check FILE: report every error, or print a one-line summary."""
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    click.echo(f"{file}: ok: {model.num_instances:,} instances, "
+               f"{g.number_of_edges():,} link bundles on {len(model.planes)} planes")
+
+
+@cli.command("compile")
+@_compile_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file ('-' for standard output).")
+@click.option("--format", "fmt", type=click.Choice(["node-link", "graphml"]),
+              default="node-link", show_default=True, help="Graph format.")
+def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
+                fmt: str) -> None:
+    """Compile FILE to a graph file (networkx node-link JSON or GraphML)."""
+    g = _graph(_model(file, defines, max_instances))
+    text = node_link_text(g) if fmt == "node-link" else graphml_text(g)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        write_atomic(output, text)
+
+
+def info_data(model: Model, g: nx.Graph) -> dict[str, Any]:
+    """The data behind ``cmx info``: counts, planes with bisection bandwidth, parameters."""
+    summary = plane_summary(g)
+    descriptions = g.graph[S.GRAPH_PLANES]
+    return {
+        "name": model.root_name,
+        "root_type": model.root.type_name,
+        "instances": model.num_instances,
+        "counts": {"by_category": model.count_by_category(),
+                   "by_type": model.count_by_type()},
+        "planes": {p: {**summary[p], "description": descriptions[p]} for p in summary},
+        "params": {k: _param_json(v) for k, v in model.params},
+        "schema_version": S.SCHEMA_VERSION,
+    }
+
+
+def _param_json(v: object) -> object:
+    value = getattr(v, "value", v)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+@cli.command()
+@_compile_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool) -> None:
+    """Counts by category and type, and links and bisection bandwidth per plane."""
+    model = _model(file, defines, max_instances)
+    data = info_data(model, _graph(model))
+    if as_json:
+        click.echo(info_json(data), nl=False)
+        return
+    _print_info(data)
+
+
+def _print_info(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{data['name']}[/] ({data['root_type']}): "
+                  f"{data['instances']:,} instances")
+    t = Table("category", "count", title="instances by category")
+    for k, v in data["counts"]["by_category"].items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    t = Table("type", "count", title="instances by type")
+    for k, v in data["counts"]["by_type"].items():
+        t.add_row(k, f"{v:,}")
+    console.print(t)
+    t = Table("plane", "links", "bisection (GB/s, one way)", "description", title="planes")
+    for k, v in data["planes"].items():
+        t.add_row(k, f"{v['links']:,}", f"{v['bisection_bandwidth'] / 1e9:,.1f}",
+                  v["description"])
+    console.print(t)
+
+
+@cli.group()
+def query() -> None:
+    """Path and cut bandwidth queries on a compiled topology."""
+
+
+def _one(g: nx.Graph, pattern: str) -> str:
+    try:
+        hits = select(g, pattern)
+    except PatternError as e:
+        _fail([Diagnostic("E020", f"'{pattern}': {e}")])
+    if len(hits) != 1:
+        what = "no instance" if not hits else f"{len(hits)} instances"
+        _fail([Diagnostic("E020", f"'{pattern}' matches {what}; give one instance path")])
+    return hits[0]
+
+
+def _planes(g: nx.Graph, plane: str | None) -> list[str]:
+    planes = list(g.graph[S.GRAPH_PLANES])
+    if plane is None:
+        return planes
+    if plane not in planes:
+        _fail([Diagnostic("E020", f"unknown plane '{plane}' (planes: {', '.join(planes)})")])
+    return [plane]
+
+
+@query.command("path")
+@_compile_options
+@click.argument("source")
+@click.argument("target")
+@click.option("--plane", help="Only this plane (default: every plane joining the two).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source: str,
+               target: str, plane: str | None, as_json: bool) -> None:
+    """Latency and bandwidth of the lowest-latency path from SOURCE to TARGET."""
+    g = _graph(_model(file, defines, max_instances))
+    a, b = _one(g, source), _one(g, target)
+    results = [r for p in _planes(g, plane) if (r := shortest_path(g, p, a, b)) is not None]
+    if not results:
+        _fail([Diagnostic("E020", f"no plane joins {a} and {b}")])
+    rows = [{"plane": r.plane, "hops": list(r.hops), "latency_s": r.latency,
+             "path_bandwidth": r.bottleneck_bandwidth,
+             "max_flow_bandwidth": r.max_flow_bandwidth} for r in results]
+    if as_json:
+        click.echo(info_json({"source": a, "target": b, "paths": rows}), nl=False)
+        return
+    for r in rows:
+        click.echo(f"plane {r['plane']}: {len(r['hops']) - 1} hops, "
+                   f"latency {r['latency_s'] * 1e6:.3f} us, "
+                   f"path bandwidth {r['path_bandwidth'] / 1e9:,.2f} GB/s, "
+                   f"max-flow {r['max_flow_bandwidth'] / 1e9:,.2f} GB/s")
+        click.echo("  " + " -> ".join(r["hops"]))
+
+
+@query.command("cut")
+@_compile_options
+@click.argument("group_a")
+@click.argument("group_b")
+@click.option("--plane", help="Only this plane (default: every plane).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a: str,
+              group_b: str, plane: str | None, as_json: bool) -> None:
+    """Max-flow bandwidth (one way) from the endpoints under GROUP_A to those under GROUP_B.
+
+    Groups are path patterns: cm384.node[0:24], node[*].npu[0], l2[3][*].
+    """
+    g = _graph(_model(file, defines, max_instances))
+    groups = []
+    for pattern in (group_a, group_b):
+        try:
+            hits = select(g, pattern)
+        except PatternError as e:
+            _fail([Diagnostic("E020", f"'{pattern}': {e}")])
+        if not hits:
+            _fail([Diagnostic("E020", f"'{pattern}' matches no instance")])
+        groups.append(hits)
+    result = {p: cut_bandwidth(g, p, groups[0], groups[1]) for p in _planes(g, plane)}
+    if as_json:
+        click.echo(info_json({"group_a": group_a, "group_b": group_b,
+                              "cut_bandwidth": result}), nl=False)
+        return
+    for p, bw in result.items():
+        click.echo(f"plane {p}: {bw / 1e9:,.2f} GB/s")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        cli.main(args=argv, prog_name="cmx")
+    except RecursionError:
+        click.echo("cmx: error[E014]: the input is nested too deeply", err=True)
+        sys.exit(1)

@@ -1,0 +1,183 @@
+"""Diagnostics: every user mistake becomes a located, coded message, never a traceback.
+
+A :class:`Diagnostic` carries a stable code (``E001`` ...), a message, and a :class:`Span`
+into a source file.  It renders as::
+
+    file.cmx:12:9: error[E004]: attribute 'bw' needs a bandwidth, not a time (ns)
+       12 |     link ub a <-> b { bw = 5 ns }
+          |                            ^^^^
+
+Stages collect diagnostics in a :class:`DiagnosticSink` and, at the end of the stage, call
+:meth:`DiagnosticSink.raise_if_errors`, so a user sees every error of a stage at once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CODES",
+    "CmxError",
+    "Diagnostic",
+    "DiagnosticSink",
+    "Severity",
+    "SourceText",
+    "Span",
+    "render",
+]
+
+
+#: Every diagnostic code with a one-line title.  The codes are stable: tools and tests may
+#: match on them.  ``docs/diagnostics.md`` explains each one with an example.
+CODES: dict[str, str] = {
+    "E001": "syntax error",
+    "E002": "unknown name",
+    "E003": "missing unit",
+    "E004": "wrong unit",
+    "E005": "bad count or index",
+    "E006": "switch port budget exceeded",
+    "E007": "pattern matches nothing",
+    "E008": "duplicate name",
+    "E009": "import cycle",
+    "E010": "too many instances",
+    "E011": "cannot read file",
+    "E012": "bad link",
+    "E013": "index out of range",
+    "E014": "bad expression",
+    "E015": "bad command-line definition",
+    "E016": "no root instance",
+    "E017": "recursive type",
+    "E018": "inconsistent index variable",
+    "E019": "missing or misplaced attribute",
+    "E020": "bad query",
+}
+
+
+class Severity(enum.Enum):
+    """How serious a diagnostic is; only errors stop compilation."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceText:
+    """One source buffer: a file's text (or a command-line definition) and its display name."""
+
+    name: str
+    text: str
+
+    def line(self, lineno: int) -> str:
+        """Return line ``lineno`` (1-based) without its line break, or '' if out of range."""
+        lines = self.text.splitlines()
+        return lines[lineno - 1] if 1 <= lineno <= len(lines) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source buffer; lines and columns are 1-based, ``end_col`` exclusive."""
+
+    source: SourceText
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @property
+    def file(self) -> str:
+        """Display name of the source buffer."""
+        return self.source.name
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A message about the user's input, with a stable code and an optional location."""
+
+    code: str
+    message: str
+    span: Span | None = None
+    severity: Severity = Severity.ERROR
+    notes: tuple[tuple[str, Span | None], ...] = ()
+
+    def render(self) -> str:
+        """Format as ``file:line:col: error[CODE]: message`` plus source line and carets."""
+        return render(self)
+
+
+def _caret_block(span: Span) -> list[str]:
+    text = span.source.line(span.line)
+    width = len(str(span.line))
+    if span.end_line == span.line:
+        length = max(1, span.end_col - span.col)
+    else:
+        length = max(1, len(text) - span.col + 1)
+    pad = " " * width
+    gutter = f" {span.line} | "
+    caret = f" {pad} | " + " " * (span.col - 1) + "^" * length
+    return [gutter + text, caret.rstrip()]
+
+
+def render(diag: Diagnostic) -> str:
+    """Render one diagnostic, with its notes, as the text shown to a user."""
+    head = f"{diag.severity.value}[{diag.code}]: {diag.message}"
+    lines: list[str] = []
+    if diag.span is None:
+        lines.append(f"cmx: {head}")
+    else:
+        s = diag.span
+        lines.append(f"{s.file}:{s.line}:{s.col}: {head}")
+        lines.extend(_caret_block(s))
+    for text, nspan in diag.notes:
+        if nspan is None:
+            lines.append(f"  = note: {text}")
+        else:
+            lines.append(f"{nspan.file}:{nspan.line}:{nspan.col}: note: {text}")
+            lines.extend(_caret_block(nspan))
+    return "\n".join(lines)
+
+
+class CmxError(Exception):
+    """Raised when a stage ends with errors; carries every diagnostic of that stage."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    @property
+    def codes(self) -> list[str]:
+        """The codes of the diagnostics, in report order."""
+        return [d.code for d in self.diagnostics]
+
+
+@dataclass
+class DiagnosticSink:
+    """Collects the diagnostics of one stage; errors are raised together at the stage end."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    limit: int = 200
+
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span | None = None,
+        notes: tuple[tuple[str, Span | None], ...] = (),
+    ) -> None:
+        """Record an error (deduplicated on code, message and location)."""
+        assert code in CODES, code
+        diag = Diagnostic(code, message, span, Severity.ERROR, notes)
+        if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
+            self.diagnostics.append(diag)
+
+    @property
+    def has_errors(self) -> bool:
+        """True once any error was recorded."""
+        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+
+    def raise_if_errors(self) -> None:
+        """End of a stage: raise :class:`CmxError` with all diagnostics if any is an error."""
+        if self.has_errors:
+            raise CmxError(self.diagnostics)

@@ -1,0 +1,385 @@
+"""The elaborator: names resolved, parameters evaluated, types instantiated as templates."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
+from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate
+from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs
+from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, Template
+from supernode_dsl.parse import Program, parse_text
+from supernode_dsl.parse import ast as A
+from supernode_dsl.schema import CATEGORIES, LINK_ATTRS, expected_dim, known_attribute_names
+from supernode_dsl.units import Dim, Quantity, dim_name
+
+__all__ = ["Limits", "Elaborator"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sanity limits; a file that exceeds them gets an E010 diagnostic, not an OOM."""
+
+    max_instances: int = 5_000_000
+    max_links: int = 20_000_000
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+_TemplateKey = tuple[str, tuple[tuple[str, Value], ...], tuple[tuple[str, Value], ...]]
+
+
+class Elaborator:
+    """Turns a parsed :class:`Program` into a :class:`Model`; one instance per compilation."""
+
+    def __init__(self, program: Program, limits: Limits) -> None:
+        self.program = program
+        self.limits = limits
+        self.sink = DiagnosticSink()
+        self.types: dict[str, A.TypeDecl] = {}
+        self.param_decls: dict[str, A.ParamDecl] = {}
+        self.planes: dict[str, A.PlaneDecl] = {}
+        self.globals: dict[str, Value] = {}
+        self.overrides: dict[str, A.ParamDecl] = {}
+        self._evaluating: list[str] = []
+        self._templates: dict[_TemplateKey, Template | None] = {}
+        self._type_stack: list[str] = []
+
+    # ---- declarations ------------------------------------------------------------------
+    def collect(self) -> None:
+        """Gather types, params and planes of every file; report duplicates (E008)."""
+        for f in self.program.files:
+            for t in f.types:
+                self._declare(self.types, t.name, t, t.name_span, "type")
+                if t.category not in CATEGORIES:
+                    self.sink.error(
+                        "E002",
+                        f"unknown category '{t.category}' (one of: {', '.join(CATEGORIES)})"
+                        + _suggest(t.category, list(CATEGORIES)),
+                        t.category_span,
+                    )
+            for p in f.params:
+                self._declare(self.param_decls, p.name, p, p.name_span, "parameter")
+            for pl in f.planes:
+                self._declare(self.planes, pl.name, pl, pl.span, "plane")
+
+    def _declare(self, table: dict[str, object], name: str, item: object, span: Span,
+                 kind: str) -> None:
+        if name in table:
+            first = table[name]
+            self.sink.error(
+                "E008", f"{kind} '{name}' is declared twice", span,
+                notes=(("first declared here", getattr(first, "span", None)),),
+            )
+        else:
+            table[name] = item
+
+    def define(self, defines: Mapping[str, str]) -> None:
+        """Parse ``-D name=value`` overrides of global parameters (E015 on mistakes)."""
+        for name, text in defines.items():
+            src = SourceText(f"<-D {name}={text}>", f"param {name} = {text}\n")
+            inner = DiagnosticSink()
+            tree = parse_text(src, inner)
+            if tree is None or len(tree.params) != 1:
+                self.sink.error("E015", f"-D {name}={text}: the value is not an expression",
+                                Span(src, 1, 1, 1, len(src.text)))
+                continue
+            if name not in self.param_decls:
+                self.sink.error(
+                    "E015",
+                    f"-D {name}: no parameter '{name}' is declared"
+                    + _suggest(name, list(self.param_decls)),
+                    Span(src, 1, 7, 1, 7 + len(name)),
+                )
+                continue
+            self.overrides[name] = tree.params[0]
+
+    # ---- parameters --------------------------------------------------------------------
+    def global_value(self, name: str, span: Span) -> Value:
+        """Value of a global parameter (evaluated on first use, cycles reported)."""
+        if name in self.globals:
+            return self.globals[name]
+        decl = self.overrides.get(name) or self.param_decls.get(name)
+        if decl is None:
+            raise EvalError("E002", f"unknown name '{name}'"
+                            + _suggest(name, list(self.param_decls)), span)
+        if name in self._evaluating:
+            cycle = " -> ".join([*self._evaluating[self._evaluating.index(name):], name])
+            raise EvalError("E014", f"parameter '{name}' depends on itself ({cycle})", span)
+        self._evaluating.append(name)
+        try:
+            value = evaluate(decl.value, self.global_value)
+        finally:
+            self._evaluating.pop()
+        self.globals[name] = value
+        return value
+
+    def evaluate_globals(self) -> None:
+        """Evaluate every global parameter once, so mistakes are reported even if unused."""
+        for name, decl in self.param_decls.items():
+            try:
+                self.global_value(name, decl.name_span)
+            except EvalError as e:
+                self.sink.error(e.code, e.message, e.span)
+
+    # ---- templates ---------------------------------------------------------------------
+    def template(self, ref: A.TypeRef, env: Mapping[str, Value]) -> Template | None:
+        """The template for a type use, elaborated once per distinct arguments."""
+        decl = self.types.get(ref.name)
+        if decl is None:
+            self.sink.error("E002", f"unknown type '{ref.name}'"
+                            + _suggest(ref.name, list(self.types)), ref.span)
+            return None
+        if ref.name in self._type_stack:
+            chain = " -> ".join([*self._type_stack[self._type_stack.index(ref.name):], ref.name])
+            self.sink.error("E017", f"type '{ref.name}' contains itself ({chain})", ref.span)
+            return None
+        local = self._type_params(decl, ref, env)
+        if local is None:
+            return None
+        overrides = self._attrs(ref.attrs, self._scope(local))
+        key: _TemplateKey = (ref.name, tuple(sorted(local.items())), overrides)
+        if key not in self._templates:
+            self._type_stack.append(ref.name)
+            try:
+                self._templates[key] = self._build(decl, local, overrides)
+            finally:
+                self._type_stack.pop()
+        return self._templates[key]
+
+    def _scope(self, local: Mapping[str, Value]) -> _Scope:
+        return _Scope(self, local)
+
+    def _type_params(self, decl: A.TypeDecl, ref: A.TypeRef,
+                     env: Mapping[str, Value]) -> dict[str, Value] | None:
+        declared = {p.name: p for p in decl.params}
+        caller = self._scope(env)
+        given: dict[str, Value] = {}
+        ok = True
+        for arg in ref.args:
+            if arg.name not in declared:
+                self.sink.error("E002", f"type '{decl.name}' has no parameter '{arg.name}'"
+                                + _suggest(arg.name, list(declared)), arg.span)
+                ok = False
+                continue
+            try:
+                given[arg.name] = evaluate(arg.value, caller.lookup)
+            except EvalError as e:
+                self.sink.error(e.code, e.message, e.span)
+                ok = False
+        local: dict[str, Value] = {}
+        for p in decl.params:
+            if p.name in given:
+                local[p.name] = given[p.name]
+                continue
+            try:
+                local[p.name] = evaluate(p.value, self._scope(local).lookup)
+            except EvalError as e:
+                self.sink.error(e.code, e.message, e.span)
+                ok = False
+        return local if ok else None
+
+    def _attrs(self, stmts: tuple[A.AttrStmt, ...], scope: _Scope,
+               vocabulary: dict[str, Dim] | None = None) -> tuple[tuple[str, Value], ...]:
+        out: dict[str, Value] = {}
+        for st in stmts:
+            try:
+                value = evaluate(st.value, scope.lookup)
+            except EvalError as e:
+                self.sink.error(e.code, e.message, e.span)
+                continue
+            if self._check_attr(st, value, vocabulary):
+                if st.name in out:
+                    self.sink.error("E008", f"attribute '{st.name}' is set twice", st.name_span)
+                out[st.name] = value
+        return tuple(out.items())
+
+    def _check_attr(self, st: A.AttrStmt, value: Value,
+                    vocabulary: dict[str, Dim] | None) -> bool:
+        if st.name.startswith("x_"):
+            return True
+        want = expected_dim(st.name, vocabulary)
+        if want is None:
+            names = list(vocabulary) if vocabulary is not None else known_attribute_names()
+            self.sink.error(
+                "E002",
+                f"unknown attribute '{st.name}'" + _suggest(st.name, names)
+                + " (free-form attributes start with 'x_')",
+                st.name_span,
+            )
+            return False
+        if not isinstance(value, Quantity):
+            self.sink.error("E004", f"'{st.name}' needs {dim_name(want)}", st.value.span)
+            return False
+        if value.dim != want:
+            if value.dim.is_dimensionless:
+                self.sink.error("E003", f"missing unit: '{st.name}' is {dim_name(want)}",
+                                st.value.span)
+            else:
+                self.sink.error("E004", f"'{st.name}' needs {dim_name(want)}, "
+                                f"not {dim_name(value.dim)}", st.value.span)
+            return False
+        if value.value < 0:
+            self.sink.error("E005", f"'{st.name}' cannot be negative", st.value.span)
+            return False
+        return True
+
+    def _build(self, decl: A.TypeDecl, local: dict[str, Value],
+               overrides: tuple[tuple[str, Value], ...]) -> Template | None:
+        scope = self._scope(local)
+        attrs = dict(self._attrs(decl.attrs, scope))
+        attrs.update(overrides)
+        children, size = self._children(decl, scope)
+        shell = Template(decl.name, decl.category, tuple(attrs.items()), tuple(children), (),
+                         size, decl.span)
+        if size > self.limits.max_instances:
+            return shell
+        bundles = [b for st in decl.links if (b := self._link(shell, st, scope)) is not None]
+        return Template(decl.name, decl.category, shell.attrs, shell.children, tuple(bundles),
+                        size, decl.span)
+
+    def _children(self, decl: A.TypeDecl, scope: _Scope) -> tuple[list[ChildArray], int]:
+        children: list[ChildArray] = []
+        size = 1
+        seen: dict[str, A.ChildDecl] = {}
+        for ch in decl.children:
+            if ch.name in seen:
+                self.sink.error("E008", f"instance name '{ch.name}' is used twice in "
+                                f"'{decl.name}'", ch.name_span,
+                                notes=(("first used here", seen[ch.name].span),))
+                continue
+            seen[ch.name] = ch
+            shape: list[int] = []
+            try:
+                for d in ch.dims:
+                    shape.append(as_int(evaluate(d, scope.lookup), d.span, "an array size",
+                                        minimum=1))
+            except EvalError as e:
+                self.sink.error(e.code, e.message, e.span)
+                continue
+            tpl = self.template(ch.type_ref, local_env(scope))
+            if tpl is None:
+                continue
+            count = 1
+            for n in shape:
+                count *= n
+            if count * tpl.size + size > self.limits.max_instances:
+                self.sink.error(
+                    "E010",
+                    f"'{ch.name}' would create {count * tpl.size:,} instances; the limit is "
+                    f"{self.limits.max_instances:,} (raise it with --max-instances)",
+                    ch.span,
+                )
+                size += self.limits.max_instances
+                continue
+            children.append(ChildArray(ch.name, tuple(shape), tpl, size, ch.span))
+            size += count * tpl.size
+        return children, size
+
+    def _link(self, tpl: Template, st: A.LinkStmt, scope: _Scope) -> LinkBundle | None:
+        if st.plane not in self.planes:
+            self.sink.error("E002", f"unknown plane '{st.plane}'"
+                            + _suggest(st.plane, list(self.planes))
+                            + " (declare it with `plane NAME \"description\"`)", st.plane_span)
+            return None
+        attrs = dict(self._attrs(st.attrs, scope, LINK_ATTRS))
+        if "bw" not in attrs:
+            if not any(a.name == "bw" for a in st.attrs):
+                self.sink.error("E019", "a link needs a bandwidth: add `bw = ...` "
+                                "(per link, per direction)", st.span)
+            return None
+        try:
+            count = as_int(attrs.get("count", Quantity(1.0)), st.span, "'count'", minimum=1)
+            pairs, errors = resolve_pairs(tpl, st, scope.lookup, scope.is_param,
+                                          self.limits.max_links)
+        except EvalError as e:
+            self.sink.error(e.code, e.message, e.span)
+            return None
+        except LinkLimitError as e:
+            self.sink.error("E010", f"this link statement would create about {e.estimate:,} "
+                            f"links; the limit is {self.limits.max_links:,}", st.span)
+            return None
+        for e in errors:
+            self.sink.error(e.code, e.message, e.span)
+        if not pairs:
+            if not errors:
+                self.sink.error("E007", "this link pattern matches nothing", st.span)
+            return None
+        bw, lat = attrs["bw"], attrs.get("latency", Quantity(0.0))
+        assert isinstance(bw, Quantity) and isinstance(lat, Quantity)
+        if bw.value <= 0:
+            self.sink.error("E005", "a link's bandwidth must be positive", st.span)
+            return None
+        return LinkBundle(st.plane, bw.value, lat.value,
+                          tuple((a, b, n * count) for (a, b), n in pairs.items()), st.span)
+
+    # ---- the whole program -------------------------------------------------------------
+    def root(self) -> tuple[str, Template | None]:
+        """Elaborate the root: the main file's `instance`, or every type it declares."""
+        main = self.program.main
+        if len(main.roots) > 1:
+            for extra in main.roots[1:]:
+                self.sink.error("E016", "a file has at most one `instance` (the root)",
+                                extra.span, notes=(("the first one", main.roots[0].span),))
+        if main.roots:
+            r = main.roots[0]
+            return r.name, self.template(r.type_ref, {})
+        return self._library_root(main)
+
+    def _library_root(self, main: A.FileAST) -> tuple[str, Template | None]:
+        """A file without `instance` (a library): one instance of each of its types."""
+        name = main.path.rsplit("/", 1)[-1].removesuffix(".cmx").replace("-", "_") or "lib"
+        name = name if name.isidentifier() else "lib"
+        children: list[ChildArray] = []
+        size = 1
+        for t in main.types:
+            tpl = self.template(A.TypeRef(t.name, (), (), t.name_span), {})
+            if tpl is not None:
+                children.append(ChildArray(t.name, (), tpl, size, t.span))
+                size += tpl.size
+        span = main.types[0].span if main.types else Span(SourceText(main.path, ""), 1, 1, 1, 1)
+        return name, Template("<library>", "system", (), tuple(children), (), size, span)
+
+    def run(self, defines: Mapping[str, str]) -> Model:
+        """Elaborate everything; raise CmxError with all diagnostics of the stage."""
+        self.collect()
+        self.define(defines)
+        self.evaluate_globals()
+        name, root = self.root()
+        self.sink.raise_if_errors()
+        if root is None:
+            raise CmxError(self.sink.diagnostics)
+        planes = tuple(Plane(p.name, p.description, p.span) for p in self.planes.values())
+        return Model(
+            root_name=name,
+            root=root,
+            planes=planes,
+            params=tuple(sorted(self.globals.items())),
+            files=tuple(f.path for f in self.program.files),
+        )
+
+
+class _Scope:
+    """Name resolution inside a type: its own params first, then the globals."""
+
+    def __init__(self, elab: Elaborator, local: Mapping[str, Value]) -> None:
+        self.elab = elab
+        self.local = local
+
+    def lookup(self, name: str, span: Span) -> Value:
+        if name in self.local:
+            return self.local[name]
+        return self.elab.global_value(name, span)
+
+    def is_param(self, name: str) -> bool:
+        return name in self.local or name in self.elab.param_decls
+
+
+def local_env(scope: _Scope) -> Mapping[str, Value]:
+    """The caller environment passed to a child's type arguments."""
+    return scope.local

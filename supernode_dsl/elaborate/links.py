@@ -1,0 +1,207 @@
+"""Resolving ``link`` statements: patterns over child arrays -> endpoint pairs.
+
+Semantics (docs/language.md, "Links"):
+
+* ``*`` is every index of its dimension, ``[lo:hi]`` the indices lo..hi-1, on each side
+  independently: ``a[*] <-> b[*]`` joins every a to every b (all-to-all).
+* A name used alone as an index (``npu[i]``) is an *index variable*; it ranges over that
+  dimension and ties the two sides together: ``npu[i] <-> nic[i]`` is one-to-one,
+  ``node[*].l1[j] <-> l2[j][*]`` is index-matched.  A variable used in two places must range
+  over dimensions of the same size.
+* Arithmetic on variables (``chip[(x+1)%n]``) gives rings and tori.  A binding whose
+  arithmetic index falls outside the array produces no link (that is how a mesh without
+  wrap-around is written); a constant index out of range is an error.
+* Pairs repeated by one statement add up to parallel links; a link from an instance to itself
+  is an error; a statement that yields no link at all is an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supernode_dsl.diagnostics import Span
+from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate, free_names
+from supernode_dsl.elaborate.model import ChildArray, Template
+from supernode_dsl.parse import ast as A
+from supernode_dsl.units import Quantity
+
+__all__ = ["LinkLimitError", "resolve_pairs"]
+
+
+class LinkLimitError(Exception):
+    """The statement would create more links than the configured limit."""
+
+    def __init__(self, estimate: int) -> None:
+        super().__init__(estimate)
+        self.estimate = estimate
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    child: ChildArray
+    segment: A.Segment
+
+
+def _walk(tpl: Template, ref: A.Ref) -> list[_Step]:
+    """Resolve the names of a reference to child arrays (indices are checked for arity)."""
+    steps: list[_Step] = []
+    cur = tpl
+    for seg in ref.segments:
+        child = next((c for c in cur.children if c.name == seg.name), None)
+        if child is None:
+            names = ", ".join(c.name for c in cur.children) or "none"
+            raise EvalError(
+                "E002",
+                f"'{cur.type_name}' has no instance '{seg.name}' (its instances: {names})",
+                seg.span,
+            )
+        if len(seg.indices) != len(child.shape):
+            dims = "".join(f"[{n}]" for n in child.shape)
+            want = (f"{len(child.shape)} index(es): it is declared {seg.name}{dims}"
+                    if child.shape else "no index: it is a single instance")
+            raise EvalError("E005", f"'{seg.name}' takes {want}", seg.span)
+        steps.append(_Step(child, seg))
+        cur = child.template
+    return steps
+
+
+def _variables(
+    sides: list[list[_Step]], is_param: Callable[[str], bool]
+) -> dict[str, tuple[int, Span]]:
+    """Index variables with their ranges, from their plain (``x[i]``) occurrences."""
+    ranges: dict[str, tuple[int, Span]] = {}
+    used: dict[str, Span] = {}
+    for steps in sides:
+        for step in steps:
+            for dim, idx in zip(step.child.shape, step.segment.indices, strict=True):
+                exprs = [idx.expr] if isinstance(idx, A.IndexExpr) else (
+                    [idx.lo, idx.hi] if isinstance(idx, A.IndexRange) else [])
+                for e in exprs:
+                    for name in free_names(e):
+                        if not is_param(name):
+                            used.setdefault(name, e.span)
+                if isinstance(idx, A.IndexExpr) and isinstance(idx.expr, A.Var) \
+                        and not is_param(idx.expr.name):
+                    name = idx.expr.name
+                    if name in ranges and ranges[name][0] != dim:
+                        raise EvalError(
+                            "E018",
+                            f"index variable '{name}' ranges over {ranges[name][0]} "
+                            f"elsewhere but over {dim} here",
+                            idx.span,
+                        )
+                    ranges.setdefault(name, (dim, idx.span))
+    for name, span in used.items():
+        if name not in ranges:
+            raise EvalError(
+                "E018",
+                f"'{name}' is not a parameter, and as an index variable it is never used "
+                "alone as an index, so its range is unknown",
+                span,
+            )
+    return ranges
+
+
+def _expand(
+    steps: list[_Step],
+    lookup: Callable[[str, Span], Value],
+    variables: set[str],
+    errors: list[EvalError],
+) -> list[int]:
+    """Local indices matched by one side under the current variable binding."""
+    bases = [0]
+    for step in steps:
+        per_dim: list[range | list[int]] = []
+        for dim, idx in zip(step.child.shape, step.segment.indices, strict=True):
+            if isinstance(idx, A.IndexAll):
+                per_dim.append(range(dim))
+                continue
+            if isinstance(idx, A.IndexRange):
+                lo = as_int(evaluate(idx.lo, lookup), idx.lo.span, "a range bound")
+                hi = as_int(evaluate(idx.hi, lookup), idx.hi.span, "a range bound")
+                if hi > dim or lo >= hi:
+                    raise EvalError("E013", f"range [{lo}:{hi}] is not inside 0..{dim}",
+                                    idx.span)
+                per_dim.append(range(lo, hi))
+                continue
+            value = evaluate(idx.expr, lookup)
+            has_var = bool(free_names(idx.expr) & variables)
+            i = as_int(value, idx.span, "an index", minimum=-(2**62))
+            if not 0 <= i < dim:
+                if has_var:
+                    return []
+                errors.append(EvalError(
+                    "E013", f"index {i} is out of range for '{step.segment.name}' "
+                    f"(size {dim})", idx.span))
+                return []
+            per_dim.append([i])
+        size = step.child.template.size
+        flat = [
+            step.child.offset + _flat(combo, step.child.shape) * size
+            for combo in itertools.product(*per_dim)
+        ]
+        bases = [b + f for b in bases for f in flat]
+    return bases
+
+
+def _flat(combo: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    out = 0
+    for i, n in zip(combo, shape, strict=True):
+        out = out * n + i
+    return out
+
+
+def _side_bound(steps: list[_Step]) -> int:
+    return math.prod(s.child.count for s in steps)
+
+
+def resolve_pairs(
+    tpl: Template,
+    stmt: A.LinkStmt,
+    lookup: Callable[[str, Span], Value],
+    is_param: Callable[[str], bool],
+    max_links: int,
+) -> tuple[dict[tuple[int, int], int], list[EvalError]]:
+    """All ``(a, b) -> count`` pairs of ``stmt`` inside ``tpl`` (local indices).
+
+    Raises :class:`EvalError` for a statement-level mistake and :class:`LinkLimitError` when
+    the statement would create more than ``max_links`` links; index errors found while
+    expanding are returned (each once) with whatever pairs were found.
+    """
+    left, right = _walk(tpl, stmt.left), _walk(tpl, stmt.right)
+    ranges = _variables([left, right], is_param)
+    estimate = _side_bound(left) * _side_bound(right)
+    if estimate > max_links:
+        tied = math.prod(n for n, _ in ranges.values()) or 1
+        if estimate // tied > max_links:
+            raise LinkLimitError(estimate // tied)
+    names = list(ranges)
+    pairs: dict[tuple[int, int], int] = {}
+    errors: list[EvalError] = []
+    for combo in itertools.product(*(range(ranges[n][0]) for n in names)):
+        binding = dict(zip(names, combo, strict=True))
+
+        def bound(name: str, span: Span, binding: dict[str, int] = binding) -> Value:
+            if name in binding:
+                return Quantity(float(binding[name]))
+            return lookup(name, span)
+
+        a_side = _expand(left, bound, set(names), errors)
+        if not a_side:
+            continue
+        b_side = _expand(right, bound, set(names), errors)
+        for a in a_side:
+            for b in b_side:
+                if a == b:
+                    raise EvalError("E012", "this link joins an instance to itself", stmt.span)
+                key = (a, b) if (b, a) not in pairs else (b, a)
+                pairs[key] = pairs.get(key, 0) + 1
+        if len(pairs) > max_links:
+            raise LinkLimitError(len(pairs))
+    unique: dict[tuple[str, int, int], EvalError] = {}
+    for e in errors:
+        unique.setdefault((e.message, e.span.line, e.span.col), e)
+    return pairs, list(unique.values())

@@ -1,0 +1,151 @@
+"""The elaborated model: an immutable, shared-structure description of every instance.
+
+Elaboration produces one :class:`Template` per distinct (type, arguments, overrides).  A
+template knows its attributes, its child arrays and its links, and numbers its own subtree in
+depth-first declaration order: the template itself is local index 0, element ``k`` of a child
+array starts at ``child.offset + k * child.template.size``.  Identical subtrees share one
+template, so a 128-supernode cluster is described by a handful of templates; paths are
+produced on demand by :meth:`Model.instances`.
+
+Attribute values are in SI base units (see :mod:`supernode_dsl.schema`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from supernode_dsl.diagnostics import Span
+from supernode_dsl.elaborate.evaluate import Value
+
+__all__ = ["ChildArray", "Instance", "LinkBundle", "Model", "Plane", "Template"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBundle:
+    """The links of one ``link`` statement in one template.
+
+    ``pairs`` holds ``(a, b, count)``: local indices of the two endpoints and how many
+    parallel links join them.  ``link_bandwidth`` is per link and per direction (B/s),
+    ``latency`` per traversal (s).
+    """
+
+    plane: str
+    link_bandwidth: float
+    latency: float
+    pairs: tuple[tuple[int, int, int], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Template:
+    """An elaborated type: attributes, child arrays, links and the size of its subtree."""
+
+    type_name: str
+    category: str
+    attrs: tuple[tuple[str, Value], ...]
+    children: tuple[ChildArray, ...]
+    links: tuple[LinkBundle, ...]
+    size: int
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ChildArray:
+    """``name[d0][d1]...: template`` inside a template; ``offset`` is its first local index."""
+
+    name: str
+    shape: tuple[int, ...]
+    template: Template
+    offset: int
+    span: Span
+
+    @property
+    def count(self) -> int:
+        """Number of elements in the array."""
+        return math.prod(self.shape)
+
+    def element_suffixes(self) -> Iterator[str]:
+        """``name[i][j]`` for every element, in row-major (local index) order."""
+        if not self.shape:
+            yield self.name
+            return
+        for idx in itertools.product(*(range(n) for n in self.shape)):
+            yield self.name + "".join(f"[{i}]" for i in idx)
+
+
+@dataclass(frozen=True, slots=True)
+class Plane:
+    """A declared network plane."""
+
+    name: str
+    description: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One instance in depth-first order: its path, template, parent path and global index."""
+
+    path: str
+    template: Template
+    parent: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The output of elaboration: the root template, the planes and the parameter values."""
+
+    root_name: str
+    root: Template
+    planes: tuple[Plane, ...]
+    params: tuple[tuple[str, Value], ...]
+    files: tuple[str, ...]
+    _counts: dict[str, Counter[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def num_instances(self) -> int:
+        """Total number of instances, the root included."""
+        return self.root.size
+
+    def instances(self) -> Iterator[Instance]:
+        """Every instance in depth-first declaration order (the "instance order")."""
+        stack: list[tuple[Template, str, str, int]] = [(self.root, self.root_name, "", 0)]
+        while stack:
+            tpl, path, parent, base = stack.pop()
+            yield Instance(path, tpl, parent, base)
+            pending = []
+            for child in tpl.children:
+                step = child.template.size
+                for k, suffix in enumerate(child.element_suffixes()):
+                    pending.append((child.template, f"{path}.{suffix}", path,
+                                    base + child.offset + k * step))
+            stack.extend(reversed(pending))
+
+    def _count(self, key: str) -> Counter[str]:
+        if key not in self._counts:
+            memo: dict[int, Counter[str]] = {}
+
+            def count(t: Template) -> Counter[str]:
+                if id(t) not in memo:
+                    c: Counter[str] = Counter({t.category if key == "category" else t.type_name: 1})
+                    for ch in t.children:
+                        for k, v in count(ch.template).items():
+                            c[k] += v * ch.count
+                    memo[id(t)] = c
+                return memo[id(t)]
+
+            self._counts[key] = count(self.root)
+        return self._counts[key]
+
+    def count_by_category(self) -> dict[str, int]:
+        """Category -> number of instances (computed from templates, without flattening)."""
+        return dict(sorted(self._count("category").items()))
+
+    def count_by_type(self) -> dict[str, int]:
+        """Type name -> number of instances."""
+        return dict(sorted(self._count("type").items()))

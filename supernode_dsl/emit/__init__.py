@@ -1,0 +1,54 @@
+"""Stage 5, emit: graph dumps (networkx node-link JSON, GraphML) and atomic file output.
+
+Every writer builds its whole output in memory first and then replaces the target file
+atomically, so a failure never leaves a half-written or truncated file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+__all__ = ["graphml_text", "info_json", "node_link_text", "write_atomic"]
+
+
+def write_atomic(path: str | Path, data: str) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                               dir=target.parent if str(target.parent) else ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def node_link_text(g: nx.Graph) -> str:
+    """The graph as networkx node-link JSON (``edges="links"``), deterministic bytes."""
+    data = nx.node_link_data(g, edges="links")
+    return json.dumps(data, sort_keys=True, indent=1) + "\n"
+
+
+def graphml_text(g: nx.Graph) -> str:
+    """The graph as GraphML; graph-level dicts (planes) are stored as JSON strings."""
+    h = g.copy()
+    h.graph = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+               for k, v in g.graph.items()}
+    buf = io.BytesIO()
+    nx.write_graphml(h, buf, encoding="utf-8", prettyprint=True, named_key_ids=True)
+    return buf.getvalue().decode("utf-8")
+
+
+def info_json(data: dict[str, Any]) -> str:
+    """Deterministic JSON text for a report dictionary."""
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+

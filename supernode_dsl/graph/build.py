@@ -1,0 +1,146 @@
+"""Building the networkx graph from the model, with the whole-graph checks.
+
+Nodes are keyed by instance path and added in instance order; edges are bundles of parallel
+links of one plane.  Attribute names and units: :mod:`supernode_dsl.schema`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import networkx as nx
+
+from supernode_dsl import schema as S
+from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.elaborate import Model, Template, Value
+from supernode_dsl.units import Quantity
+
+__all__ = ["build_graph"]
+
+
+def _plain(v: Value) -> Any:
+    """Attribute value as stored in the graph: SI float, int for whole plain numbers."""
+    if isinstance(v, Quantity):
+        if v.dim.is_dimensionless and v.value == int(v.value):
+            return int(v.value)
+        return v.value
+    return v
+
+
+def _node_attrs(tpl: Template) -> dict[str, Any]:
+    attrs = {name: _plain(v) for name, v in tpl.attrs}
+    attrs[S.NODE_CATEGORY] = tpl.category
+    attrs[S.NODE_TYPE] = tpl.type_name
+    return attrs
+
+
+def build_graph(model: Model) -> nx.Graph:
+    """The compiled graph of ``model``.
+
+    Raises :class:`~supernode_dsl.diagnostics.CmxError` for two instances joined twice on one
+    plane or on two planes (E012) and for a switch wired to more links than it has ports, or
+    to a link faster than its ports (E006).
+    """
+    g = nx.Graph()
+    g.graph.update({
+        S.GRAPH_NAME: model.root_name,
+        S.GRAPH_ROOT: model.root.type_name,
+        S.GRAPH_PLANES: {p.name: p.description for p in model.planes},
+        S.GRAPH_SCHEMA_VERSION: S.SCHEMA_VERSION,
+    })
+    paths: list[str] = [""] * model.num_instances
+    shared: dict[int, dict[str, Any]] = {}
+    linked: list[tuple[Template, int]] = []
+    for inst in model.instances():
+        paths[inst.index] = inst.path
+        tid = id(inst.template)
+        if tid not in shared:
+            shared[tid] = _node_attrs(inst.template)
+        g.add_node(inst.path, **shared[tid], path=inst.path, parent=inst.parent,
+                   index=inst.index)
+        if inst.template.links:
+            linked.append((inst.template, inst.index))
+    total = 0
+    for tpl, base in linked:
+        for bundle in tpl.links:
+            g.add_edges_from(
+                (paths[base + a], paths[base + b], {
+                    S.EDGE_PLANE: bundle.plane,
+                    S.EDGE_BANDWIDTH: bundle.link_bandwidth * n,
+                    S.EDGE_LINK_BANDWIDTH: bundle.link_bandwidth,
+                    S.EDGE_LATENCY: bundle.latency,
+                    S.EDGE_COUNT: n,
+                })
+                for a, b, n in bundle.pairs
+            )
+            total += len(bundle.pairs)
+    sink = DiagnosticSink()
+    if g.number_of_edges() != total:
+        _report_duplicates(linked, paths, sink)
+    _check_ports(g, model, sink)
+    sink.raise_if_errors()
+    return g
+
+
+def _report_duplicates(linked: list[tuple[Template, int]], paths: list[str],
+                       sink: DiagnosticSink) -> None:
+    seen: dict[tuple[str, str], Any] = {}
+    for tpl, base in linked:
+        for bundle in tpl.links:
+            for a, b, _ in bundle.pairs:
+                u, v = paths[base + a], paths[base + b]
+                key = (u, v) if u < v else (v, u)
+                if key in seen:
+                    first = seen[key]
+                    sink.error(
+                        "E012",
+                        f"{u} and {v} are already linked"
+                        + (f" on plane '{first.plane}'" if first.plane != bundle.plane else "")
+                        + "; write one link statement with `count = N` for parallel links",
+                        bundle.span,
+                        notes=(("first linked here", first.span),),
+                    )
+                else:
+                    seen[key] = bundle
+
+
+def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink) -> None:
+    over: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    slow: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    spans = {}
+    for node, data in g.nodes(data=True):
+        if data[S.NODE_CATEGORY] != "switch" or "ports" not in data:
+            continue
+        used = 0
+        fastest = 0.0
+        for _, _, e in g.edges(node, data=True):
+            used += e[S.EDGE_COUNT]
+            fastest = max(fastest, e[S.EDGE_LINK_BANDWIDTH])
+        ttype = data[S.NODE_TYPE]
+        if used > data["ports"]:
+            over[ttype].append((node, used, data["ports"]))
+        if "port_bw" in data and fastest > data["port_bw"] * (1 + 1e-9):
+            slow[ttype].append((node, fastest, data["port_bw"]))
+    for t in _templates(model):
+        spans[t.type_name] = t.span
+    for ttype, items in over.items():
+        node, used, ports = items[0]
+        more = f" (and {len(items) - 1} more switches of type {ttype})" if len(items) > 1 else ""
+        sink.error("E006", f"switch {node} ({ttype}, {ports} ports) is wired to {used} "
+                   f"links{more}", spans.get(ttype))
+    for ttype, slows in slow.items():
+        node, bw, port_bw = slows[0]
+        sink.error("E006", f"switch {node} ({ttype}) has a {bw / 1e9:g} GB/s link but its "
+                   f"ports run at {port_bw / 1e9:g} GB/s", spans.get(ttype))
+
+
+def _templates(model: Model) -> list[Template]:
+    out: dict[int, Template] = {}
+    stack = [model.root]
+    while stack:
+        t = stack.pop()
+        if id(t) not in out:
+            out[id(t)] = t
+            stack.extend(c.template for c in t.children)
+    return list(out.values())

@@ -1,0 +1,52 @@
+"""Locating and loading the lark grammar (shipped in the wheel, or from the source tree)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
+from lark import Lark, Token
+
+__all__ = ["get_parser", "grammar_path"]
+
+_PKG_DIR = Path(__file__).resolve().parent.parent
+
+
+def grammar_path() -> Path:
+    """Path of ``cmx.lark``: inside the installed package, else the repository's grammars/."""
+    for candidate in (_PKG_DIR / "grammars" / "cmx.lark", _PKG_DIR.parent / "grammars" / "cmx.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("cmx.lark not found: the supernode-dsl installation is incomplete")
+
+
+class _DropNewlinesInBrackets:
+    """Post-lexer: a line break inside (...) or [...] does not end a statement."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            elif tok.type == "_NL" and depth:
+                continue
+            yield tok
+
+
+@functools.cache
+def get_parser() -> Lark:
+    """The LALR(1) parser for .cmx, built once per process."""
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        postlex=_DropNewlinesInBrackets(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+        strict=False,
+    )

@@ -1,0 +1,147 @@
+"""Units and quantities: every number with a unit is converted to SI base units here, once.
+
+A :class:`Quantity` holds a value in base units (bytes, seconds, operations, watts, bits are
+converted to bytes) and a :class:`Dim`, the exponents of those base dimensions.  Arithmetic
+checks dimensions, so ``28 GB/s + 5 ns`` is refused instead of silently producing nonsense,
+and ``Gbps`` (bits) can never be confused with ``GB/s`` (bytes).
+
+Decimal prefixes are powers of 10 (``GB`` = 1e9 bytes), binary prefixes powers of 2
+(``GiB`` = 2**30 bytes), as in the vendors' datasheets.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+__all__ = [
+    "BANDWIDTH",
+    "BYTES",
+    "COUNT",
+    "DIMENSIONLESS",
+    "FREQUENCY",
+    "OPS_RATE",
+    "POWER",
+    "TIME",
+    "UNITS",
+    "Dim",
+    "Quantity",
+    "dim_name",
+    "suggest_unit",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """Exponents of the base dimensions: bytes, seconds, operations, watts."""
+
+    byte: int = 0
+    second: int = 0
+    op: int = 0
+    watt: int = 0
+
+    def __mul__(self, other: Dim) -> Dim:
+        return Dim(
+            self.byte + other.byte,
+            self.second + other.second,
+            self.op + other.op,
+            self.watt + other.watt,
+        )
+
+    def __truediv__(self, other: Dim) -> Dim:
+        return Dim(
+            self.byte - other.byte,
+            self.second - other.second,
+            self.op - other.op,
+            self.watt - other.watt,
+        )
+
+    def __pow__(self, n: int) -> Dim:
+        return Dim(self.byte * n, self.second * n, self.op * n, self.watt * n)
+
+    @property
+    def is_dimensionless(self) -> bool:
+        """True for plain numbers."""
+        return self == DIMENSIONLESS
+
+
+DIMENSIONLESS = Dim()
+COUNT = DIMENSIONLESS
+BYTES = Dim(byte=1)
+TIME = Dim(second=1)
+BANDWIDTH = Dim(byte=1, second=-1)
+OPS_RATE = Dim(op=1, second=-1)
+POWER = Dim(watt=1)
+FREQUENCY = Dim(second=-1)
+
+_DIM_NAMES: dict[Dim, str] = {
+    DIMENSIONLESS: "a plain number",
+    BYTES: "a size (B, GB, GiB, ...)",
+    TIME: "a time (s, ms, us, ns)",
+    BANDWIDTH: "a bandwidth (GB/s, Gbps, TB/s, ...)",
+    OPS_RATE: "a compute rate (TFLOPS, TOPS, ...)",
+    POWER: "a power (W, kW)",
+    FREQUENCY: "a frequency (Hz, MHz, GHz)",
+}
+
+
+def dim_name(dim: Dim) -> str:
+    """Human name of a dimension, e.g. 'a bandwidth (GB/s, Gbps, TB/s, ...)'."""
+    if dim in _DIM_NAMES:
+        return _DIM_NAMES[dim]
+    parts = [
+        f"{name}^{exp}"
+        for name, exp in (("B", dim.byte), ("s", dim.second), ("op", dim.op), ("W", dim.watt))
+        if exp
+    ]
+    return "a quantity of " + " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A number in SI base units together with its dimension."""
+
+    value: float
+    dim: Dim = DIMENSIONLESS
+
+
+def _build_units() -> dict[str, tuple[float, Dim]]:
+    units: dict[str, tuple[float, Dim]] = {}
+    decimal = {"": 1.0, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+    binary = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
+    for prefix, factor in (decimal | binary).items():
+        if prefix == "k":
+            continue
+        units[f"{prefix}B"] = (factor, BYTES)
+        units[f"{prefix}B/s"] = (factor, BANDWIDTH)
+    for prefix, factor in decimal.items():
+        if prefix == "k":
+            continue
+        units[f"{prefix}bps"] = (factor / 8.0, BANDWIDTH)
+        units[f"{prefix}b/s"] = (factor / 8.0, BANDWIDTH)
+        units[f"{prefix}FLOPS"] = (factor, OPS_RATE)
+        units[f"{prefix}OPS"] = (factor, OPS_RATE)
+    units["EFLOPS"] = (1e18, OPS_RATE)
+    units["EOPS"] = (1e18, OPS_RATE)
+    for name, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("\u00b5s", 1e-6),
+                         ("ns", 1e-9), ("ps", 1e-12)):
+        units[name] = (factor, TIME)
+    units["W"] = (1.0, POWER)
+    units["kW"] = (1e3, POWER)
+    units["Hz"] = (1.0, FREQUENCY)
+    units["MHz"] = (1e6, FREQUENCY)
+    units["GHz"] = (1e9, FREQUENCY)
+    return units
+
+
+#: Unit spelling -> (factor to SI base units, dimension).
+UNITS: dict[str, tuple[float, Dim]] = _build_units()
+
+
+def suggest_unit(word: str) -> str | None:
+    """The closest known unit to a misspelt one, e.g. 'GBps' -> 'Gbps', or None."""
+    lowered = {u.lower(): u for u in UNITS}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    close = difflib.get_close_matches(word, list(UNITS), n=1, cutoff=0.6)
+    return close[0] if close else None
