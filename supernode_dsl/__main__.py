@@ -1,2 +1,3 @@
 from supernode_dsl.cli import main
+
 main()

@@ -200,21 +200,22 @@ def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source:
     """Latency and bandwidth of the lowest-latency path from SOURCE to TARGET."""
     g = _graph(_model(file, defines, max_instances))
     a, b = _one(g, source), _one(g, target)
-    results = [r for p in _planes(g, plane) if (r := shortest_path(g, p, a, b)) is not None]
+    results = [res for p in _planes(g, plane)
+               if (res := shortest_path(g, p, a, b)) is not None]
     if not results:
         _fail([Diagnostic("E020", f"no plane joins {a} and {b}")])
-    rows = [{"plane": r.plane, "hops": list(r.hops), "latency_s": r.latency,
-             "path_bandwidth": r.bottleneck_bandwidth,
-             "max_flow_bandwidth": r.max_flow_bandwidth} for r in results]
     if as_json:
+        rows = [{"plane": r.plane, "hops": list(r.hops), "latency_s": r.latency,
+                 "path_bandwidth": r.bottleneck_bandwidth,
+                 "max_flow_bandwidth": r.max_flow_bandwidth} for r in results]
         click.echo(info_json({"source": a, "target": b, "paths": rows}), nl=False)
         return
-    for r in rows:
-        click.echo(f"plane {r['plane']}: {len(r['hops']) - 1} hops, "
-                   f"latency {r['latency_s'] * 1e6:.3f} us, "
-                   f"path bandwidth {r['path_bandwidth'] / 1e9:,.2f} GB/s, "
-                   f"max-flow {r['max_flow_bandwidth'] / 1e9:,.2f} GB/s")
-        click.echo("  " + " -> ".join(r["hops"]))
+    for r in results:
+        click.echo(f"plane {r.plane}: {len(r.hops) - 1} hops, "
+                   f"latency {r.latency * 1e6:.3f} us, "
+                   f"path bandwidth {r.bottleneck_bandwidth / 1e9:,.2f} GB/s, "
+                   f"max-flow {r.max_flow_bandwidth / 1e9:,.2f} GB/s")
+        click.echo("  " + " -> ".join(r.hops))
 
 
 @query.command("cut")

@@ -15,7 +15,7 @@ from supernode_dsl.parse import ast as A
 from supernode_dsl.schema import CATEGORIES, LINK_ATTRS, expected_dim, known_attribute_names
 from supernode_dsl.units import Dim, Quantity, dim_name
 
-__all__ = ["Limits", "Elaborator"]
+__all__ = ["Elaborator", "Limits"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Elaborator:
             for pl in f.planes:
                 self._declare(self.planes, pl.name, pl, pl.span, "plane")
 
-    def _declare(self, table: dict[str, object], name: str, item: object, span: Span,
+    def _declare(self, table: Mapping[str, object], name: str, item: object, span: Span,
                  kind: str) -> None:
         if name in table:
             first = table[name]
@@ -77,7 +77,7 @@ class Elaborator:
                 notes=(("first declared here", getattr(first, "span", None)),),
             )
         else:
-            table[name] = item
+            table[name] = item  # type: ignore[index]
 
     def define(self, defines: Mapping[str, str]) -> None:
         """Parse ``-D name=value`` overrides of global parameters (E015 on mistakes)."""
@@ -304,8 +304,8 @@ class Elaborator:
             self.sink.error("E010", f"this link statement would create about {e.estimate:,} "
                             f"links; the limit is {self.limits.max_links:,}", st.span)
             return None
-        for e in errors:
-            self.sink.error(e.code, e.message, e.span)
+        for err in errors:
+            self.sink.error(err.code, err.message, err.span)
         if not pairs:
             if not errors:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)

@@ -43,7 +43,7 @@ def _unit_error(lit: A.QuantityLit) -> EvalError:
 
 
 def _num(v: Value, span: Span, what: str) -> Quantity:
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         kind = "a boolean" if isinstance(v, bool) else "a string"
         raise EvalError("E014", f"{what} needs a number, not {kind}", span)
     return v

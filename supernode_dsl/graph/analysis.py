@@ -9,6 +9,7 @@ the link bundle's one-way bandwidth.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
         hops.append(int(pred[hops[-1]]))
     hops.reverse()
     names = tuple(arrays.nodes[i] for i in hops)
-    edges = [g.edges[u, v] for u, v in zip(names, names[1:], strict=False)]
+    edges = [g.edges[u, v] for u, v in itertools.pairwise(names)]
     return PathResult(
         plane=plane,
         hops=names,

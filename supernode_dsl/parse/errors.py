@@ -44,7 +44,7 @@ def _describe(tok_type: str, value: str = "") -> str:
 def _expected(expected: set[str]) -> str:
     names = sorted({_TERMINAL_NAMES.get(e, e.lower().strip("_")) for e in expected})
     if len(names) > 6:
-        names = names[:6] + ["..."]
+        names = [*names[:6], "..."]
     return ", ".join(names)
 
 
@@ -66,8 +66,8 @@ def _unclosed_brace(source: SourceText) -> Span | None:
                 stack.pop()
     if not stack:
         return None
-    line, col = stack[-1]
-    return Span(source, line, col, line, col + 1)
+    open_line, open_col = stack[-1]
+    return Span(source, open_line, open_col, open_line, open_col + 1)
 
 
 def _token_message(err: UnexpectedToken, source: SourceText) -> tuple[str, Span | None]:

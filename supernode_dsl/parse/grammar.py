@@ -15,7 +15,8 @@ _PKG_DIR = Path(__file__).resolve().parent.parent
 
 def grammar_path() -> Path:
     """Path of ``cmx.lark``: inside the installed package, else the repository's grammars/."""
-    for candidate in (_PKG_DIR / "grammars" / "cmx.lark", _PKG_DIR.parent / "grammars" / "cmx.lark"):
+    for base in (_PKG_DIR, _PKG_DIR.parent):
+        candidate = base / "grammars" / "cmx.lark"
         if candidate.is_file():
             return candidate
     raise FileNotFoundError("cmx.lark not found: the supernode-dsl installation is incomplete")

@@ -68,19 +68,29 @@ class AstBuilder(Transformer[Token, Any]):
     def neg(self, meta: Meta, ch: list[Any]) -> A.Neg:
         return A.Neg(ch[0], self._span(meta))
 
-    def _bin(op: str) -> Any:  # noqa: N805 - a factory used in the class body
-        def method(self: AstBuilder, meta: Meta, ch: list[Any]) -> A.BinOp:
-            return A.BinOp(op, ch[0], ch[1], self._span(meta))
+    def _binop(self, op: str, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return A.BinOp(op, ch[0], ch[1], self._span(meta))
 
-        return method
+    def add(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("+", meta, ch)
 
-    add = _bin("+")
-    sub = _bin("-")
-    mul = _bin("*")
-    div = _bin("/")
-    floordiv = _bin("//")
-    mod = _bin("%")
-    pow = _bin("**")
+    def sub(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("-", meta, ch)
+
+    def mul(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("*", meta, ch)
+
+    def div(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("/", meta, ch)
+
+    def floordiv(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("//", meta, ch)
+
+    def mod(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("%", meta, ch)
+
+    def pow(self, meta: Meta, ch: list[Any]) -> A.BinOp:
+        return self._binop("**", meta, ch)
 
     # ---- references ----------------------------------------------------------------------
     def index_expr(self, meta: Meta, ch: list[Any]) -> A.IndexExpr:
@@ -139,7 +149,9 @@ class AstBuilder(Transformer[Token, Any]):
         return ch[0]  # type: ignore[no-any-return]
 
     def child_decl(self, meta: Meta, ch: list[Any]) -> A.ChildDecl:
-        return A.ChildDecl(str(ch[0]), tuple(ch[1:-1]), ch[-1], self._span(meta), self._tspan(ch[0]))
+        return A.ChildDecl(
+            str(ch[0]), tuple(ch[1:-1]), ch[-1], self._span(meta), self._tspan(ch[0])
+        )
 
     def link_stmt(self, meta: Meta, ch: list[Any]) -> A.LinkStmt:
         plane, left, _op, right, attrs = ch
