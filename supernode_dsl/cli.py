@@ -103,7 +103,10 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
     if str(output) == "-":
         click.echo(text, nl=False)
     else:
-        write_atomic(output, text)
+        try:
+            write_atomic(output, text)
+        except OSError as err:
+            _fail([Diagnostic("E011", f"cannot write '{output}': {err.strerror or err}")])
 
 
 def info_data(model: Model, g: nx.Graph) -> dict[str, Any]:

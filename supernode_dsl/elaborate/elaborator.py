@@ -23,7 +23,7 @@ class Limits:
     """Sanity limits; a file that exceeds them gets an E010 diagnostic, not an OOM."""
 
     max_instances: int = 5_000_000
-    max_links: int = 20_000_000
+    max_links: int = 10_000_000
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -47,6 +47,7 @@ class Elaborator:
         self.globals: dict[str, Value] = {}
         self.overrides: dict[str, A.ParamDecl] = {}
         self._evaluating: list[str] = []
+        self._cyclic: set[str] = set()
         self._templates: dict[_TemplateKey, Template | None] = {}
         self._type_stack: list[str] = []
 
@@ -82,7 +83,9 @@ class Elaborator:
     def define(self, defines: Mapping[str, str]) -> None:
         """Parse ``-D name=value`` overrides of global parameters (E015 on mistakes)."""
         for name, text in defines.items():
-            src = SourceText(f"<-D {name}={text}>", f"param {name} = {text}\n")
+            # the display name is one line (a diagnostic's head is `name:line:col: ...`)
+            shown = f"{name}={text}".encode("unicode_escape").decode("ascii")
+            src = SourceText(f"<-D {shown}>", f"param {name} = {text}\n")
             inner = DiagnosticSink()
             tree = parse_text(src, inner)
             if tree is None or len(tree.params) != 1:
@@ -109,7 +112,9 @@ class Elaborator:
             raise EvalError("E002", f"unknown name '{name}'"
                             + _suggest(name, list(self.param_decls)), span)
         if name in self._evaluating:
-            cycle = " -> ".join([*self._evaluating[self._evaluating.index(name):], name])
+            members = self._evaluating[self._evaluating.index(name):]
+            self._cyclic.update(members)
+            cycle = " -> ".join([*members, name])
             raise EvalError("E014", f"parameter '{name}' depends on itself ({cycle})", span)
         self._evaluating.append(name)
         try:
@@ -122,6 +127,8 @@ class Elaborator:
     def evaluate_globals(self) -> None:
         """Evaluate every global parameter once, so mistakes are reported even if unused."""
         for name, decl in self.param_decls.items():
+            if name in self._cyclic:
+                continue  # its cycle is already reported (once, not once per member)
             try:
                 self.global_value(name, decl.name_span)
             except EvalError as e:
@@ -268,6 +275,9 @@ class Elaborator:
             count = 1
             for n in shape:
                 count *= n
+            if tpl.size > self.limits.max_instances:  # already reported inside the type
+                size += tpl.size
+                continue
             if count * tpl.size + size > self.limits.max_instances:
                 self.sink.error(
                     "E010",
@@ -355,13 +365,18 @@ class Elaborator:
         if root is None:
             raise CmxError(self.sink.diagnostics)
         planes = tuple(Plane(p.name, p.description, p.span) for p in self.planes.values())
-        return Model(
+        model = Model(
             root_name=name,
             root=root,
             planes=planes,
             params=tuple(sorted(self.globals.items())),
             files=tuple(f.path for f in self.program.files),
         )
+        if (links := model.num_link_bundles()) > self.limits.max_links:
+            self.sink.error("E010", f"the model has {links:,} links; the limit is "
+                            f"{self.limits.max_links:,}", root.span)
+            self.sink.raise_if_errors()
+        return model
 
 
 class _Scope:

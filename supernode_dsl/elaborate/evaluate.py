@@ -119,11 +119,15 @@ def _call(node: A.Call, args: list[Quantity]) -> Quantity:
 def evaluate(node: A.Expr, lookup: Lookup) -> Value:
     """Evaluate ``node``; ``lookup(name, span)`` resolves names (or raises EvalError)."""
     if isinstance(node, A.Number):
+        if not math.isfinite(node.value):  # 1e400: inf would crash floor(), int(), ...
+            raise EvalError("E014", "the number is out of range", node.span)
         return Quantity(node.value)
     if isinstance(node, A.QuantityLit):
         if node.unit not in UNITS:
             raise _unit_error(node)
         factor, dim = UNITS[node.unit]
+        if not math.isfinite(node.value * factor):
+            raise EvalError("E014", "the number is out of range", node.span)
         return Quantity(node.value * factor, dim)
     if isinstance(node, A.Var):
         return lookup(node.name, node.span)
@@ -166,6 +170,8 @@ def as_int(v: Value, span: Span, what: str, minimum: int = 0) -> int:
     q = _num(v, span, what)
     if not q.dim.is_dimensionless:
         raise EvalError("E004", f"{what} must be a plain number, not {dim_name(q.dim)}", span)
+    if not math.isfinite(q.value):  # e.g. 1e400: int() would raise OverflowError
+        raise EvalError("E005", f"{what} must be a finite whole number", span)
     if q.value != int(q.value):
         raise EvalError("E005", f"{what} must be a whole number, not {q.value:g}", span)
     if q.value < minimum:

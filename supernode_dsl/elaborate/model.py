@@ -142,6 +142,18 @@ class Model:
             self._counts[key] = count(self.root)
         return self._counts[key]
 
+    def num_link_bundles(self) -> int:
+        """Number of graph edges the model will produce (computed from templates)."""
+        memo: dict[int, int] = {}
+
+        def count(t: Template) -> int:
+            if id(t) not in memo:
+                own = sum(len(b.pairs) for b in t.links)
+                memo[id(t)] = own + sum(ch.count * count(ch.template) for ch in t.children)
+            return memo[id(t)]
+
+        return count(self.root)
+
     def count_by_category(self) -> dict[str, int]:
         """Category -> number of instances (computed from templates, without flattening)."""
         return dict(sorted(self._count("category").items()))

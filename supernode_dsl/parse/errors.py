@@ -27,6 +27,11 @@ _TERMINAL_NAMES = {
     "SEMICOLON": "';'",
     "COMMA": "','",
     "DOT": "'.'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "PERCENT": "'%'",
     "$END": "the end of the file",
 }
 
@@ -48,10 +53,13 @@ def _expected(expected: set[str]) -> str:
     return ", ".join(names)
 
 
-def _unclosed_brace(source: SourceText) -> Span | None:
-    """The '{' that is never closed, ignoring comments and strings; None if balanced."""
+def _unclosed_brace(source: SourceText, upto: int | None = None) -> Span | None:
+    """The '{' that is never closed (in lines 1..``upto``, default all), ignoring comments
+    and strings; None if balanced."""
     stack: list[tuple[int, int]] = []
     for lineno, line in enumerate(source.text.splitlines(), start=1):
+        if upto is not None and lineno > upto:
+            break
         in_str = False
         for col, ch in enumerate(line, start=1):
             if ch == '"':
@@ -101,6 +109,12 @@ def _token_message(err: UnexpectedToken, source: SourceText) -> tuple[str, Span 
     if tok.type in ("NAME", "UNIT") and ("_NL" in expected or "SEMICOLON" in expected):
         return (f"unexpected {got}: put one statement per line "
                 "(or separate statements with ';')", None)
+    if tok.type in ("INSTANCE", "IMPORT", "PLANE") and "RBRACE" in expected:
+        brace = _unclosed_brace(source, upto=(tok.line or 1) - 1)
+        where = f" (the '{{' opened at line {brace.line} is never closed)" if brace else ""
+        return f"'{tok}' cannot appear inside a block: is a '}}' missing?{where}", None
+    if tok.type == "_NL":
+        return f"unexpected end of line; expected {_expected(expected)}", None
     return f"unexpected {got}; expected {_expected(expected)}", None
 
 
