@@ -110,17 +110,14 @@ def _build_units() -> dict[str, tuple[float, Dim]]:
     decimal = {"": 1.0, "K": 1e3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
     binary = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
     for prefix, factor in (decimal | binary).items():
-        if prefix == "k":
-            continue
         units[f"{prefix}B"] = (factor, BYTES)
         units[f"{prefix}B/s"] = (factor, BANDWIDTH)
     for prefix, factor in decimal.items():
-        if prefix == "k":
-            continue
         units[f"{prefix}bps"] = (factor / 8.0, BANDWIDTH)
         units[f"{prefix}b/s"] = (factor / 8.0, BANDWIDTH)
-        units[f"{prefix}FLOPS"] = (factor, OPS_RATE)
-        units[f"{prefix}OPS"] = (factor, OPS_RATE)
+        if prefix != "k":
+            units[f"{prefix}FLOPS"] = (factor, OPS_RATE)
+            units[f"{prefix}OPS"] = (factor, OPS_RATE)
     units["EFLOPS"] = (1e18, OPS_RATE)
     units["EOPS"] = (1e18, OPS_RATE)
     for name, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("\u00b5s", 1e-6),
@@ -129,6 +126,7 @@ def _build_units() -> dict[str, tuple[float, Dim]]:
     units["W"] = (1.0, POWER)
     units["kW"] = (1e3, POWER)
     units["Hz"] = (1.0, FREQUENCY)
+    units["kHz"] = (1e3, FREQUENCY)
     units["MHz"] = (1e6, FREQUENCY)
     units["GHz"] = (1e9, FREQUENCY)
     return units

@@ -149,7 +149,8 @@ class Elaborator:
         local = self._type_params(decl, ref, env)
         if local is None:
             return None
-        overrides = self._attrs(ref.attrs, self._scope(local))
+        # Overrides are written in the enclosing type, so they see its names (lexical scope).
+        overrides = self._attrs(ref.attrs, self._scope(env))
         key: _TemplateKey = (ref.name, tuple(sorted(local.items())), overrides)
         if key not in self._templates:
             self._type_stack.append(ref.name)
@@ -325,8 +326,10 @@ class Elaborator:
         if bw.value <= 0:
             self.sink.error("E005", "a link's bandwidth must be positive", st.span)
             return None
+        extras = tuple((k, v) for k, v in attrs.items() if k.startswith("x_"))
         return LinkBundle(st.plane, bw.value, lat.value,
-                          tuple((a, b, n * count) for (a, b), n in pairs.items()), st.span)
+                          tuple((a, b, n * count) for (a, b), n in pairs.items()), st.span,
+                          extras)
 
     # ---- the whole program -------------------------------------------------------------
     def root(self) -> tuple[str, Template | None]:

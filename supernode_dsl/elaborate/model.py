@@ -30,7 +30,7 @@ class LinkBundle:
 
     ``pairs`` holds ``(a, b, count)``: local indices of the two endpoints and how many
     parallel links join them.  ``link_bandwidth`` is per link and per direction (B/s),
-    ``latency`` per traversal (s).
+    ``latency`` per traversal (s); ``extras`` are the free-form ``x_`` attributes.
     """
 
     plane: str
@@ -38,6 +38,7 @@ class LinkBundle:
     latency: float
     pairs: tuple[tuple[int, int, int], ...]
     span: Span
+    extras: tuple[tuple[str, Value], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)

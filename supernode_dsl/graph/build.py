@@ -64,8 +64,10 @@ def build_graph(model: Model) -> nx.Graph:
     total = 0
     for tpl, base in linked:
         for bundle in tpl.links:
+            extras = {k: _plain(v) for k, v in bundle.extras}
             g.add_edges_from(
                 (paths[base + a], paths[base + b], {
+                    **extras,
                     S.EDGE_PLANE: bundle.plane,
                     S.EDGE_BANDWIDTH: bundle.link_bandwidth * n,
                     S.EDGE_LINK_BANDWIDTH: bundle.link_bandwidth,
@@ -93,11 +95,12 @@ def _report_duplicates(linked: list[tuple[Template, int]], paths: list[str],
                 key = (u, v) if u < v else (v, u)
                 if key in seen:
                     first = seen[key]
+                    other = (f" on plane '{first.plane}' (one pair of instances carries one "
+                             "plane)" if first.plane != bundle.plane else
+                             "; write one link statement with `count = N` for parallel links")
                     sink.error(
                         "E012",
-                        f"{u} and {v} are already linked"
-                        + (f" on plane '{first.plane}'" if first.plane != bundle.plane else "")
-                        + "; write one link statement with `count = N` for parallel links",
+                        f"{u} and {v} are already linked{other}",
                         bundle.span,
                         notes=(("first linked here", first.span),),
                     )

@@ -45,16 +45,18 @@ def parse_text(source: SourceText, sink: DiagnosticSink) -> ast.FileAST | None:
     return result
 
 
-def _read(path: Path, sink: DiagnosticSink, at: Span | None) -> SourceText | None:
+def _read(path: Path, sink: DiagnosticSink, at: Span | None,
+          shown: str | None = None) -> SourceText | None:
+    name = shown or str(path)
     try:
         data = path.read_bytes()
     except OSError as err:
-        sink.error("E011", f"cannot read '{path}': {err.strerror or err}", at)
+        sink.error("E011", f"cannot read '{name}': {err.strerror or err}", at)
         return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        sink.error("E011", f"'{path}' is not UTF-8 text (bad byte at offset {err.start})", at)
+        sink.error("E011", f"'{name}' is not UTF-8 text (bad byte at offset {err.start})", at)
         return None
     return SourceText(str(path), text)
 
@@ -85,7 +87,7 @@ class _Loader:
             return
         if target in self.done:
             return
-        source = _read(target, self.sink, imp.span)
+        source = _read(target, self.sink, imp.span, _display_name(target))
         if source is None:
             self.done[target] = None
             return

@@ -101,6 +101,8 @@ def _token_message(err: UnexpectedToken, source: SourceText) -> tuple[str, Span 
     if prev2 is not None and str(prev2) == "link" and tok.type in ("LSQB", "DOT", "LINK_OP"):
         return ("a link names its plane first: `link PLANE a <-> b { bw = ... }`, "
                 f"found {got}", None)
+    if str(tok) == "//":
+        return "comments start with '#', found '//'", None
     if "LINK_OP" in expected and tok.type in ("MINUS", "LESSTHAN", "MORETHAN", "__ANON_0"):
         return f"links are written with '<->', found {got}", None
     if "LBRACE" in expected and tok.type in ("_NL", "$END"):
