@@ -7,12 +7,13 @@ links of one plane.  Attribute names and units: :mod:`supernode_dsl.schema`.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.diagnostics import DiagnosticSink, Span
 from supernode_dsl.elaborate import Model, Template, Value
 from supernode_dsl.units import Quantity
 
@@ -80,7 +81,7 @@ def build_graph(model: Model) -> nx.Graph:
     sink = DiagnosticSink()
     if g.number_of_edges() != total:
         _report_duplicates(linked, paths, sink)
-    _check_ports(g, model, sink)
+    _check_ports(g, model, sink, lambda node: _bundles_touching(node, linked, paths))
     sink.raise_if_errors()
     return g
 
@@ -108,7 +109,20 @@ def _report_duplicates(linked: list[tuple[Template, int]], paths: list[str],
                     seen[key] = bundle
 
 
-def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink) -> None:
+def _bundles_touching(node: str, linked: list[tuple[Template, int]],
+                      paths: list[str]) -> list[Span]:
+    """Spans of the link statements that wire ``node`` (error path only: a full scan)."""
+    spans: list[Span] = []
+    for tpl, base in linked:
+        for bundle in tpl.links:
+            if bundle.span not in spans and any(
+                    node in (paths[base + a], paths[base + b]) for a, b, _ in bundle.pairs):
+                spans.append(bundle.span)
+    return spans
+
+
+def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink,
+                 wiring: Callable[[str], list[Span]]) -> None:
     over: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     slow: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
     spans = {}
@@ -130,8 +144,12 @@ def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink) -> None:
     for ttype, items in over.items():
         node, used, ports = items[0]
         more = f" (and {len(items) - 1} more switches of type {ttype})" if len(items) > 1 else ""
+        links = wiring(node)
+        notes: tuple[tuple[str, Span | None], ...] = tuple(
+            ("a link statement wiring it", s) for s in links[1:])
+        notes += (("the switch type declares its ports here", spans.get(ttype)),)
         sink.error("E006", f"switch {node} ({ttype}, {ports} ports) is wired to {used} "
-                   f"links{more}", spans.get(ttype))
+                   f"links{more}", links[0] if links else spans.get(ttype), notes=notes)
     for ttype, slows in slow.items():
         node, bw, port_bw = slows[0]
         sink.error("E006", f"switch {node} ({ttype}) has a {bw / 1e9:g} GB/s link but its "
