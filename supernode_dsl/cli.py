@@ -85,8 +85,10 @@ def check(file: Path, defines: tuple[str, ...], max_instances: int) -> None:
     """Check FILE: report every error, or print a one-line summary."""
     model = _model(file, defines, max_instances)
     g = _graph(model)
+    edges, planes = g.number_of_edges(), len(model.planes)
     click.echo(f"{file}: ok: {model.num_instances:,} instances, "
-               f"{g.number_of_edges():,} link bundles on {len(model.planes)} planes")
+               f"{edges:,} link bundle{'s' * (edges != 1)} on "
+               f"{planes} plane{'s' * (planes != 1)}")
 
 
 @cli.command("compile")

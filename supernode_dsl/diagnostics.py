@@ -47,10 +47,10 @@ CODES: dict[str, str] = {
     "E013": "index out of range",
     "E014": "bad expression",
     "E015": "bad command-line definition",
-    "E016": "no root instance",
+    "E016": "more than one root instance",
     "E017": "recursive type",
     "E018": "inconsistent index variable",
-    "E019": "missing or misplaced attribute",
+    "E019": "missing required attribute",
     "E020": "bad query",
 }
 

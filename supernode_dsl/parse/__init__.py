@@ -50,6 +50,9 @@ def _read(path: Path, sink: DiagnosticSink, at: Span | None,
     name = shown or str(path)
     try:
         data = path.read_bytes()
+    except ValueError as err:  # a NUL byte in the path
+        sink.error("E011", f"cannot read '{name}': {err}", at)
+        return None
     except OSError as err:
         sink.error("E011", f"cannot read '{name}': {err.strerror or err}", at)
         return None
@@ -80,7 +83,11 @@ class _Loader:
         return tree
 
     def _import(self, base: Path, imp: ast.Import) -> None:
-        target = (base / imp.path).resolve()
+        try:
+            target = (base / imp.path).resolve()
+        except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+            self.sink.error("E011", f"cannot read '{imp.path}': {err}", imp.span)
+            return
         if target in self.stack:
             chain = " -> ".join(p.name for p in [*self.stack[self.stack.index(target):], target])
             self.sink.error("E009", f"import cycle: {chain}", imp.span)
