@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast as pyast
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -185,10 +184,20 @@ class AstBuilder(Transformer[Token, Any]):
         )
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+
+
 def _unquote(text: str) -> str:
-    """Resolve a double-quoted literal's escapes (a malformed escape is kept as written)."""
-    try:
-        value = pyast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text[1:-1]
-    return value if isinstance(value, str) else text[1:-1]
+    """Resolve a double-quoted literal's escapes: \\n, \\t, \\\\ and \\"; others stay as written."""
+    body = text[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body) and body[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[body[i + 1]])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
