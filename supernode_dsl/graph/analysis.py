@@ -13,6 +13,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -20,10 +21,12 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from supernode_dsl import schema as S
+from supernode_dsl.graph.gcpause import gc_paused
 
 __all__ = [
     "PathResult",
     "PlaneArrays",
+    "all_plane_arrays",
     "bisection_bandwidth",
     "cut_bandwidth",
     "plane_arrays",
@@ -47,30 +50,37 @@ class PlaneArrays:
     links: int
 
 
+_Edge = tuple[str, str, dict[str, Any]]
+
+
+def all_plane_arrays(g: nx.Graph) -> dict[str, PlaneArrays]:
+    """The links of every declared plane as arrays, in one pass over the edges."""
+    by_plane: dict[str, list[_Edge]] = {p: [] for p in g.graph.get(S.GRAPH_PLANES, {})}
+    with gc_paused():
+        for edge in g.edges(data=True):
+            by_plane.setdefault(edge[2][S.EDGE_PLANE], []).append(edge)
+        return {p: _arrays(g, edges) for p, edges in by_plane.items()}
+
+
 def plane_arrays(g: nx.Graph, plane: str) -> PlaneArrays:
-    """Extract the links of ``plane`` (nodes sorted by instance order)."""
-    src_p: list[str] = []
-    dst_p: list[str] = []
-    bw: list[float] = []
-    lat: list[float] = []
-    links = 0
-    for u, v, e in g.edges(data=True):
-        if e[S.EDGE_PLANE] == plane:
-            src_p.append(u)
-            dst_p.append(v)
-            bw.append(e[S.EDGE_BANDWIDTH])
-            lat.append(e[S.EDGE_LATENCY])
-            links += e[S.EDGE_COUNT]
+    """The links of one plane as arrays (nodes sorted by instance order)."""
+    return _arrays(g, [e for e in g.edges(data=True) if e[2][S.EDGE_PLANE] == plane])
+
+
+def _arrays(g: nx.Graph, edges: list[_Edge]) -> PlaneArrays:
     index_of = g.nodes
-    nodes = sorted(set(src_p) | set(dst_p), key=lambda n: index_of[n][S.NODE_INDEX])
+    ends = {u for u, _, _ in edges} | {v for _, v, _ in edges}
+    nodes = sorted(ends, key=lambda n: index_of[n][S.NODE_INDEX])
     pos = {n: i for i, n in enumerate(nodes)}
     return PlaneArrays(
         nodes=tuple(nodes),
-        src=np.fromiter((pos[n] for n in src_p), dtype=np.int64, count=len(src_p)),
-        dst=np.fromiter((pos[n] for n in dst_p), dtype=np.int64, count=len(dst_p)),
-        bandwidth=np.asarray(bw, dtype=np.float64),
-        latency=np.asarray(lat, dtype=np.float64),
-        links=links,
+        src=np.fromiter((pos[u] for u, _, _ in edges), dtype=np.int64, count=len(edges)),
+        dst=np.fromiter((pos[v] for _, v, _ in edges), dtype=np.int64, count=len(edges)),
+        bandwidth=np.fromiter((e[S.EDGE_BANDWIDTH] for _, _, e in edges), dtype=np.float64,
+                              count=len(edges)),
+        latency=np.fromiter((e[S.EDGE_LATENCY] for _, _, e in edges), dtype=np.float64,
+                            count=len(edges)),
+        links=sum(e[S.EDGE_COUNT] for _, _, e in edges),
     )
 
 
@@ -178,8 +188,7 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
 def plane_summary(g: nx.Graph) -> dict[str, dict[str, float | int]]:
     """Plane -> ``links`` (parallel links counted) and ``bisection_bandwidth`` (B/s)."""
     out: dict[str, dict[str, float | int]] = {}
-    for plane in g.graph.get(S.GRAPH_PLANES, {}):
-        arrays = plane_arrays(g, plane)
+    for plane, arrays in all_plane_arrays(g).items():
         out[plane] = {
             "links": arrays.links,
             "bisection_bandwidth": bisection_bandwidth(g, plane, arrays),

@@ -15,6 +15,7 @@ import networkx as nx
 from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import DiagnosticSink, Span
 from supernode_dsl.elaborate import Model, Template, Value
+from supernode_dsl.graph.gcpause import gc_paused
 from supernode_dsl.units import Quantity
 
 __all__ = ["build_graph"]
@@ -37,12 +38,18 @@ def _node_attrs(tpl: Template) -> dict[str, Any]:
 
 
 def build_graph(model: Model) -> nx.Graph:
-    """The compiled graph of ``model``.
+    """The compiled graph of ``model`` (built with the cyclic GC paused).
 
     Raises :class:`~supernode_dsl.diagnostics.CmxError` for two instances joined twice on one
     plane or on two planes (E012) and for a switch wired to more links than it has ports, or
     to a link faster than its ports (E006).
     """
+    with gc_paused():
+        return _build(model)
+
+
+def _build(model: Model) -> nx.Graph:
+    """Build the graph (the body of :func:`build_graph`)."""
     g = nx.Graph()
     g.graph.update({
         S.GRAPH_NAME: model.root_name,
@@ -129,11 +136,9 @@ def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink,
     for node, data in g.nodes(data=True):
         if data[S.NODE_CATEGORY] != "switch" or "ports" not in data:
             continue
-        used = 0
-        fastest = 0.0
-        for _, _, e in g.edges(node, data=True):
-            used += e[S.EDGE_COUNT]
-            fastest = max(fastest, e[S.EDGE_LINK_BANDWIDTH])
+        edges = g.adj[node].values()
+        used = sum(e[S.EDGE_COUNT] for e in edges)
+        fastest = max((e[S.EDGE_LINK_BANDWIDTH] for e in edges), default=0.0)
         ttype = data[S.NODE_TYPE]
         if used > data["ports"]:
             over[ttype].append((node, used, data["ports"]))
