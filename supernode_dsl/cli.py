@@ -6,6 +6,7 @@ usage.  Outputs are written atomically.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,13 @@ from supernode_dsl import compile_file
 from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import CmxError, Diagnostic, render
 from supernode_dsl.elaborate import Limits, Model
-from supernode_dsl.emit import graphml_text, info_json, node_link_text, write_atomic
+from supernode_dsl.emit import (
+    document_json,
+    graphml_text,
+    info_json,
+    node_link_text,
+    write_atomic,
+)
 from supernode_dsl.graph import build_graph, cut_bandwidth, plane_summary, shortest_path
 from supernode_dsl.graph.select import PatternError, select
 
@@ -101,14 +108,7 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
                 fmt: str) -> None:
     """Compile FILE to a graph file (networkx node-link JSON or GraphML)."""
     g = _graph(_model(file, defines, max_instances))
-    text = node_link_text(g) if fmt == "node-link" else graphml_text(g)
-    if str(output) == "-":
-        click.echo(text, nl=False)
-    else:
-        try:
-            write_atomic(output, text)
-        except OSError as err:
-            _fail([Diagnostic("E011", f"cannot write '{output}': {err.strerror or err}")])
+    _write(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))
 
 
 def info_data(model: Model, g: nx.Graph) -> dict[str, Any]:
@@ -167,6 +167,70 @@ def _print_info(data: dict[str, Any]) -> None:
         t.add_row(k, f"{v['links']:,}", f"{v['bisection_bandwidth'] / 1e9:,.1f}",
                   v["description"])
     console.print(t)
+
+
+def _read_json(path: Path, code: str) -> Any:
+    """A JSON document from ``path``; mistakes are diagnostics with the line and column."""
+    from supernode_dsl.diagnostics import SourceText, Span
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        _fail([Diagnostic(code, f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        src = SourceText(str(path), text)
+        _fail([Diagnostic(code, f"not valid JSON: {err.msg}",
+                          Span(src, err.lineno, err.colno, err.lineno, err.colno + 1))])
+
+
+@cli.command("plan")
+@_compile_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Plan file to write ('-' for standard output).")
+@click.option("--expert-loads", "loads_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Measured loads [MoE layers x routed experts]: SGLang "
+                   "{\"logical_count\": ...} JSON, .npy or .csv.  Default: equal loads.")
+@click.option("--previous", "previous_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A previous plan: re-plan moving as few expert weights as possible.")
+@click.option("--deployment", help="The deployment to plan when the file declares several.")
+def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
+             loads_path: Path | None, previous_path: Path | None,
+             deployment: str | None) -> None:
+    """Plan a deployment of FILE: expert placement per role, balance, memory."""
+    from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+    from supernode_dsl.plan.loads import read_loads
+
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    previous = _read_json(previous_path, "E024") if previous_path else None
+    try:
+        loads = read_loads(loads_path) if loads_path else None
+        doc = plan_deployment(model, g, PlanRequest(
+            deployment=deployment, loads=loads, previous=previous,
+            source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
+                    "expert_loads": str(loads_path) if loads_path else None,
+                    "previous": str(previous_path) if previous_path else None}))
+    except CmxError as err:
+        _fail(err.diagnostics)
+    problems = validate_plan(doc)
+    if problems:
+        click.echo("cmx: internal error: the plan fails its own checks:", err=True)
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+        sys.exit(2)
+    _write(output, document_json(doc))
+
+
+def _write(output: Path, text: str) -> None:
+    if str(output) == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        write_atomic(output, text)
+    except OSError as err:
+        _fail([Diagnostic("E011", f"cannot write '{output}': {err.strerror or err}")])
 
 
 @cli.group()

@@ -52,6 +52,11 @@ CODES: dict[str, str] = {
     "E018": "inconsistent index variable",
     "E019": "missing required attribute",
     "E020": "bad query",
+    "E021": "bad expert-loads file",
+    "E022": "deployment does not fit the topology",
+    "E023": "device memory exceeded",
+    "E024": "bad previous plan",
+    "E025": "no deployment to plan",
 }
 
 

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from typing import Final
 
-from supernode_dsl.units import BANDWIDTH, BYTES, COUNT, FREQUENCY, OPS_RATE, POWER, TIME, Dim
+from supernode_dsl.units import (
+    BANDWIDTH,
+    BYTES,
+    COUNT,
+    FREQUENCY,
+    OPS_RATE,
+    POWER,
+    TIME,
+    Dim,
+    dim_name,
+)
 
 __all__ = [
     "CATEGORIES",
+    "DEPLOYMENT_ATTRS",
     "EDGE_BANDWIDTH",
     "EDGE_COUNT",
     "EDGE_LATENCY",
@@ -25,13 +36,18 @@ __all__ = [
     "GRAPH_ROOT",
     "GRAPH_SCHEMA_VERSION",
     "LINK_ATTRS",
+    "MODEL_ATTRS",
     "NODE_CATEGORY",
     "NODE_INDEX",
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
+    "ROLES",
     "SCHEMA_VERSION",
+    "SPEC_CATEGORIES",
+    "Kind",
     "expected_dim",
+    "kind_name",
 ]
 
 SCHEMA_VERSION: Final = "1.0"
@@ -40,6 +56,12 @@ SCHEMA_VERSION: Final = "1.0"
 CATEGORIES: Final = (
     "accelerator", "die", "cpu", "memory", "switch", "nic", "board", "node", "rack", "system",
 )
+
+#: Declarations that describe workloads, not components: they are never instantiated.
+SPEC_CATEGORIES: Final = ("model", "deployment")
+
+#: Roles a deployment may declare; ``prefill`` and ``decode`` use expert parallelism.
+ROLES: Final = ("prefill", "decode")
 
 #: Categories that forward traffic but are not traffic endpoints (bisection ignores them).
 ENDPOINT_EXCLUDED: Final = frozenset({"switch", "nic"})
@@ -67,7 +89,10 @@ GRAPH_SCHEMA_VERSION: Final = "schema_version"
 #: Attributes known on components, with the dimension their value must have.  A dotted
 #: family (``compute.*``) accepts any suffix.  Names starting with ``x_`` are free-form user
 #: extensions and accept any dimension.
-_KNOWN_ATTRS: Final[dict[str, Dim]] = {
+#: What an attribute's value must be: a quantity of this dimension, or a string (``str``).
+Kind = Dim | type[str]
+
+_KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "hbm": BYTES, "hbm_bw": BANDWIDTH,
     "dram": BYTES, "dram_bw": BANDWIDTH,
     "sram": BYTES, "sram_bw": BANDWIDTH,
@@ -81,10 +106,47 @@ _KNOWN_ATTRS: Final[dict[str, Dim]] = {
 }
 
 #: Attributes of a link block.
-LINK_ATTRS: Final[dict[str, Dim]] = {"bw": BANDWIDTH, "latency": TIME, "count": COUNT}
+LINK_ATTRS: Final[dict[str, Kind]] = {"bw": BANDWIDTH, "latency": TIME, "count": COUNT}
+
+#: Attributes of a ``model`` declaration (a transformer, possibly mixture-of-experts).
+MODEL_ATTRS: Final[dict[str, Kind]] = {
+    "layers": COUNT, "dense_layers": COUNT, "hidden": COUNT, "vocab": COUNT,
+    "dense_intermediate": COUNT,
+    "routed_experts": COUNT, "shared_experts": COUNT, "top_k": COUNT,
+    "expert_groups": COUNT, "topk_groups": COUNT, "expert_intermediate": COUNT,
+    "attention": str, "heads": COUNT, "q_lora_rank": COUNT, "kv_lora_rank": COUNT,
+    "qk_nope_dim": COUNT, "qk_rope_dim": COUNT, "v_head_dim": COUNT,
+    "kv_bytes_per_token_layer": BYTES,
+    "mtp_depth": COUNT,
+    "precision.*": str,
+}
+
+_ROLE_ATTRS: Final[dict[str, Kind]] = {
+    "instances": COUNT,        # instances of the role
+    "npus": COUNT,             # accelerators per instance
+    "ep": COUNT,               # expert-parallel degree (devices per instance)
+    "routed_slots": COUNT,     # routed-expert slots per EP device
+    "shared_slots": COUNT,     # shared-expert copies per EP device
+    "shared_devices": COUNT,   # devices per instance dedicated to the shared expert
+    "redundant": COUNT,        # redundant routed replicas per instance
+    "batch_per_device": COUNT,  # tokens per device per step (decode) or per chunk (prefill)
+    "context_len": COUNT,      # tokens of KV cache per sequence
+    "sequences_per_device": COUNT,
+    "hbm_reserve": BYTES,      # activations and workspace held back per device
+}
+
+#: Attributes of a ``deployment`` declaration.
+DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
+    "model": str,              # the name of a declared model
+    "nodes_per_rack": COUNT,
+    "cache.pool": str, "cache.block_tokens": COUNT,
+    "workload.prompt_len": COUNT, "workload.output_len": COUNT,
+    "dispatch_bytes_per_token": BYTES, "combine_bytes_per_token": BYTES,
+    **{f"{role}.{name}": kind for role in ROLES for name, kind in _ROLE_ATTRS.items()},
+}
 
 
-def expected_dim(name: str, vocabulary: dict[str, Dim] | None = None) -> Dim | None:
+def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:
     """The dimension attribute ``name`` must have; None if unknown (``x_`` names: any)."""
     vocab = _KNOWN_ATTRS if vocabulary is None else vocabulary
     if name in vocab:
@@ -93,6 +155,11 @@ def expected_dim(name: str, vocabulary: dict[str, Dim] | None = None) -> Dim | N
     if "." in name and f"{head}.*" in vocab:
         return vocab[f"{head}.*"]
     return None
+
+
+def kind_name(kind: Kind) -> str:
+    """How a message names what a value must be: 'a string' or a dimension's name."""
+    return "a string" if kind is str else dim_name(kind)  # type: ignore[arg-type]
 
 
 def known_attribute_names() -> list[str]:

@@ -12,7 +12,15 @@ from collections.abc import Mapping
 
 from supernode_dsl.elaborate.elaborator import Elaborator, Limits
 from supernode_dsl.elaborate.evaluate import Value
-from supernode_dsl.elaborate.model import ChildArray, Instance, LinkBundle, Model, Plane, Template
+from supernode_dsl.elaborate.model import (
+    ChildArray,
+    Instance,
+    LinkBundle,
+    Model,
+    Plane,
+    Spec,
+    Template,
+)
 from supernode_dsl.parse import Program
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "LinkBundle",
     "Model",
     "Plane",
+    "Spec",
     "Template",
     "Value",
     "elaborate",

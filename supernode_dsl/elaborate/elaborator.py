@@ -9,10 +9,20 @@ from dataclasses import dataclass
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate
 from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs
-from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, Template
+from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, Spec, Template
 from supernode_dsl.parse import Program, parse_text
 from supernode_dsl.parse import ast as A
-from supernode_dsl.schema import CATEGORIES, LINK_ATTRS, expected_dim, known_attribute_names
+from supernode_dsl.schema import (
+    CATEGORIES,
+    DEPLOYMENT_ATTRS,
+    LINK_ATTRS,
+    MODEL_ATTRS,
+    SPEC_CATEGORIES,
+    Kind,
+    expected_dim,
+    kind_name,
+    known_attribute_names,
+)
 from supernode_dsl.units import Dim, Quantity, dim_name
 
 __all__ = ["Elaborator", "Limits"]
@@ -57,11 +67,12 @@ class Elaborator:
         for f in self.program.files:
             for t in f.types:
                 self._declare(self.types, t.name, t, t.name_span, "type")
-                if t.category not in CATEGORIES:
+                if t.category not in CATEGORIES + SPEC_CATEGORIES:
+                    known = CATEGORIES + SPEC_CATEGORIES
                     self.sink.error(
                         "E002",
-                        f"unknown category '{t.category}' (one of: {', '.join(CATEGORIES)})"
-                        + _suggest(t.category, list(CATEGORIES)),
+                        f"unknown category '{t.category}' (one of: {', '.join(known)})"
+                        + _suggest(t.category, list(known)),
                         t.category_span,
                     )
             for p in f.params:
@@ -142,6 +153,10 @@ class Elaborator:
             self.sink.error("E002", f"unknown type '{ref.name}'"
                             + _suggest(ref.name, list(self.types)), ref.span)
             return None
+        if decl.category in SPEC_CATEGORIES:
+            self.sink.error("E002", f"'{ref.name}' is a {decl.category}, not a component type, "
+                            "so it cannot be instantiated", ref.span)
+            return None
         if ref.name in self._type_stack:
             chain = " -> ".join([*self._type_stack[self._type_stack.index(ref.name):], ref.name])
             self.sink.error("E017", f"type '{ref.name}' contains itself ({chain})", ref.span)
@@ -193,11 +208,14 @@ class Elaborator:
         return local if ok else None
 
     def _attrs(self, stmts: tuple[A.AttrStmt, ...], scope: _Scope,
-               vocabulary: dict[str, Dim] | None = None) -> tuple[tuple[str, Value], ...]:
+               vocabulary: dict[str, Kind] | None = None) -> tuple[tuple[str, Value], ...]:
         out: dict[str, Value] = {}
+        # An attribute may use the attributes set before it in the same block.
+        inner = _Scope(self, {**out, **scope.local})
         for st in stmts:
+            inner.local = {**out, **scope.local}
             try:
-                value = evaluate(st.value, scope.lookup)
+                value = self._spec_ref(st, vocabulary) or evaluate(st.value, inner.lookup)
             except EvalError as e:
                 self.sink.error(e.code, e.message, e.span)
                 continue
@@ -207,8 +225,20 @@ class Elaborator:
                 out[st.name] = value
         return tuple(out.items())
 
+    def _spec_ref(self, st: A.AttrStmt, vocabulary: dict[str, Kind] | None) -> str | None:
+        """``model = Name`` in a deployment names a declared model: its value is the name."""
+        if vocabulary is not DEPLOYMENT_ATTRS or st.name != "model" \
+                or not isinstance(st.value, A.Var):
+            return None
+        decl = self.types.get(st.value.name)
+        if decl is None or decl.category != "model":
+            models = [n for n, t in self.types.items() if t.category == "model"]
+            raise EvalError("E002", f"'{st.value.name}' is not a declared model"
+                            + _suggest(st.value.name, models), st.value.span)
+        return st.value.name
+
     def _check_attr(self, st: A.AttrStmt, value: Value,
-                    vocabulary: dict[str, Dim] | None) -> bool:
+                    vocabulary: dict[str, Kind] | None) -> bool:
         if st.name.startswith("x_"):
             return True
         want = expected_dim(st.name, vocabulary)
@@ -221,8 +251,10 @@ class Elaborator:
                 st.name_span,
             )
             return False
-        if not isinstance(value, Quantity):
-            self.sink.error("E004", f"'{st.name}' needs {dim_name(want)}", st.value.span)
+        if not isinstance(want, Dim) or not isinstance(value, Quantity):
+            if want is str and isinstance(value, str):
+                return True
+            self.sink.error("E004", f"'{st.name}' needs {kind_name(want)}", st.value.span)
             return False
         if value.dim != want:
             if value.dim.is_dimensionless:
@@ -351,6 +383,8 @@ class Elaborator:
         children: list[ChildArray] = []
         size = 1
         for t in main.types:
+            if t.category in SPEC_CATEGORIES:
+                continue
             tpl = self.template(A.TypeRef(t.name, (), (), t.name_span), {})
             if tpl is not None:
                 children.append(ChildArray(t.name, (), tpl, size, t.span))
@@ -358,12 +392,28 @@ class Elaborator:
         span = main.types[0].span if main.types else Span(SourceText(main.path, ""), 1, 1, 1, 1)
         return name, Template("<library>", "system", (), tuple(children), (), size, span)
 
+    def specs(self) -> tuple[Spec, ...]:
+        """Every model and deployment declaration, attributes checked, in declaration order."""
+        out: list[Spec] = []
+        for decl in self.types.values():
+            if decl.category not in SPEC_CATEGORIES:
+                continue
+            vocabulary = MODEL_ATTRS if decl.category == "model" else DEPLOYMENT_ATTRS
+            local = self._type_params(decl, A.TypeRef(decl.name, (), (), decl.span), {})
+            if local is None:
+                continue
+            attrs = self._attrs(decl.attrs, self._scope(local), vocabulary)
+            spans = tuple((st.name, st.value.span) for st in decl.attrs)
+            out.append(Spec(decl.name, decl.category, attrs, decl.name_span, spans))
+        return tuple(out)
+
     def run(self, defines: Mapping[str, str]) -> Model:
         """Elaborate everything; raise CmxError with all diagnostics of the stage."""
         self.collect()
         self.define(defines)
         self.evaluate_globals()
         name, root = self.root()
+        specs = self.specs()
         self.sink.raise_if_errors()
         if root is None:
             raise CmxError(self.sink.diagnostics)
@@ -374,6 +424,7 @@ class Elaborator:
             planes=planes,
             params=tuple(sorted(self.globals.items())),
             files=tuple(f.path for f in self.program.files),
+            specs=specs,
         )
         if (links := model.num_link_bundles()) > self.limits.max_links:
             self.sink.error("E010", f"the model has {links:,} links; the limit is "

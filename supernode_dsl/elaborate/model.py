@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from supernode_dsl.diagnostics import Span
 from supernode_dsl.elaborate.evaluate import Value
 
-__all__ = ["ChildArray", "Instance", "LinkBundle", "Model", "Plane", "Template"]
+__all__ = ["ChildArray", "Instance", "LinkBundle", "Model", "Plane", "Spec", "Template"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,29 @@ class Plane:
 
 
 @dataclass(frozen=True, slots=True)
+class Spec:
+    """An elaborated ``model`` or ``deployment`` declaration: checked attributes, SI units.
+
+    ``attr_spans`` locates each attribute's value, so later stages (the planner) can report
+    their findings at the line that caused them.
+    """
+
+    name: str
+    category: str
+    attrs: tuple[tuple[str, Value], ...]
+    span: Span
+    attr_spans: tuple[tuple[str, Span], ...]
+
+    def get(self, name: str, default: Value | None = None) -> Value | None:
+        """The value of attribute ``name``, or ``default``."""
+        return dict(self.attrs).get(name, default)
+
+    def span_of(self, name: str) -> Span:
+        """Where attribute ``name`` is set (the declaration if it is not set)."""
+        return dict(self.attr_spans).get(name, self.span)
+
+
+@dataclass(frozen=True, slots=True)
 class Instance:
     """One instance in depth-first order: its path, template, parent path and global index."""
 
@@ -106,6 +129,7 @@ class Model:
     planes: tuple[Plane, ...]
     params: tuple[tuple[str, Value], ...]
     files: tuple[str, ...]
+    specs: tuple[Spec, ...] = ()
     _counts: dict[str, Counter[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property

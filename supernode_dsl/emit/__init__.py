@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-__all__ = ["graphml_text", "info_json", "node_link_text", "write_atomic"]
+__all__ = ["document_json", "graphml_text", "info_json", "node_link_text", "write_atomic"]
 
 
 def write_atomic(path: str | Path, data: str) -> None:
@@ -27,6 +27,9 @@ def write_atomic(path: str | Path, data: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual mode
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -63,6 +66,27 @@ def _widen_mixed_numbers(records: Iterable[dict[str, Any]]) -> None:
     for rec in records:
         for k in mixed & rec.keys():
             rec[k] = float(rec[k])
+
+
+def _compact(value: Any, indent: int) -> str:
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f'{pad} {json.dumps(k)}: {_compact(value[k], indent + 1)}'
+                 for k in sorted(value)]
+        return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+    if isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value):
+            return json.dumps(value, separators=(", ", ": "))
+        items = [f"{pad} {_compact(v, indent + 1)}" for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{pad}]"
+    return json.dumps(value)
+
+
+def document_json(data: dict[str, Any]) -> str:
+    """Deterministic, reviewable JSON: sorted keys, one line per list of plain values."""
+    return _compact(data, 0) + "\n"
 
 
 def info_json(data: dict[str, Any]) -> str:

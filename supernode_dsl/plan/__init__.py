@@ -1,0 +1,140 @@
+"""Stage 4, plan: compiled topology + deployment -> plan document (JSON, schema 1.0).
+
+Entry point: :func:`plan_deployment`.  It reads the ``model`` and ``deployment``
+declarations, allocates the topology's devices to the roles, places every expert of every MoE
+layer (or re-plans from a previous plan, moving few expert weights), checks memory, and
+returns a plain dictionary that validates against ``plan.schema.json``
+(:func:`validate_plan` checks that and every invariant the schema cannot state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
+from supernode_dsl.elaborate import Model, Spec
+from supernode_dsl.plan.build import deployment_summary, role_plan
+from supernode_dsl.plan.devices import RoleAllocation, allocate, device_table
+from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
+from supernode_dsl.plan.validate import plan_schema, validate_plan
+
+__all__ = ["PlanRequest", "plan_deployment", "plan_schema", "validate_plan"]
+
+SCHEMA_ID = "https://supernode-dsl.dev/schemas/plan/1.0.json"
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What to plan: which deployment, with which loads, from which previous plan.
+
+    ``loads`` is [MoE layers x routed experts] (None: equally loaded experts);
+    ``previous`` is a plan document of the same deployment for migration-aware re-planning;
+    ``source`` fills the plan's ``source`` block (file, defines, file names of the inputs).
+    """
+
+    deployment: str | None = None
+    loads: np.ndarray | None = None
+    previous: Mapping[str, Any] | None = None
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _choose(model: Model, wanted: str | None) -> tuple[Spec | None, dict[str, Spec]]:
+    models = {s.name: s for s in model.specs if s.category == "model"}
+    deployments = [s for s in model.specs if s.category == "deployment"]
+    names = ", ".join(s.name for s in deployments) or "none"
+    if wanted is not None:
+        hit = next((s for s in deployments if s.name == wanted), None)
+        if hit is None:
+            raise CmxError([Diagnostic("E025", f"no deployment '{wanted}' (declared: {names})")])
+        return hit, models
+    if len(deployments) != 1:
+        why = "declares no deployment" if not deployments else \
+            f"declares several deployments ({names}); choose one with --deployment"
+        raise CmxError([Diagnostic("E025", f"the file {why}")])
+    return deployments[0], models
+
+
+def _devices(g: nx.Graph, dep: DeploymentSpec,
+             allocations: list[RoleAllocation]) -> list[dict[str, Any]]:
+    owner: dict[str, tuple[str | None, int | None, int | None]] = {}
+    for alloc in allocations:
+        for i, inst in enumerate(alloc.instances):
+            for position, d in enumerate(inst):
+                owner[d.path] = (alloc.role.name, i, position)
+    rows = []
+    for acc in device_table(g, dep.nodes_per_rack):
+        for d in acc:
+            role_name, number, rank = owner.get(d.path, (None, None, None))
+            rows.append({"path": d.path, "npu": d.npu, "node": d.node, "rack": d.rack,
+                         "role": role_name, "instance": number, "rank": rank})
+    return rows
+
+
+def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:
+    arch = dep.model
+    shape = (len(arch.moe_layers), arch.routed_experts)
+    if loads is None:
+        return np.ones(shape)
+    if loads.shape != shape:
+        raise CmxError([Diagnostic("E021", f"expert loads have shape {list(loads.shape)}; "
+                                   f"expected {list(shape)} (MoE layers x routed experts)")])
+    return loads
+
+
+def _previous_role(previous: Mapping[str, Any] | None, role: str,
+                   shape: tuple[int, int]) -> Mapping[str, Any] | None:
+    if previous is None:
+        return None
+    problems = validate_plan(previous)
+    if problems:
+        raise CmxError([Diagnostic("E024", f"the previous plan is not valid: {problems[0]}")])
+    entry = previous["roles"].get(role)
+    if entry is None:
+        return None
+    placement: Mapping[str, Any] = entry["expert_placement"]
+    got = (len(placement["phy2log"]), placement["num_physical"])
+    if got != shape:
+        raise CmxError([Diagnostic("E024", f"the previous plan's {role} placement is "
+                                   f"{list(got)}, this deployment's {list(shape)}")])
+    return placement
+
+
+def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = None
+                    ) -> dict[str, Any]:
+    """Plan the deployment of ``model`` on its compiled graph ``g``.
+
+    Raises :class:`~supernode_dsl.diagnostics.CmxError`: E025 (no or ambiguous deployment),
+    E022 (roles do not fit the topology), E021 (loads of the wrong shape), E023 (a device's
+    memory is exceeded, with the terms and the overflow), E024 (bad previous plan).
+    """
+    req = request or PlanRequest()
+    spec, models = _choose(model, req.deployment)
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, models, sink) if spec is not None else None
+    sink.raise_if_errors()
+    assert dep is not None
+    allocations = allocate(dep, device_table(g, dep.nodes_per_rack), sink)
+    sink.raise_if_errors()
+    loads = _loads(dep, req.loads)
+    roles: dict[str, Any] = {}
+    for alloc in allocations:
+        shape = (loads.shape[0], alloc.role.physical_slots)
+        prev = _previous_role(req.previous, alloc.role.name, shape)
+        roles[alloc.role.name] = role_plan(dep.model, alloc, loads, prev, sink)
+    sink.raise_if_errors()
+    source = {"file": "", "defines": {}, "expert_loads": None, "previous": None,
+              **req.source, "deployment": dep.name, "topology": model.root_name}
+    return {
+        "$schema": SCHEMA_ID,
+        "schema_version": "1.0",
+        "generator": "supernode-dsl",
+        "source": source,
+        "model": deployment_summary(dep),
+        "devices": _devices(g, dep, allocations),
+        "roles": roles,
+    }
