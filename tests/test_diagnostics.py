@@ -8,6 +8,7 @@ Fixture convention (one mistake per file, several files per code for distinct ca
   relative to the fixture's folder and defaults to the fixture itself; ``-D`` stands for the
   buffer of a command-line definition.  The column is optional.
 * ``# define: NAME=VALUE`` -- a ``-D`` override passed to the compiler (repeatable).
+* ``# plan`` -- also run the planner (``plan_deployment``) on the compiled file.
 
 The fixture must fail with *exactly* the expected diagnostics (codes and locations, as a
 multiset), and every diagnostic must render as ``file:line:col: error[CODE]: message``
@@ -25,11 +26,13 @@ import pytest
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CODES, CmxError, Diagnostic
+from supernode_dsl.plan import plan_deployment
 
 ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 
-#: Codes that only the CLI can produce (queries); they are tested in test_cli.py.
-CLI_ONLY_CODES = {"E020"}
+#: Codes that only the CLI's inputs can produce: queries (test_cli.py), expert-loads and
+#: previous-plan files and the --deployment choice (test_plan.py).
+CLI_ONLY_CODES = {"E020", "E021", "E024", "E025"}
 
 _EXPECT = re.compile(
     r"^#\s*expect:\s*(?P<code>E\d{3})\s+at\s+(?:(?P<file>-D|[^\s:]+\.cmx):)?(?P<line>\d+)(?::(?P<col>\d+))?\s*$"
@@ -50,14 +53,18 @@ class Fixture:
     path: Path
     expected: tuple[Expected, ...]
     defines: dict[str, str]
+    plan: bool = False
 
 
 def _load(path: Path) -> Fixture:
     expected: list[Expected] = []
     defines: dict[str, str] = {}
+    plan = False
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
-        if m := _EXPECT.match(line):
+        if line == "# plan":
+            plan = True
+        elif m := _EXPECT.match(line):
             f = m["file"]
             where = "-D" if f == "-D" else str((path.parent / f).resolve()) if f else str(path)
             expected.append(Expected(m["code"], where, int(m["line"]),
@@ -67,7 +74,7 @@ def _load(path: Path) -> Fixture:
         elif line.startswith("# expect") or line.startswith("# define"):
             raise AssertionError(f"{path.name}: malformed header line {raw!r}")
     assert expected, f"{path.name} has no '# expect:' line"
-    return Fixture(path, tuple(expected), defines)
+    return Fixture(path, tuple(expected), defines, plan)
 
 
 FIXTURES = sorted(ERRORS_DIR.glob("*.cmx"))
@@ -83,7 +90,10 @@ def _span_file(d: Diagnostic) -> str:
 
 def _compile_errors(fx: Fixture) -> CmxError:
     with pytest.raises(CmxError) as info:
-        cmx.build_graph(cmx.compile_file(fx.path, fx.defines))
+        model = cmx.compile_file(fx.path, fx.defines)
+        graph = cmx.build_graph(model)
+        if fx.plan:
+            plan_deployment(model, graph)
     return info.value
 
 

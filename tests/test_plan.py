@@ -177,3 +177,19 @@ def test_cli_plan_is_deterministic(tmp_path: Path) -> None:
     assert _run("plan", str(TINY), "-o", str(a)).returncode == 0
     assert _run("plan", str(TINY), "-o", str(b)).returncode == 0
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_cli_plan_without_deployment_or_unknown_name(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    r = _run("plan", "topologies/cloudmatrix384.cmx", "-o", str(out))
+    assert r.returncode == 1 and "error[E025]" in r.stderr and "declares no deployment" in r.stderr
+    r = _run("plan", str(TINY), "--deployment", "Nope", "-o", str(out))
+    assert r.returncode == 1 and "no deployment 'Nope'" in r.stderr
+    assert not out.exists()
+
+
+def test_cli_plan_rejects_a_previous_plan_of_another_shape(tmp_path: Path) -> None:
+    prev = tmp_path / "prev.json"
+    assert _run("plan", str(CM384), "-o", str(prev)).returncode == 0
+    r = _run("plan", str(TINY), "--previous", str(prev), "-o", str(tmp_path / "p.json"))
+    assert r.returncode == 1 and "error[E024]" in r.stderr

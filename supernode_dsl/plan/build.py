@@ -126,12 +126,20 @@ def _placement(loads: np.ndarray, layout: SlotLayout, previous: Mapping[str, Any
     }
 
 
+#: The role attribute that drives each memory term: an overflow is reported there.
+_TERM_CAUSE = {"expert_weights": "routed_slots", "kv_cache": "sequences_per_device",
+               "dispatch_buffer": "batch_per_device", "combine_buffer": "batch_per_device",
+               "reserve": "hbm_reserve", "other_weights": "npus"}
+
+
 def _report_memory(role: RoleSpec, memory: Mapping[str, float], sink: DiagnosticSink) -> None:
-    parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.2f} GB" for k, v in memory.items()
-                      if k not in ("capacity", "total", "free") and v)
+    terms = {k: v for k, v in memory.items() if k in _TERM_CAUSE and v}
+    parts = ", ".join(f"{k.replace('_', ' ')} {v / 1e9:.2f} GB" for k, v in terms.items())
+    largest = max(terms, key=lambda k: terms[k])
     sink.error("E023", f"{role.name}: a device needs {memory['total'] / 1e9:.2f} GB but has "
-               f"{memory['capacity'] / 1e9:.2f} GB ({-memory['free'] / 1e9:.2f} GB over: "
-               f"{parts})", role.span)
+               f"{memory['capacity'] / 1e9:.2f} GB ({-memory['free'] / 1e9:.2f} GB over; "
+               f"{parts}; the largest term is the {largest.replace('_', ' ')})",
+               role.span_of(_TERM_CAUSE[largest]))
 
 
 def deployment_summary(dep: DeploymentSpec) -> dict[str, Any]:

@@ -118,6 +118,11 @@ class RoleSpec:
     context_len: int
     hbm_reserve: float
     span: Span
+    spans: tuple[tuple[str, Span], ...] = ()
+
+    def span_of(self, attr: str) -> Span:
+        """Where ``role.attr`` is set (the role's first attribute if it is not set)."""
+        return dict(self.spans).get(attr, self.span)
 
     @property
     def routed_devices(self) -> int:
@@ -170,11 +175,13 @@ def _role(spec: Spec, role: str, arch: ModelArch, sink: DiagnosticSink) -> RoleS
         context_len=get("context_len"),
         hbm_reserve=_num(spec, f"{role}.hbm_reserve", 0.0) or 0.0,
         span=spec.span_of(f"{role}.instances"),
+        spans=tuple((k.split(".", 1)[1], s) for k, s in spec.attr_spans
+                    if k.startswith(f"{role}.")),
     )
     if arch.routed_experts and r.physical_slots != arch.routed_experts + r.redundant:
         sink.error(
             "E022",
-            f"{role}: {r.routed_devices} routed devices x {r.routed_slots} slots = "
+            f"{role}: {r.routed_devices} routed devices x {r.routed_slots} slot(s) = "
             f"{r.physical_slots} slots, but {arch.routed_experts} experts + {r.redundant} "
             f"redundant = {arch.routed_experts + r.redundant}",
             spec.span_of(f"{role}.routed_slots"),
