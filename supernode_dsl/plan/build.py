@@ -31,17 +31,20 @@ def shared_positions(role: RoleSpec) -> list[int]:
     return [(k * role.ep) // n for k in range(n)] if n else []
 
 
-def _layout(arch: ModelArch, role: RoleSpec, devices: Sequence[Device],
-            locality: bool) -> tuple[SlotLayout, list[Device], list[Device]]:
+def _split(role: RoleSpec, devices: Sequence[Device]) -> tuple[list[Device], list[Device]]:
+    """An instance's devices split into routed-expert devices and dedicated shared ones."""
     shared_at = set(shared_positions(role))
     routed = [d for k, d in enumerate(devices) if k not in shared_at]
-    shared = [d for k, d in enumerate(devices) if k in shared_at]
+    return routed, [d for k, d in enumerate(devices) if k in shared_at]
+
+
+def _layout(arch: ModelArch, role: RoleSpec, routed: Sequence[Device],
+            locality: bool) -> SlotLayout:
     first: dict[int, int] = {}
     die_node = tuple(first.setdefault(d.node_index, len(first)) for d in routed)
-    layout = SlotLayout(num_dies=len(routed), slots_per_die=role.routed_slots,
-                        die_node=die_node, num_groups=arch.expert_groups,
-                        prefer_node_locality=locality)
-    return layout, routed, shared
+    return SlotLayout(num_dies=len(routed), slots_per_die=role.routed_slots,
+                      die_node=die_node, num_groups=arch.expert_groups,
+                      prefer_node_locality=locality)
 
 
 def _hierarchical(devices: Sequence[Device]) -> bool:
@@ -54,18 +57,15 @@ def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
     """The plan of one role: placement (fresh or migration-aware), balance, memory."""
     role = alloc.role
     devices = alloc.instances[0]
-    layout, routed, shared = _layout(arch, role, devices, _hierarchical(devices))
+    routed, shared = _split(role, devices)
+    layout = _layout(arch, role, routed, _hierarchical(devices))
     placement, migration = _placement(loads, layout, previous, arch)
     per_layer = imbalance(loads, placement, layout)
-    slot_dev = [d.path for d in routed for _ in range(role.routed_slots)]
     memory = memory_budget(arch, role, min(d.hbm for d in devices))
     if memory["free"] < 0:
         _report_memory(role, memory, sink)
-    instances_slots = [
-        [d.path for k, d in enumerate(inst) if k not in set(shared_positions(role))
-         for _ in range(role.routed_slots)]
-        for inst in alloc.instances
-    ]
+    slots = [[d.path for d in _split(role, inst)[0] for _ in range(role.routed_slots)]
+             for inst in alloc.instances]
     return {
         "instances": role.instances,
         "npus_per_instance": role.npus,
@@ -78,8 +78,8 @@ def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
             "moe_layers": arch.moe_layers,
             "phy2log": placement.phy2log.tolist(),
             "logcnt": placement.logcnt.tolist(),
-            "slot_device": slot_dev,
-            "instance_slot_devices": instances_slots,
+            "slot_device": slots[0],
+            "instance_slot_devices": slots,
             "shared_devices": [d.path for d in shared] if shared else
             ([d.path for d in devices] if role.shared_slots else []),
         },
