@@ -223,9 +223,62 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     _write(output, document_json(doc))
 
 
-def _write(output: Path, text: str) -> None:
+@cli.command("emit")
+@click.argument("fmt", metavar="FORMAT", required=False)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--list", "list_formats", is_flag=True, help="List the formats and exit.")
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+              help="Override a global parameter, e.g. -D nodes=36.")
+@click.option("--max-instances", type=click.IntRange(min=1), default=Limits().max_instances,
+              show_default=True, help="Refuse files that would create more instances.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A plan from `cmx plan`, for formats that need one.")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="A format's own option (see --list).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file ('-' for standard output).")
+def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tuple[str, ...],
+             max_instances: int, plan_path: Path | None, options: tuple[str, ...],
+             output: Path | None) -> None:
+    """Write FILE in FORMAT for another tool (simulators, runtimes, schedulers, drawings)."""
+    from supernode_dsl.emit import EmitContext, available_emitters
+
+    emitters = available_emitters()
+    if list_formats:
+        for name, cls in emitters.items():
+            opts = "".join(f"\n      -O {k}=...  {v}" for k, v in cls.options.items())
+            click.echo(f"  {name:<22} {cls.description}{opts}")
+        return
+    if fmt is None or file is None or output is None:
+        raise click.UsageError("give FORMAT, FILE and -o PATH (or --list)")
+    if fmt not in emitters:
+        _fail([Diagnostic("E026", f"unknown format '{fmt}' (formats: "
+                          f"{', '.join(emitters)}; see cmx emit --list)")])
+    cls = emitters[fmt]
+    opts: dict[str, str] = {}
+    for item in options:
+        key, _, value = item.partition("=")
+        opts[key.strip()] = value.strip()
+    unknown = sorted(set(opts) - set(cls.options))
+    if unknown:
+        _fail([Diagnostic("E026", f"'{fmt}' has no option '{unknown[0]}' (options: "
+                          f"{', '.join(cls.options) or 'none'})")])
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    plan = _read_json(plan_path, "E024") if plan_path else None
+    try:
+        data = cls().emit(EmitContext(model, g, plan, str(file), opts))
+    except CmxError as err:
+        _fail(err.diagnostics)
+    _write(output, data)
+
+
+def _write(output: Path, text: str | bytes) -> None:
     if str(output) == "-":
-        click.echo(text, nl=False)
+        if isinstance(text, bytes):
+            sys.stdout.buffer.write(text)
+        else:
+            click.echo(text, nl=False)
         return
     try:
         write_atomic(output, text)

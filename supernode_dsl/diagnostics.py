@@ -57,6 +57,7 @@ CODES: dict[str, str] = {
     "E023": "device memory exceeded",
     "E024": "bad previous plan",
     "E025": "no deployment to plan",
+    "E026": "cannot emit",
 }
 
 

@@ -1,0 +1,88 @@
+"""Emitters: one small class per output format, found through an entry-point group.
+
+An emitter has a ``name`` (what ``cmx emit NAME`` takes), a one-line ``description``, the
+``options`` it understands (``-O key=value``; name -> help) and ``emit(context)``, which
+returns the whole output (text or bytes) or raises :class:`~supernode_dsl.diagnostics.CmxError`
+with an ``E026`` diagnostic.  Outputs must be deterministic: same input, same bytes.
+
+Third parties add formats from their own package by declaring an entry point in the group
+``supernode_dsl.emitters`` that names an :class:`Emitter` subclass::
+
+    [project.entry-points."supernode_dsl.emitters"]
+    my-format = "my_package.module:MyEmitter"
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar
+
+import networkx as nx
+
+from supernode_dsl.diagnostics import CmxError, Diagnostic
+from supernode_dsl.elaborate import Model
+
+__all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
+
+ENTRY_POINT_GROUP = "supernode_dsl.emitters"
+
+
+@dataclass(frozen=True)
+class EmitContext:
+    """Everything an emitter may read: the compiled model and graph, the plan (if one was
+    given with ``--plan``), the source file name and the ``-O`` options."""
+
+    model: Model
+    graph: nx.Graph
+    plan: Mapping[str, Any] | None = None
+    source: str = ""
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def option(self, name: str, default: str) -> str:
+        """The value of ``-O name=...``, or ``default``."""
+        return self.options.get(name, default)
+
+    def require_plan(self, emitter: str) -> Mapping[str, Any]:
+        """The plan, or an E026 error saying that ``emitter`` needs ``--plan``."""
+        if self.plan is None:
+            raise emit_error(f"'{emitter}' needs a plan: run `cmx plan FILE -o plan.json` "
+                             "and pass `--plan plan.json`")
+        return self.plan
+
+
+class Emitter(abc.ABC):
+    """Base class of every output format."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    options: ClassVar[Mapping[str, str]] = {}
+    #: The file name suffix the output usually has (``.json``, ``.dot``, ``.png``).
+    suffix: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def emit(self, ctx: EmitContext) -> str | bytes:
+        """The whole output for ``ctx``; deterministic."""
+
+
+def emit_error(message: str) -> CmxError:
+    """An E026 error (no source location: emit problems concern the request)."""
+    return CmxError([Diagnostic("E026", message)])
+
+
+def available_emitters() -> dict[str, type[Emitter]]:
+    """Every emitter: the built-in ones and those of installed packages (entry points),
+    sorted by name.  A broken third-party entry point is skipped, not fatal."""
+    from supernode_dsl.emit.builtin import BUILTIN
+
+    found: dict[str, type[Emitter]] = {e.name: e for e in BUILTIN}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception:
+            continue
+        if isinstance(cls, type) and issubclass(cls, Emitter) and cls.name not in found:
+            found[cls.name] = cls
+    return dict(sorted(found.items()))
