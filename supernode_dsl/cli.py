@@ -246,8 +246,8 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
     emitters = available_emitters()
     if list_formats:
         for name, cls in emitters.items():
-            opts = "".join(f"\n      -O {k}=...  {v}" for k, v in cls.options.items())
-            click.echo(f"  {name:<22} {cls.description}{opts}")
+            extra = "".join(f"\n      -O {k}=...  {v}" for k, v in cls.options.items())
+            click.echo(f"  {name:<22} {cls.description}{extra}")
         return
     if fmt is None or file is None or output is None:
         raise click.UsageError("give FORMAT, FILE and -o PATH (or --list)")
