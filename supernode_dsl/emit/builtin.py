@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from supernode_dsl.emit import graphviz, runtimes, schedulers, simulators
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 
@@ -30,4 +31,11 @@ class GraphMLEmitter(Emitter):
         return graphml_text(ctx.graph)
 
 
-BUILTIN: tuple[type[Emitter], ...] = (NodeLinkEmitter, GraphMLEmitter)
+BUILTIN: tuple[type[Emitter], ...] = (
+    NodeLinkEmitter,
+    GraphMLEmitter,
+    *graphviz.EMITTERS,
+    *runtimes.EMITTERS,
+    *simulators.EMITTERS,
+    *schedulers.EMITTERS,
+)
