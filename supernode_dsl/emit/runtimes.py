@@ -1,9 +1,406 @@
-"""Emitters: runtimes (being written)."""
+"""Emitters for inference runtimes: what SGLang, vllm-ascend and HCCL load from a plan.
+
+Every format here needs a plan (``cmx emit FORMAT FILE --plan plan.json``) and writes JSON
+built as data and serialised deterministically (:func:`document_json`: sorted keys, one line
+per list of plain values).  The mapping choices (which ranks a runtime sees, how layers are
+numbered, the placeholder addresses of the rank table) are documented in
+``docs/emitters-runtimes.md``.
+
+* ``sglang-expert-location``: SGLang's ``--init-expert-location`` file;
+* ``sglang-rank-cost``: SGLang's topology-aware balancer input, an EP rank cost matrix (us);
+* ``vllm-ascend-expert-map``: the vllm-ascend / MindIE expert map;
+* ``hccl-rank-table``: the HCCL rank table v1.2 of the deployment's NPUs.
+"""
 
 from __future__ import annotations
 
-from supernode_dsl.emit.base import Emitter
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
-__all__ = ["EMITTERS"]
+import networkx as nx
+import numpy as np
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import dijkstra
 
-EMITTERS: tuple[type[Emitter], ...] = ()
+from supernode_dsl import schema as S
+from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
+from supernode_dsl.emit.jsontext import document_json
+from supernode_dsl.graph.analysis import all_plane_arrays
+
+__all__ = [
+    "EMITTERS",
+    "HcclRankTableEmitter",
+    "SglangExpertLocationEmitter",
+    "SglangRankCostEmitter",
+    "VllmAscendExpertMapEmitter",
+    "rank_cost_seconds",
+    "routed_devices",
+]
+
+#: The dispatch message of DeepSeek-V3 in 8-bit: 7,168 B of hidden state + 512 B of scales.
+DEFAULT_MESSAGE_BYTES = 7680
+
+_HOP_EPSILON = 1e-12  # s per hop: ties between equal-latency paths go to the fewest hops
+
+
+# ---- plan access -----------------------------------------------------------------------------
+
+def _role(ctx: EmitContext, plan: Mapping[str, Any], default: str = "decode"
+          ) -> tuple[str, Mapping[str, Any]]:
+    """The ``-O role=`` role of the plan and its entry, or E026 naming the plan's roles."""
+    name = ctx.option("role", default)
+    roles: Mapping[str, Any] = plan["roles"]
+    if name not in roles:
+        raise emit_error(f"the plan has no role '{name}' (roles: {', '.join(roles) or 'none'})")
+    return name, roles[name]
+
+
+def _int_option(ctx: EmitContext, name: str, default: int, minimum: int = 0) -> int:
+    raw = ctx.option(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise emit_error(f"option {name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise emit_error(f"option {name}={value} must be at least {minimum}")
+    return value
+
+
+def _choice(ctx: EmitContext, name: str, choices: Sequence[str]) -> str:
+    value = ctx.option(name, choices[0])
+    if value not in choices:
+        raise emit_error(f"option {name}={value!r}: expected one of {', '.join(choices)}")
+    return value
+
+
+def _instance(ctx: EmitContext, role: str, entry: Mapping[str, Any]) -> int:
+    number = _int_option(ctx, "instance", 0)
+    if number >= len(entry["instance_devices"]):
+        raise emit_error(f"role '{role}' has {len(entry['instance_devices'])} instance(s); "
+                         f"there is no instance {number}")
+    return number
+
+
+def routed_devices(role: str, entry: Mapping[str, Any], instance: int = 0) -> list[str]:
+    """The devices of ``instance`` that hold routed-expert slots, in EP rank order.
+
+    Dedicated shared-expert devices (decode EP320: 32 dies) hold no routed slot and are left
+    out, so routed rank ``r`` is the ``r``-th entry.  Raises E026 unless physical slot ``s``
+    lies on routed rank ``s // slots_per_device`` (the contiguous layout runtimes assume).
+    """
+    placement = entry["expert_placement"]
+    slots: list[str] = placement["instance_slot_devices"][instance]
+    holding = set(slots)
+    routed = [d for d in entry["instance_devices"][instance] if d in holding]
+    per = placement["slots_per_device"]
+    for s, device in enumerate(slots):
+        if s // per >= len(routed) or routed[s // per] != device:
+            raise emit_error(f"role '{role}': physical slot {s} is on '{device}', not on routed "
+                             f"rank {s // per}; the plan's slots are not contiguous per rank")
+    return routed
+
+
+# ---- sglang-expert-location ------------------------------------------------------------------
+
+class SglangExpertLocationEmitter(Emitter):
+    """SGLang's ``--init-expert-location`` JSON: ``{"physical_to_logical_map": rows}``.
+
+    One row per model layer (``layers=model``, SGLang's layout: it indexes the map by the
+    model's layer number; rows of dense layers hold SGLang's trivial map ``s % experts``) or
+    one row per MoE layer (``layers=moe``: exactly the plan's ``phy2log``).  Physical slot
+    ``s`` is on routed EP rank ``s // slots_per_device``; dedicated shared-expert devices are
+    not SGLang ranks.  The document has this one key only: SGLang passes every key on.
+    """
+
+    name = "sglang-expert-location"
+    description = "SGLang --init-expert-location JSON (physical_to_logical_map) of one role"
+    options: ClassVar[Mapping[str, str]] = {
+        "role": "role whose placement to write (default decode)",
+        "layers": "model (default: one row per model layer, dense rows trivial) or moe "
+                  "(one row per MoE layer)",
+    }
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        plan = ctx.require_plan(self.name)
+        role, entry = _role(ctx, plan)
+        layers = _choice(ctx, "layers", ("model", "moe"))
+        routed_devices(role, entry)
+        placement = entry["expert_placement"]
+        phy2log: list[list[int]] = [list(r) for r in placement["phy2log"]]
+        if layers == "model":
+            by_layer = dict(zip(placement["moe_layers"], phy2log, strict=True))
+            logical, physical = placement["num_logical"], placement["num_physical"]
+            trivial = [s % logical for s in range(physical)]
+            phy2log = [by_layer.get(layer, trivial) for layer in range(plan["model"]["layers"])]
+        return document_json({"physical_to_logical_map": phy2log})
+
+
+# ---- sglang-rank-cost ------------------------------------------------------------------------
+
+def _default_plane(g: nx.Graph, devices: Sequence[str]) -> str:
+    """The plane with the most links (parallel links counted) incident to ``devices``;
+    ties go to the plane declared first."""
+    counts: dict[str, int] = dict.fromkeys(g.graph.get(S.GRAPH_PLANES, {}), 0)
+    for d in devices:
+        if d not in g:
+            raise emit_error(f"device '{d}' of the plan is not in the compiled graph")
+        for _, _, data in g.edges(d, data=True):
+            plane = data[S.EDGE_PLANE]
+            counts[plane] = counts.get(plane, 0) + data[S.EDGE_COUNT]
+    best = max(counts.values(), default=0)
+    if best == 0:
+        raise emit_error("no plane links the devices; name one with -O plane=...")
+    return next(p for p, c in counts.items() if c == best)
+
+
+def rank_cost_seconds(g: nx.Graph, plane: str, devices: Sequence[str],
+                      message_bytes: int) -> np.ndarray:
+    """Cost in seconds of one message between every pair of ``devices`` on ``plane``.
+
+    ``cost[a, b] = latency + message_bytes / bandwidth`` of the lowest-latency path (ties:
+    fewest hops; the path :func:`~supernode_dsl.graph.analysis.shortest_path` takes), where
+    latency is the sum of its link latencies and bandwidth its bottleneck (B/s, one
+    direction).  Symmetric (the cheaper direction of each pair), zero diagonal.  One
+    Dijkstra per device over the plane's arrays, then pointer doubling along the
+    predecessor trees: O(R * n log n) in numpy.  Raises E026 if the plane misses a device or
+    does not join two of them.
+    """
+    arrays = all_plane_arrays(g).get(plane)
+    if arrays is None:
+        planes = ", ".join(g.graph.get(S.GRAPH_PLANES, {}))
+        raise emit_error(f"no plane '{plane}' (planes: {planes})")
+    pos = {name: i for i, name in enumerate(arrays.nodes)}
+    missing = [d for d in devices if d not in pos]
+    if missing:
+        raise emit_error(f"plane '{plane}' does not reach device '{missing[0]}'")
+    n = len(arrays.nodes)
+    src = np.concatenate([arrays.src, arrays.dst])
+    dst = np.concatenate([arrays.dst, arrays.src])
+    lat = np.concatenate([arrays.latency, arrays.latency])
+    bw = np.concatenate([arrays.bandwidth, arrays.bandwidth])
+    mat = csr_array((lat + _HOP_EPSILON, (src, dst)), shape=(n, n))
+    idx = np.fromiter((pos[d] for d in devices), dtype=np.int64, count=len(devices))
+    dist, pred = dijkstra(mat, directed=True, indices=idx, return_predecessors=True)
+    reach = np.isfinite(dist[:, idx])
+    if not reach.all():
+        a, b = (int(x) for x in np.argwhere(~reach)[0])
+        raise emit_error(f"plane '{plane}' does not join '{devices[a]}' and '{devices[b]}'")
+    # Edge (parent -> v) of every tree node, looked up by key parent * n + v.
+    keys = src * n + dst
+    order = np.argsort(keys)
+    keys, lat, bw = keys[order], lat[order], bw[order]
+    rows = len(devices)
+    self_col = np.broadcast_to(np.arange(n), (rows, n))
+    has_parent = pred >= 0
+    jump = np.where(has_parent, pred, self_col)
+    where = np.searchsorted(keys, jump * n + self_col)
+    where = np.minimum(where, len(keys) - 1)
+    acc_lat = np.where(has_parent, lat[where], 0.0)
+    acc_bw = np.where(has_parent, bw[where], np.inf)
+    while True:
+        nxt = np.take_along_axis(jump, jump, axis=1)
+        acc_lat = acc_lat + np.where(jump != nxt, np.take_along_axis(acc_lat, jump, axis=1), 0.0)
+        acc_bw = np.minimum(acc_bw, np.take_along_axis(acc_bw, jump, axis=1))
+        if np.array_equal(nxt, jump):
+            break
+        jump = nxt
+    path_lat = acc_lat[:, idx]
+    path_bw = acc_bw[:, idx]
+    with np.errstate(divide="ignore"):
+        cost = path_lat + np.where(np.isinf(path_bw), 0.0, message_bytes / path_bw)
+    if not np.isfinite(cost).all():
+        a, b = (int(x) for x in np.argwhere(~np.isfinite(cost))[0])
+        raise emit_error(f"the path from '{devices[a]}' to '{devices[b]}' on plane '{plane}' "
+                         "has no bandwidth")
+    cost = np.minimum(cost, cost.T)
+    np.fill_diagonal(cost, 0.0)
+    return np.asarray(cost, dtype=np.float64)
+
+
+class SglangRankCostEmitter(Emitter):
+    """SGLang's topology-aware balancer input: ``{"rank_cost_matrix": R x R}`` in us.
+
+    Over the routed EP ranks of one instance (``ranks=routed``, the ranks
+    ``sglang-expert-location`` numbers) or every EP rank (``ranks=all``, dedicated
+    shared-expert devices included), in rank order; entries from
+    :func:`rank_cost_seconds`, in microseconds rounded to 1e-6 us.  The document has this
+    one key only.
+    """
+
+    name = "sglang-rank-cost"
+    description = "SGLang topology-aware balancer rank_cost_matrix (us) of one role instance"
+    options: ClassVar[Mapping[str, str]] = {
+        "role": "role whose EP ranks to cost (default decode)",
+        "instance": "instance number of the role (default 0)",
+        "plane": "plane the EP traffic uses (default: the plane with most links at the devices)",
+        "message_bytes": f"bytes of one message (default {DEFAULT_MESSAGE_BYTES}: 7 KiB of "
+                         "8-bit hidden state + 512 B of scales)",
+        "ranks": "routed (default: the ranks holding routed experts) or all (every EP rank)",
+    }
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        plan = ctx.require_plan(self.name)
+        role, entry = _role(ctx, plan)
+        instance = _instance(ctx, role, entry)
+        which = _choice(ctx, "ranks", ("routed", "all"))
+        message = _int_option(ctx, "message_bytes", DEFAULT_MESSAGE_BYTES)
+        devices = (routed_devices(role, entry, instance) if which == "routed"
+                   else list(entry["instance_devices"][instance]))
+        plane = ctx.options.get("plane") or _default_plane(ctx.graph, devices)
+        cost = rank_cost_seconds(ctx.graph, plane, devices, message)
+        matrix = [[round(float(v) * 1e6, 6) + 0.0 for v in row] for row in cost]
+        return document_json({"rank_cost_matrix": matrix})
+
+
+# ---- vllm-ascend-expert-map ------------------------------------------------------------------
+
+class VllmAscendExpertMapEmitter(Emitter):
+    """The vllm-ascend / MindIE expert map of one role's instance.
+
+    ``{"moe_layer_count": L, "layer_list": [{"layer_id", "device_count", "device_list":
+    [{"device_id", "device_expert"}]}]}``: one entry per MoE layer in model order
+    (``layer_id``: the model's layer number, or with ``layer_id=moe`` the MoE layer's
+    ordinal 0..L-1); devices are the routed EP ranks in rank order (``device_id`` = routed
+    rank), each listing the logical experts of its slots in slot order.  Instances share the
+    placement, so the map is the same for every instance.
+    """
+
+    name = "vllm-ascend-expert-map"
+    description = "vllm-ascend / MindIE expert map JSON (device_expert per layer) of one role"
+    options: ClassVar[Mapping[str, str]] = {
+        "role": "role whose placement to write (default decode)",
+        "layer_id": "model (default: the model's layer number) or moe (MoE layer ordinal)",
+    }
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        plan = ctx.require_plan(self.name)
+        role, entry = _role(ctx, plan)
+        numbering = _choice(ctx, "layer_id", ("model", "moe"))
+        devices = routed_devices(role, entry)
+        placement = entry["expert_placement"]
+        per = placement["slots_per_device"]
+        layer_list = []
+        for ordinal, (layer, row) in enumerate(
+                zip(placement["moe_layers"], placement["phy2log"], strict=True)):
+            layer_list.append({
+                "layer_id": layer if numbering == "model" else ordinal,
+                "device_count": len(devices),
+                "device_list": [{"device_id": r, "device_expert": list(row[r * per:(r + 1) * per])}
+                                for r in range(len(devices))],
+            })
+        return document_json({"moe_layer_count": len(layer_list), "layer_list": layer_list})
+
+
+# ---- hccl-rank-table -------------------------------------------------------------------------
+
+def _address(base: str, offset: int, option: str) -> str:
+    try:
+        start = ipaddress.IPv4Address(base)
+    except ipaddress.AddressValueError:
+        raise emit_error(f"option {option}={base!r} is not an IPv4 address") from None
+    try:
+        return str(start + offset)
+    except ipaddress.AddressValueError:
+        raise emit_error(f"option {option}={base}: {offset} addresses do not fit after it"
+                         ) from None
+
+
+class HcclRankTableEmitter(Emitter):
+    """The HCCL rank table v1.2 (``RANK_TABLE_FILE``) of the deployment's devices.
+
+    Devices are the NPUs (``unit=npu``, default: both dies of a 910C are one device) or the
+    EP devices themselves (``unit=die``) of the chosen roles (``role=all``, default: every
+    role in the order the deployment names them; or a comma-separated list), each listed
+    once in plan rank order (role, instance, EP rank); ``rank_id`` counts 0..n-1 in that
+    order.  A server is a node, listed in order of its first rank; ``device_id`` is the
+    device's ordinal inside its node and ``super_device_id`` its global ordinal in the plan's
+    device table.  Addresses cannot be known from a topology: node ``i`` (its ordinal among
+    the plan's nodes) gets ``server_ip_base + i + 1`` as ``server_id`` and device ``k`` gets
+    ``device_ip_base + k + 1``.  One super pod, ``"0"``, holds every server.
+    """
+
+    name = "hccl-rank-table"
+    description = "HCCL rank table v1.2 JSON of the deployment's NPUs (placeholder addresses)"
+    options: ClassVar[Mapping[str, str]] = {
+        "role": "all (default: every role, one table for the deployment) or role names, "
+                "comma-separated",
+        "unit": "npu (default: one device per NPU) or die (one device per EP device)",
+        "server_ip_base": "node i gets server_id base + i + 1 (default 10.0.0.0)",
+        "device_ip_base": "device k (global ordinal) gets device_ip base + k + 1 "
+                          "(default 192.168.0.0)",
+    }
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        plan = ctx.require_plan(self.name)
+        unit = _choice(ctx, "unit", ("npu", "die"))
+        table: list[Mapping[str, Any]] = plan["devices"]
+        key = "npu" if unit == "npu" else "path"
+        # Roles in the order the deployment names them = order of first device in the table.
+        plan_roles = list(dict.fromkeys(d["role"] for d in table if d["role"] in plan["roles"]))
+        plan_roles += [r for r in plan["roles"] if r not in plan_roles]
+        wanted = ctx.option("role", "all")
+        roles = plan_roles if wanted == "all" else [r.strip() for r in wanted.split(",")]
+        for r in roles:
+            if r not in plan["roles"]:
+                raise emit_error(f"the plan has no role '{r}' (roles: {', '.join(plan_roles)})")
+        node_ordinal: dict[str, int] = {}
+        unit_ordinal: dict[str, int] = {}
+        local_ordinal: dict[str, int] = {}
+        per_node: dict[str, int] = {}
+        node_of: dict[str, str] = {}
+        for d in table:
+            node_ordinal.setdefault(d["node"], len(node_ordinal))
+            if d[key] not in unit_ordinal:
+                unit_ordinal[d[key]] = len(unit_ordinal)
+                local_ordinal[d[key]] = per_node.get(d["node"], 0)
+                per_node[d["node"]] = local_ordinal[d[key]] + 1
+                node_of[d[key]] = d["node"]
+        by_path = {d["path"]: d for d in table}
+        ranked: list[str] = []
+        seen: set[str] = set()
+        for r in roles:
+            for devices in plan["roles"][r]["instance_devices"]:
+                for path in devices:
+                    if path not in by_path:
+                        raise emit_error(f"device '{path}' of role '{r}' is not in the plan's "
+                                         "device table")
+                    u = by_path[path][key]
+                    if u not in seen:
+                        seen.add(u)
+                        ranked.append(u)
+        server_base = ctx.option("server_ip_base", "10.0.0.0")
+        device_base = ctx.option("device_ip_base", "192.168.0.0")
+        servers: dict[str, list[dict[str, str]]] = {}
+        for rank, u in enumerate(ranked):
+            servers.setdefault(node_of[u], []).append({
+                "device_id": str(local_ordinal[u]),
+                "device_ip": _address(device_base, unit_ordinal[u] + 1, "device_ip_base"),
+                "super_device_id": str(unit_ordinal[u]),
+                "rank_id": str(rank),
+            })
+        server_ids = {node: _address(server_base, node_ordinal[node] + 1, "server_ip_base")
+                      for node in servers}
+        doc = {
+            "version": "1.2",
+            "status": "completed",
+            "server_count": str(len(servers)),
+            "server_list": [{"server_id": server_ids[node], "device": devices}
+                            for node, devices in servers.items()],
+            "super_pod_list": [{"super_pod_id": "0",
+                                "server_list": [{"server_id": server_ids[node]}
+                                                for node in servers]}],
+        }
+        return document_json(doc)
+
+
+EMITTERS: tuple[type[Emitter], ...] = (
+    SglangExpertLocationEmitter,
+    SglangRankCostEmitter,
+    VllmAscendExpertMapEmitter,
+    HcclRankTableEmitter,
+)
