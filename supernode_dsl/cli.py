@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -266,10 +267,14 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
     model = _model(file, defines, max_instances)
     g = _graph(model)
     plan = _read_json(plan_path, "E024") if plan_path else None
-    try:
-        data = cls().emit(EmitContext(model, g, plan, str(file), opts))
-    except CmxError as err:
-        _fail(err.diagnostics)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            data = cls().emit(EmitContext(model, g, plan, str(file), opts))
+        except CmxError as err:
+            _fail(err.diagnostics)
+    for w in caught:
+        click.echo(f"cmx: warning: {w.message}", err=True)
     _write(output, data)
 
 

@@ -1,9 +1,392 @@
-"""Emitters: schedulers (being written)."""
+"""Emitters for schedulers: Slurm topology (``topology.yaml`` and legacy ``topology.conf``)
+and Kubernetes node labels in NVIDIA Topograph's convention.
+
+**Slurm nodes** are the ``node`` instances, in instance order, named ``PREFIX<ordinal>``
+(ordinal from 0); the prefix is ``-O node_prefix=...``, by default the root instance name
+and ``-n`` (``cm384-n0`` ... ``cm384-n47``, compressed ``cm384-n[0-47]``).  Switch names are
+their instance paths with ``.`` as ``-`` and the brackets dropped (``cluster.leaf[0][1]`` ->
+``cluster-leaf0-1``).
+
+**Planes.** A plane is *scale-out* when an accelerator or die links to a ``nic`` on it;
+*scale-up* otherwise, when it links an accelerator or die to another or to a switch.
+
+* **Blocks** (the supernodes): nodes joined through a scale-up plane (its switches and
+  direct links) form one block.  Blocks are written only when one spans more than one node.
+* **Tree** (the scale-out fabric): switches outside any node on the scale-out planes (or
+  ``-O plane=...``).  Slurm's tree plugin wants one leaf per node: every node goes to the
+  first leaf switch it reaches in instance order (on a rail-optimised fabric, rail 0); the
+  other leaves, and switches only they reach, are left out.  Upper switches list their
+  child switches; several top switches get a virtual root ``<root>-root``.
+"""
 
 from __future__ import annotations
 
-from supernode_dsl.emit.base import Emitter
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-__all__ = ["EMITTERS"]
+import networkx as nx
 
-EMITTERS: tuple[type[Emitter], ...] = ()
+from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
+from supernode_dsl.emit.simulators import _ordered_nodes, _planes, _UnionFind, yaml_text
+from supernode_dsl.emit.templates import render
+from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY, NODE_PARENT
+
+__all__ = [
+    "EMITTERS",
+    "K8sNodeLabelsEmitter",
+    "SchedulerTopology",
+    "SlurmTopologyConfEmitter",
+    "SlurmTopologyYamlEmitter",
+    "hostlist",
+    "scheduler_topology",
+]
+
+_NPU = frozenset({"accelerator", "die"})
+_FORWARD = frozenset({"switch", "nic"})
+_PREFIX_HELP = "Slurm node name prefix (default: ROOT-n, names ROOT-n0, ROOT-n1, ...)"
+_PLANE_HELP = "comma-separated scale-out planes for the tree (default: every scale-out plane)"
+
+
+def hostlist(names: Sequence[str]) -> str:
+    """Slurm hostlist expression for ``names`` (order kept, duplicates dropped): runs of one
+    prefix with consecutive numbers become ``prefix[a-b,c]``; a name that does not end in a
+    number is kept as it is (leading zeros of a number stay in the prefix: ``n007``)."""
+    groups: list[tuple[str, list[int]]] = []
+    for name in dict.fromkeys(names):
+        m = re.fullmatch(r"(.*?)(0|[1-9]\d*)", name)
+        if m is None:
+            groups.append((name, []))
+            continue
+        prefix, num = m.group(1), int(m.group(2))
+        if groups and groups[-1][0] == prefix and groups[-1][1]:
+            groups[-1][1].append(num)
+        else:
+            groups.append((prefix, [num]))
+    parts: list[str] = []
+    for prefix, nums in groups:
+        if not nums:
+            parts.append(prefix)
+        elif len(nums) == 1:
+            parts.append(f"{prefix}{nums[0]}")
+        else:
+            parts.append(f"{prefix}[{_ranges(nums)}]")
+    return ",".join(parts)
+
+
+def _ranges(nums: list[int]) -> str:
+    out: list[str] = []
+    start = prev = nums[0]
+    for x in [*nums[1:], None]:
+        if x is not None and x == prev + 1:
+            prev = x
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if x is not None:
+            start = prev = x
+    return ",".join(out)
+
+
+def _switch_name(path: str) -> str:
+    return path.replace("][", "-").replace("[", "").replace("]", "").replace(".", "-")
+
+
+@dataclass
+class _Switch:
+    name: str
+    nodes: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+    level: int = 0
+
+
+@dataclass
+class SchedulerTopology:
+    """What the scheduler emitters write: ``nodes`` (Slurm names in instance order),
+    ``blocks`` (name -> node names), ``switches`` (tree, leaves first, then by level and
+    instance order), ``notes`` (comments for the output)."""
+
+    nodes: list[str]
+    blocks: dict[str, list[str]]
+    switches: list[_Switch]
+    notes: list[str]
+
+
+def _node_owner(g: nx.Graph) -> tuple[list[str], dict[str, str]]:
+    nodes = [n for n in _ordered_nodes(g) if g.nodes[n].get(NODE_CATEGORY) == "node"]
+    node_set = set(nodes)
+    owner: dict[str, str] = {}
+    for n in _ordered_nodes(g):
+        if n in node_set:
+            owner[n] = n
+        else:
+            parent = g.nodes[n].get(NODE_PARENT, "")
+            if parent in owner:
+                owner[n] = owner[parent]
+    return nodes, owner
+
+
+def _classify(g: nx.Graph) -> tuple[list[str], list[str]]:
+    """(scale-up planes, scale-out planes) in declaration order: scale-out when an NPU links
+    to a NIC on the plane, else scale-up when an NPU links to an NPU or a switch."""
+    up: list[str] = []
+    out: list[str] = []
+    for plane in _planes(g):
+        npu_edge = nic_edge = False
+        for a, b, d in g.edges(data=True):
+            if d.get(EDGE_PLANE) != plane:
+                continue
+            ca, cb = g.nodes[a].get(NODE_CATEGORY), g.nodes[b].get(NODE_CATEGORY)
+            for x, y in ((ca, cb), (cb, ca)):
+                if x in _NPU:
+                    nic_edge = nic_edge or y == "nic"
+                    npu_edge = npu_edge or y in _NPU or y == "switch"
+        if nic_edge:
+            out.append(plane)
+        elif npu_edge:
+            up.append(plane)
+    return up, out
+
+
+def scheduler_topology(g: nx.Graph, prefix: str | None = None,
+                       planes: Iterable[str] | None = None) -> SchedulerTopology:
+    """Blocks and tree of ``g`` by the rules of this module's docstring; E026 when the graph
+    has no ``node`` instance or ``planes`` names an unknown plane."""
+    nodes, owner = _node_owner(g)
+    if not nodes:
+        raise emit_error("the graph has no 'node' instance: nothing for a scheduler")
+    root = str(g.graph.get("name", "cluster"))
+    pre = f"{root}-n" if prefix is None else prefix
+    name = {n: f"{pre}{i}" for i, n in enumerate(nodes)}
+    up, out = _classify(g)
+    notes = [f"scale-up planes: {', '.join(up) or 'none'}; "
+             f"scale-out planes: {', '.join(out) or 'none'}"]
+    # blocks
+    idx = {n: i for i, n in enumerate(nodes)}
+    uf = _UnionFind(len(nodes))
+    for plane in up:
+        h = nx.Graph()
+        for a, b, d in g.edges(data=True):
+            if d.get(EDGE_PLANE) == plane and all(
+                    g.nodes[x].get(NODE_CATEGORY) in _NPU | _FORWARD for x in (a, b)):
+                h.add_edge(a, b)
+        for comp in nx.connected_components(h):
+            members = sorted({idx[owner[x]] for x in comp
+                              if x in owner and g.nodes[x].get(NODE_CATEGORY) in _NPU})
+            for m in members[1:]:
+                uf.union(members[0], m)
+    groups = sorted(uf.groups(), key=lambda gr: gr[0])
+    blocks: dict[str, list[str]] = {}
+    if any(len(gr) > 1 for gr in groups):
+        blocks = {f"b{i}": [name[nodes[j]] for j in gr] for i, gr in enumerate(groups)}
+    # tree
+    chosen = out if planes is None else list(planes)
+    unknown = [p for p in chosen if p not in _planes(g)]
+    if unknown:
+        raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(_planes(g))})")
+    switches = _tree(g, owner, name, set(chosen), root, notes)
+    return SchedulerTopology([name[n] for n in nodes], blocks, switches, notes)
+
+
+def _tree(g: nx.Graph, owner: Mapping[str, str], name: Mapping[str, str], planes: set[str],
+          root: str, notes: list[str]) -> list[_Switch]:
+    order = {n: i for i, n in enumerate(_ordered_nodes(g))}
+    fabric = nx.Graph()
+    attach: dict[str, set[str]] = {}
+    for a, b, d in g.edges(data=True):
+        if d.get(EDGE_PLANE) not in planes:
+            continue
+        ends = [x for x in (a, b)
+                if g.nodes[x].get(NODE_CATEGORY) == "switch" and x not in owner]
+        if len(ends) == 2:
+            fabric.add_edge(a, b)
+        elif len(ends) == 1:
+            other = b if ends[0] == a else a
+            if other in owner:
+                attach.setdefault(ends[0], set()).add(owner[other])
+    leaves = sorted(attach, key=order.__getitem__)
+    leaf_of: dict[str, str] = {}
+    for leaf in leaves:
+        for node in sorted(attach[leaf], key=order.__getitem__):
+            leaf_of.setdefault(node, leaf)
+    kept = [leaf for leaf in leaves if leaf in leaf_of.values()]
+    dropped = set(leaves) - set(kept)
+    if dropped:
+        notes.append(f"tree: one leaf per node; {len(dropped)} other leaf switches "
+                     "(parallel rails) and the switches only they reach are left out")
+    level = {leaf: 1 for leaf in kept}
+    frontier = kept
+    while frontier:
+        nxt: list[str] = []
+        for s in frontier:
+            if s not in fabric:
+                continue
+            for t in sorted(fabric[s], key=order.__getitem__):
+                if t not in level and t not in dropped:
+                    level[t] = level[s] + 1
+                    nxt.append(t)
+        frontier = sorted(set(nxt), key=order.__getitem__)
+    result: dict[str, _Switch] = {}
+    for s in sorted(level, key=lambda s: (level[s], order[s])):
+        sw = _Switch(_switch_name(s), level=level[s])
+        sw.nodes = [name[n] for n in sorted(attach.get(s, set()), key=order.__getitem__)
+                    if leaf_of.get(n) == s]
+        if s in fabric:
+            sw.children = [_switch_name(t) for t in sorted(fabric[s], key=order.__getitem__)
+                           if level.get(t) == level[s] - 1]
+            sw.parents = [_switch_name(t) for t in sorted(fabric[s], key=order.__getitem__)
+                          if level.get(t) == level[s] + 1]
+        result[s] = sw
+    switches = list(result.values())
+    tops = [s for s in switches if not s.parents]
+    if len(tops) > 1:
+        virtual = _Switch(f"{_switch_name(root)}-root",
+                          children=[s.name for s in tops],
+                          level=max(s.level for s in tops) + 1)
+        for top in tops:
+            top.parents.append(virtual.name)
+        switches.append(virtual)
+        notes.append(f"tree: {virtual.name} is a virtual root over {len(tops)} top switches")
+    return switches
+
+
+def _topology(ctx: EmitContext) -> SchedulerTopology:
+    prefix = ctx.options.get("node_prefix")
+    plane_text = ctx.options.get("plane")
+    planes = None if plane_text is None else [p.strip() for p in plane_text.split(",")
+                                               if p.strip()]
+    return scheduler_topology(ctx.graph, prefix, planes)
+
+
+def _header(ctx: EmitContext, what: str, topo: SchedulerTopology) -> list[str]:
+    return [f"{what} generated by cmx from {ctx.source or ctx.graph.graph.get('name', '')}",
+            *topo.notes]
+
+
+class SlurmTopologyYamlEmitter(Emitter):
+    """Slurm 25.05+ ``topology.yaml``: a list of topologies.  ``supernode`` (block plugin:
+    ``block_sizes`` [the block size; the smallest if blocks differ] and ``blocks``) when a
+    scale-up plane spans nodes; ``scaleout`` (tree plugin: ``switches`` with ``nodes`` or
+    ``children``) when the scale-out planes have switches; ``flat`` when neither.  The first
+    one written is ``cluster_default: true``.  Every node is in exactly one block and under
+    exactly one leaf switch."""
+
+    name = "slurm-topology-yaml"
+    description = "Slurm topology.yaml (block topology per supernode, tree for scale-out)"
+    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP}
+    suffix = ".yaml"
+
+    def emit(self, ctx: EmitContext) -> str:
+        topo = _topology(ctx)
+        docs: list[dict[str, Any]] = []
+        if topo.blocks:
+            sizes = sorted({len(v) for v in topo.blocks.values()})
+            if len(sizes) > 1:
+                topo.notes.append(f"blocks differ in size ({sizes}); block_sizes uses the "
+                                  "smallest")
+            docs.append({"topology": "supernode", "cluster_default": not docs,
+                         "block": {"block_sizes": [sizes[0]],
+                                   "blocks": [{"block": b, "nodes": hostlist(n)}
+                                              for b, n in topo.blocks.items()]}})
+        if topo.switches:
+            docs.append({"topology": "scaleout", "cluster_default": not docs,
+                         "tree": {"switches": [_yaml_switch(s) for s in topo.switches]}})
+        if not docs:
+            docs.append({"topology": "flat", "cluster_default": True, "flat": True})
+        return yaml_text(docs, _header(ctx, "Slurm topology.yaml", topo))
+
+
+def _yaml_switch(s: _Switch) -> dict[str, str]:
+    out = {"switch": s.name}
+    if s.children:
+        out["children"] = hostlist(s.children)
+    if s.nodes:
+        out["nodes"] = hostlist(s.nodes)
+    return out
+
+
+class SlurmTopologyConfEmitter(Emitter):
+    """Legacy Slurm ``topology.conf`` for the tree plugin (``TopologyPlugin=topology/tree``):
+    one ``SwitchName=... Nodes=...`` line per leaf switch and ``SwitchName=...
+    Switches=...`` per upper switch, from the scale-out fabric (module docstring).  E026
+    when the chosen planes have no switch fabric."""
+
+    name = "slurm-topology-conf"
+    description = "Slurm topology.conf (tree plugin) from the scale-out switch hierarchy"
+    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP}
+    suffix = ".conf"
+
+    def emit(self, ctx: EmitContext) -> str:
+        topo = _topology(ctx)
+        if not topo.switches:
+            raise emit_error("no scale-out switch reaches a node: no tree for topology.conf "
+                             "(use slurm-topology-yaml for block topologies)")
+        lines = [{"name": s.name, "switches": hostlist(s.children) if s.children else "",
+                  "nodes": hostlist(s.nodes) if s.nodes else ""} for s in topo.switches]
+        return render("slurm/topology.conf.j2",
+                      header=_header(ctx, "Slurm topology.conf", topo), switches=lines)
+
+
+_CONVENTIONS = ("topograph", "legacy")
+_LEGACY_TIERS = ("leaf", "spine", "core")
+
+
+class K8sNodeLabelsEmitter(Emitter):
+    """Kubernetes node labels, node name -> {label: value}, in NVIDIA Topograph's
+    convention.  ``convention=topograph`` (default, Topograph 1.x):
+    ``accelerator.topograph.run/domain`` = the node's block (supernode) and
+    ``fabric.topograph.run/tier-N`` = the switch N levels above the node (tier 0 = its
+    leaf, following each switch's first parent).  ``convention=legacy`` (Topograph 0.x):
+    ``network.topology.nvidia.com/accelerator``, ``/leaf``, ``/spine``, ``/core`` (tiers
+    0-2).  Labels absent when the graph has no such level.  ``format=json`` (default) or
+    ``yaml``."""
+
+    name = "k8s-node-labels"
+    description = "Kubernetes node labels in NVIDIA Topograph's convention (JSON or YAML)"
+    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP,
+               "convention": "topograph (default: accelerator.topograph.run/domain, "
+                             "fabric.topograph.run/tier-N) or legacy "
+                             "(network.topology.nvidia.com/...)",
+               "format": "json (default) or yaml"}
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        convention = ctx.option("convention", "topograph")
+        if convention not in _CONVENTIONS:
+            raise emit_error(f"convention must be one of {', '.join(_CONVENTIONS)}, "
+                             f"not '{convention}'")
+        fmt = ctx.option("format", "json")
+        if fmt not in ("json", "yaml"):
+            raise emit_error(f"format must be json or yaml, not '{fmt}'")
+        topo = _topology(ctx)
+        domain = {n: b for b, ns in topo.blocks.items() for n in ns}
+        by_name = {s.name: s for s in topo.switches}
+        leaf = {n: s for s in topo.switches for n in s.nodes}
+        labels: dict[str, dict[str, str]] = {}
+        for node in topo.nodes:
+            mine: dict[str, str] = {}
+            if node in domain:
+                key = ("accelerator.topograph.run/domain" if convention == "topograph"
+                       else "network.topology.nvidia.com/accelerator")
+                mine[key] = domain[node]
+            tier, sw = 0, leaf.get(node)
+            while sw is not None:
+                if convention == "topograph":
+                    mine[f"fabric.topograph.run/tier-{tier}"] = sw.name
+                elif tier < len(_LEGACY_TIERS):
+                    mine[f"network.topology.nvidia.com/{_LEGACY_TIERS[tier]}"] = sw.name
+                sw = by_name.get(sw.parents[0]) if sw.parents else None
+                tier += 1
+            labels[node] = mine
+        if fmt == "yaml":
+            return yaml_text(labels, _header(ctx, "Kubernetes node labels", topo))
+        return json.dumps(labels, indent=2) + "\n"
+
+
+EMITTERS: tuple[type[Emitter], ...] = (
+    SlurmTopologyYamlEmitter,
+    SlurmTopologyConfEmitter,
+    K8sNodeLabelsEmitter,
+)
