@@ -31,8 +31,8 @@ from supernode_dsl.plan import plan_deployment
 ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 
 #: Codes that only the CLI's inputs can produce: queries (test_cli.py), expert-loads and
-#: previous-plan files and the --deployment choice (test_plan.py).
-CLI_ONLY_CODES = {"E020", "E021", "E024", "E025"}
+#: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py).
+CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026"}
 
 _EXPECT = re.compile(
     r"^#\s*expect:\s*(?P<code>E\d{3})\s+at\s+(?:(?P<file>-D|[^\s:]+\.cmx):)?(?P<line>\d+)(?::(?P<col>\d+))?\s*$"
