@@ -15,12 +15,20 @@ Cases:
 * ``scale``: ``cmx check`` and ``cmx info`` of cloudmatrix384-cluster.cmx with
   ``-D supernodes=N`` for N in 1, 4, 16, 64, 128 (the target: ``info`` at 128 in under 30 s
   and 4 GiB, time linear in size), with a least-squares fit of time against size.
+* ``plan``: ``cmx plan topologies/deepseek-r1-cloudmatrix384.cmx -o FILE`` (DeepSeek-R1 on
+  CloudMatrix384, both roles, 58 MoE layers) with equal loads and with a skewed loads file
+  that the harness writes deterministically (``numpy.random.default_rng(0)``,
+  ``lognormal(0, 1.2)`` of shape [58, 256], times 1000 rounded to integer token counts, saved
+  as SGLang ``{"logical_count": ...}`` JSON in a temporary directory); and, in one fresh
+  child process, the planning step alone (``plan_deployment(model, graph,
+  PlanRequest(loads=...))`` after compiling once, median of ``--repeat`` calls) against the
+  target of under 2 s.
 
 Usage::
 
     python benchmarks/run.py                      # everything, default repeats
     python benchmarks/run.py --repeat 5 --repeat-large 3
-    python benchmarks/run.py --only baseline      # one group (baseline, cm384, scale)
+    python benchmarks/run.py --only baseline      # one group (baseline, cm384, scale, plan)
     python benchmarks/run.py --sizes 1,4,16       # a shorter scale series
 
 The machine is shared: take the medians, and read ``load_before`` / ``load_after`` in the JSON.
@@ -48,6 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TOPO = ROOT / "topologies"
 CM384 = TOPO / "cloudmatrix384.cmx"
 CLUSTER = TOPO / "cloudmatrix384-cluster.cmx"
+PLAN_TOPO = TOPO / "deepseek-r1-cloudmatrix384.cmx"
+PLAN_SHAPE = (58, 256)  # DeepSeek-R1: MoE layers x routed experts
+PLAN_TARGET_S = 2.0
 DEFAULT_SIZES = (1, 4, 16, 64, 128)
 LARGE = 64  # sizes from here on use --repeat-large
 
@@ -249,6 +260,74 @@ def scaling(cases: list[Case], base_import_s: float | None) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# plan
+
+
+def write_skewed_loads(path: Path) -> None:
+    """Deterministic skewed expert loads as SGLang JSON: lognormal(0, 1.2), seed 0."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    counts = np.rint(1000 * rng.lognormal(0.0, 1.2, size=PLAN_SHAPE)).astype(np.int64)
+    path.write_text(json.dumps({"logical_count": counts.tolist()}) + "\n")
+
+
+def plan_inprocess(loads_path: str, repeat: int) -> dict[str, Any]:
+    """In this process: compile the plan topology once, then time ``plan_deployment`` alone
+    ``repeat`` times (``loads_path`` empty: equal loads).  Run as a child (``--plan-child``)."""
+    t0 = time.perf_counter()
+    import supernode_dsl.cli  # noqa: F401
+    from supernode_dsl import elaborate, parse_program
+    from supernode_dsl.graph import build_graph
+    from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+    from supernode_dsl.plan.loads import read_loads
+
+    t1 = time.perf_counter()
+    model = elaborate(parse_program(PLAN_TOPO), {})
+    g = build_graph(model)
+    t2 = time.perf_counter()
+    loads = read_loads(loads_path) if loads_path else None
+    times = []
+    doc: dict[str, Any] = {}
+    for _ in range(repeat):
+        start = time.perf_counter()
+        doc = plan_deployment(model, g, PlanRequest(loads=loads))
+        times.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    problems = validate_plan(doc)
+    validate_s = time.perf_counter() - start
+    if problems:
+        raise SystemExit(f"plan fails its own checks: {problems[0]}")
+    return {
+        "loads": "skewed" if loads_path else "equal",
+        "import_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "runs": repeat,
+        "plan_s": {"median": statistics.median(times), "min": min(times), "max": max(times),
+                   "all": times},
+        "validate_s": validate_s,
+        "under_target": statistics.median(times) < PLAN_TARGET_S,
+        "roles": {name: {"ep": r["ep"], "instances": r["instances"],
+                         "slots_per_device": r["expert_placement"]["slots_per_device"],
+                         "mean_max_over_mean": r["balance"]["mean_max_over_mean"],
+                         "max_over_mean": r["balance"]["max_over_mean"]}
+                  for name, r in doc["roles"].items()},
+    }
+
+
+def plan_child(loads_path: Path | None, repeat: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--plan-child", str(loads_path or ""),
+           "--repeat", str(repeat)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if res.returncode != 0:
+        raise SystemExit(f"in-process plan timing failed:\n{res.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(res.stdout)
+    print(f"  plan_deployment ({out['loads']} loads): median {out['plan_s']['median']:.3f} s "
+          f"over {repeat} calls", file=sys.stderr, flush=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # tables
 
 
@@ -318,13 +397,17 @@ def main() -> None:
                     help=f"runs per case for supernodes >= {LARGE} (default 3)")
     ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                     help="supernode counts for the scale series")
-    ap.add_argument("--only", choices=["baseline", "cm384", "scale"], action="append",
+    ap.add_argument("--only", choices=["baseline", "cm384", "scale", "plan"], action="append",
                     help="run only this group (repeatable)")
     ap.add_argument("--no-check-series", action="store_true",
                     help="scale series: skip `cmx check`, measure `cmx info` only")
     ap.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results.json")
+    ap.add_argument("--plan-child", metavar="LOADS", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    groups = set(args.only or ["baseline", "cm384", "scale"])
+    if args.plan_child is not None:
+        json.dump(plan_inprocess(args.plan_child, args.repeat), sys.stdout)
+        return
+    groups = set(args.only or ["baseline", "cm384", "scale", "plan"])
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     cmx = cmx_command()
     py = sys.executable
@@ -389,6 +472,26 @@ def main() -> None:
         if check_cases:
             results["scale-check"] = check_cases
 
+    plan_inproc: list[dict[str, Any]] = []
+    if "plan" in groups:
+        print("plan", file=sys.stderr)
+        with tempfile.TemporaryDirectory() as tmp:
+            loads = Path(tmp) / "loads-skewed.json"
+            write_skewed_loads(loads)
+            cases = [
+                Case("cmx plan (equal loads)", "plan",
+                     [*cmx, "plan", str(PLAN_TOPO), "-o", str(Path(tmp) / "plan-equal.json")]),
+                Case("cmx plan --expert-loads (skewed)", "plan",
+                     [*cmx, "plan", str(PLAN_TOPO), "--expert-loads", str(loads),
+                      "-o", str(Path(tmp) / "plan-skewed.json")]),
+            ]
+            for c in cases:
+                measure(c, args.repeat)
+            cases[0].meta["output_bytes"] = (Path(tmp) / "plan-equal.json").stat().st_size
+            cases[1].meta["output_bytes"] = (Path(tmp) / "plan-skewed.json").stat().st_size
+            plan_inproc = [plan_child(None, args.repeat), plan_child(loads, args.repeat)]
+        results["plan"] = cases
+
     load_after = os.getloadavg()
 
     base_import = None
@@ -430,6 +533,12 @@ def main() -> None:
             }
     if check_cases:
         analysis["scale_check"] = scaling(check_cases, base_import)
+    if plan_inproc:
+        analysis["plan_inprocess"] = {
+            "target_s": PLAN_TARGET_S,
+            "loads_skewed": "numpy default_rng(0).lognormal(0, 1.2, [58, 256]) x 1000, rounded",
+            "cases": plan_inproc,
+        }
 
     doc = {
         "machine": machine(),
@@ -518,6 +627,22 @@ def main() -> None:
                   f"{st['marginal_us_per_instance']:.1f} | "
                   f"{st['marginal_cpu_us_per_instance']:.1f} | "
                   f"{'' if lb is None else f'{lb:.2f}'} |")
+        print()
+    if "plan" in results:
+        print("### `cmx plan topologies/deepseek-r1-cloudmatrix384.cmx` (whole process)\n")
+        print(table(results["plan"]))
+        print()
+        print("### Planning step alone: `plan_deployment(model, graph, PlanRequest(loads=...))`"
+              "\n")
+        print(f"| loads | calls | median s | min s | max s | target < {PLAN_TARGET_S:g} s | "
+              "compile once s | validate_plan s | mean max/mean per role |\n"
+              "|---|---|---|---|---|---|---|---|---|")
+        for r in plan_inproc:
+            ps = r["plan_s"]
+            bal = ", ".join(f"{k} {v['mean_max_over_mean']:.4f}" for k, v in r["roles"].items())
+            print(f"| {r['loads']} | {r['runs']} | {ps['median']:.3f} | {ps['min']:.3f} | "
+                  f"{ps['max']:.3f} | {'met' if r['under_target'] else 'MISSED'} | "
+                  f"{r['compile_s']:.3f} | {r['validate_s']:.3f} | {bal} |")
         print()
     if "target_info_largest" in analysis:
         t = analysis["target_info_largest"]

@@ -8,9 +8,10 @@ For each ``-D supernodes=N`` of topologies/cloudmatrix384-cluster.cmx a fresh ch
 * ``parse``      ``parse_program(path)``
 * ``elaborate``  ``elaborate(program, {"supernodes": N})``
 * ``build_graph````build_graph(model)`` (networkx graph + whole-graph checks)
-* ``plane_arrays`` the edge scans of ``plane_summary`` (``plane_arrays`` per plane)
-* ``max_flow``   the rest of ``plane_summary`` (``bisection_bandwidth`` per plane: endpoint
-  selection + scipy ``maximum_flow``)
+* ``all_plane_arrays`` the edge scan of ``plane_summary``: ``all_plane_arrays(g)``, one pass
+  over the graph's edges that buckets them by plane and builds every plane's arrays
+* ``max_flow``   the rest of ``plane_summary``: ``bisection_bandwidth(g, plane, arrays)`` for
+  each plane (endpoint selection + CSR matrix + scipy ``maximum_flow``)
 * ``counts``     ``model.count_by_category()`` / ``count_by_type()`` (the rest of ``info``)
 
 and the resident set size (VmRSS) after each stage and the process's high-water mark (VmHWM)
@@ -22,7 +23,7 @@ Usage::
 
     python benchmarks/stages.py                       # sizes 1,4,16,64,128; 3 runs each
     python benchmarks/stages.py --sizes 16,64 --repeat 5
-    python benchmarks/stages.py --profile 128 --top 25
+    python benchmarks/stages.py --profile 128 --top 20 > benchmarks/profile-128.txt
 
 Writes benchmarks/stages.json (not with --profile) and prints markdown tables.
 """
@@ -42,7 +43,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "topologies" / "cloudmatrix384-cluster.cmx"
-STAGES = ("import", "parse", "elaborate", "build_graph", "plane_arrays", "max_flow", "counts")
+STAGES = ("import", "parse", "elaborate", "build_graph", "all_plane_arrays", "max_flow",
+          "counts")
 
 
 def _status_kib(field: str) -> int:
@@ -93,9 +95,8 @@ def pipeline(n: int, use_tracemalloc: bool = False) -> dict[str, Any]:
     t = time.perf_counter()
     import supernode_dsl.cli  # noqa: F401  (the CLI's import cost, as in `cmx info`)
     from supernode_dsl import elaborate, parse_program
-    from supernode_dsl import schema as S
     from supernode_dsl.graph import build_graph
-    from supernode_dsl.graph.analysis import bisection_bandwidth, plane_arrays
+    from supernode_dsl.graph.analysis import all_plane_arrays, bisection_bandwidth
 
     t = mark("import", t)
     program = parse_program(CLUSTER)
@@ -105,9 +106,9 @@ def pipeline(n: int, use_tracemalloc: bool = False) -> dict[str, Any]:
     g = build_graph(model)
     t = mark("build_graph", t)
     per_plane: dict[str, dict[str, float]] = {}
-    for plane in g.graph.get(S.GRAPH_PLANES, {}):
-        arrays = plane_arrays(g, plane)
-        t = mark("plane_arrays", t)
+    by_plane = all_plane_arrays(g)
+    t = mark("all_plane_arrays", t)
+    for plane, arrays in by_plane.items():
         bw = bisection_bandwidth(g, plane, arrays)
         t2 = time.perf_counter()
         per_plane[plane] = {"nodes": len(arrays.nodes), "edges": len(arrays.src),
