@@ -30,9 +30,10 @@ from typing import Any, ClassVar
 import networkx as nx
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
-from supernode_dsl.emit.simulators import _ordered_nodes, _planes, _UnionFind, yaml_text
+from supernode_dsl.emit.graphutil import UnionFind, graph_planes, ordered_nodes, unit_owner
 from supernode_dsl.emit.templates import render
-from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY, NODE_PARENT
+from supernode_dsl.emit.yamltext import yaml_text
+from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY
 
 __all__ = [
     "EMITTERS",
@@ -115,17 +116,9 @@ class SchedulerTopology:
 
 
 def _node_owner(g: nx.Graph) -> tuple[list[str], dict[str, str]]:
-    nodes = [n for n in _ordered_nodes(g) if g.nodes[n].get(NODE_CATEGORY) == "node"]
-    node_set = set(nodes)
-    owner: dict[str, str] = {}
-    for n in _ordered_nodes(g):
-        if n in node_set:
-            owner[n] = n
-        else:
-            parent = g.nodes[n].get(NODE_PARENT, "")
-            if parent in owner:
-                owner[n] = owner[parent]
-    return nodes, owner
+    """The node instances in order, and every instance inside one -> its node."""
+    nodes = [n for n in ordered_nodes(g) if g.nodes[n].get(NODE_CATEGORY) == "node"]
+    return nodes, unit_owner(g, nodes)
 
 
 def _classify(g: nx.Graph) -> tuple[list[str], list[str]]:
@@ -133,7 +126,7 @@ def _classify(g: nx.Graph) -> tuple[list[str], list[str]]:
     to a NIC on the plane, else scale-up when an NPU links to an NPU or a switch."""
     up: list[str] = []
     out: list[str] = []
-    for plane in _planes(g):
+    for plane in graph_planes(g):
         npu_edge = nic_edge = False
         for a, b, d in g.edges(data=True):
             if d.get(EDGE_PLANE) != plane:
@@ -165,7 +158,7 @@ def scheduler_topology(g: nx.Graph, prefix: str | None = None,
              f"scale-out planes: {', '.join(out) or 'none'}"]
     # blocks
     idx = {n: i for i, n in enumerate(nodes)}
-    uf = _UnionFind(len(nodes))
+    uf = UnionFind(len(nodes))
     for plane in up:
         h = nx.Graph()
         for a, b, d in g.edges(data=True):
@@ -183,16 +176,16 @@ def scheduler_topology(g: nx.Graph, prefix: str | None = None,
         blocks = {f"b{i}": [name[nodes[j]] for j in gr] for i, gr in enumerate(groups)}
     # tree
     chosen = out if planes is None else list(planes)
-    unknown = [p for p in chosen if p not in _planes(g)]
+    unknown = [p for p in chosen if p not in graph_planes(g)]
     if unknown:
-        raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(_planes(g))})")
+        raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(graph_planes(g))})")
     switches = _tree(g, owner, name, set(chosen), root, notes)
     return SchedulerTopology([name[n] for n in nodes], blocks, switches, notes)
 
 
 def _tree(g: nx.Graph, owner: Mapping[str, str], name: Mapping[str, str], planes: set[str],
           root: str, notes: list[str]) -> list[_Switch]:
-    order = {n: i for i, n in enumerate(_ordered_nodes(g))}
+    order = {n: i for i, n in enumerate(ordered_nodes(g))}
     fabric = nx.Graph()
     attach: dict[str, set[str]] = {}
     for a, b, d in g.edges(data=True):

@@ -30,14 +30,15 @@ from typing import Any, ClassVar
 import networkx as nx
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
+from supernode_dsl.emit.graphutil import UnionFind, graph_planes, ordered_nodes, unit_owner
 from supernode_dsl.emit.jsontext import document_json
 from supernode_dsl.emit.templates import render
+from supernode_dsl.emit.yamltext import yaml_text
 from supernode_dsl.schema import (
     EDGE_BANDWIDTH,
     EDGE_LATENCY,
     EDGE_PLANE,
     ENDPOINT_EXCLUDED,
-    GRAPH_PLANES,
     NODE_CATEGORY,
     NODE_INDEX,
     NODE_PARENT,
@@ -67,78 +68,7 @@ class TopologyApproximationWarning(UserWarning):
     """The graph does not collapse exactly into symmetric ASTRA-sim dimensions."""
 
 
-# ---- small deterministic YAML writer ---------------------------------------------------------
-
-_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
-_YAML_WORDS = frozenset({"true", "false", "yes", "no", "on", "off", "null", "y", "n"})
-
-
-def _yaml_scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        if "e" in text and "." not in text.split("e")[0]:  # YAML 1.1 floats need a dot
-            mantissa, exp = text.split("e")
-            text = f"{mantissa}.0e{exp}"
-        return text
-    if value is None:
-        return "null"
-    text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS:
-        return text
-    return json.dumps(text)
-
-
-def _yaml_lines(value: Any, indent: int) -> list[str]:
-    pad = " " * indent
-    out: list[str] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            head = f"{pad}{_yaml_scalar(key)}:"
-            nested = isinstance(item, list) and any(isinstance(v, Mapping | list) for v in item)
-            if nested or (isinstance(item, Mapping) and item):
-                out.append(head)
-                out.extend(_yaml_lines(item, indent + 2))
-            else:
-                out.append(f"{head} {_yaml_inline(item)}")
-        return out
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, Mapping) and item:
-                sub = _yaml_lines(item, indent + 2)
-                out.append(f"{pad}- {sub[0].lstrip()}")
-                out.extend(sub[1:])
-            else:
-                out.append(f"{pad}- {_yaml_inline(item)}")
-        return out
-    return [pad + _yaml_inline(value)]
-
-
-def _yaml_inline(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_yaml_scalar(k)}: {_yaml_inline(v)}"
-                               for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_yaml_inline(v) for v in value) + "]"
-    return _yaml_scalar(value)
-
-
-def yaml_text(data: Any, comments: Sequence[str] = ()) -> str:
-    """Block-style YAML for plain data (mappings in insertion order, lists, str, int, float,
-    bool, None); lists of scalars are written in flow style.  ``comments`` become ``#``
-    lines at the top.  The same data always gives the same text."""
-    head = [f"# {line}" if line else "#" for line in comments]
-    return "\n".join([*head, *_yaml_lines(data, 0)]) + "\n"
-
-
 # ---- NPU units -------------------------------------------------------------------------------
-
-def _ordered_nodes(g: nx.Graph) -> list[str]:
-    return sorted(g.nodes, key=lambda n: g.nodes[n].get(NODE_INDEX, 0))
-
 
 def npu_units(g: nx.Graph, unit: str) -> list[str]:
     """The NPUs of ``g`` in instance order: accelerators (``unit='accelerator'``, falling back
@@ -146,7 +76,7 @@ def npu_units(g: nx.Graph, unit: str) -> list[str]:
     (``unit='die'``).  E026 for an unknown ``unit`` or a graph with neither."""
     if unit not in UNIT_CHOICES:
         raise emit_error(f"unknown unit '{unit}' (choices: {', '.join(UNIT_CHOICES)})")
-    nodes = _ordered_nodes(g)
+    nodes = ordered_nodes(g)
     accs = [n for n in nodes if g.nodes[n].get(NODE_CATEGORY) == "accelerator"]
     dies = [n for n in nodes if g.nodes[n].get(NODE_CATEGORY) == "die"]
     if not accs and not dies:
@@ -160,26 +90,6 @@ def npu_units(g: nx.Graph, unit: str) -> list[str]:
             with_dies.add(p)
             p = g.nodes[p].get(NODE_PARENT, "")
     return [n for n in nodes if n in set(dies) or (n in set(accs) and n not in with_dies)]
-
-
-def unit_owner(g: nx.Graph, units: Iterable[str]) -> dict[str, str]:
-    """Every node that is a unit or lies inside one -> that unit."""
-    unit_set = set(units)
-    owner: dict[str, str] = {}
-    for n in _ordered_nodes(g):  # parents come before children in instance order
-        if n in unit_set:
-            owner[n] = n
-        else:
-            parent = g.nodes[n].get(NODE_PARENT, "")
-            if parent in owner:
-                owner[n] = owner[parent]
-    return owner
-
-
-def _planes(g: nx.Graph) -> list[str]:
-    declared = list(g.graph.get(GRAPH_PLANES, {}) or {})
-    used = sorted({str(d.get(EDGE_PLANE, "")) for _, _, d in g.edges(data=True)})
-    return declared + [p for p in used if p not in declared]
 
 
 # ---- the symmetric-dimension collapse ------------------------------------------------------
@@ -218,26 +128,7 @@ class _Candidate:
     per_npu: dict[int, float] = field(default_factory=dict)
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
 
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = self.parent[self.parent[a]]
-            a = self.parent[a]
-        return a
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def groups(self) -> list[list[int]]:
-        out: dict[int, list[int]] = {}
-        for i in range(len(self.parent)):
-            out.setdefault(self.find(i), []).append(i)
-        return list(out.values())
 
 
 _INDEX = re.compile(r"\[(\d+)\]")
@@ -258,7 +149,7 @@ def _direction_classes(edges: list[tuple[str, str, float, float]]
             keys.append(frozenset(i for i, (x, y) in enumerate(zip(ia, ib, strict=True))
                                   if x != y) or frozenset({-1}))
     positions = sorted({p for k in keys for p in k})
-    uf = _UnionFind(len(positions))
+    uf = UnionFind(len(positions))
     pos_id = {p: i for i, p in enumerate(positions)}
     for k in keys:
         first, *rest = sorted(k)
@@ -292,7 +183,7 @@ def collapse(g: nx.Graph, unit: str = "accelerator") -> Collapse:
     n = len(units)
     result = Collapse(units, [])
     cands: list[_Candidate] = []
-    for plane in _planes(g):
+    for plane in graph_planes(g):
         kept: list[tuple[str, str, float, float]] = []
         touches_unit = False
         for a, b, d in g.edges(data=True):
@@ -340,7 +231,7 @@ def collapse(g: nx.Graph, unit: str = "accelerator") -> Collapse:
         mean_bw = sum(c.per_npu.values()) / max(1, len(c.per_npu))
         return (-round(mean_bw, 3), _mode(len(gr) for gr in c.groups), c.order)
 
-    uf = _UnionFind(n)
+    uf = UnionFind(n)
     span = 1
     for c in sorted(cands, key=key):
         before = len(uf.groups())
@@ -590,7 +481,7 @@ class AstraCommGroupEmitter(Emitter):
 def _unit_inside(g: nx.Graph, dev: str, uid: Mapping[str, int]) -> str | None:
     """The first unit inside ``dev`` (a device that is an accelerator while units are dies
     would be split; the planner never does that, so the first is enough)."""
-    for n in _ordered_nodes(g):
+    for n in ordered_nodes(g):
         p = g.nodes[n].get(NODE_PARENT, "")
         if n in uid and (p == dev or p.startswith(dev + ".")):
             return n
@@ -628,7 +519,7 @@ class Ns3TopologyEmitter(Emitter):
         g = ctx.graph
         units = npu_units(g, ctx.option("unit", "accelerator"))
         owner = unit_owner(g, units)
-        planes = _planes(g)
+        planes = graph_planes(g)
         chosen_text = ctx.option("plane", "")
         chosen = [p.strip() for p in chosen_text.split(",") if p.strip()] or planes
         unknown = [p for p in chosen if p not in planes]
@@ -649,7 +540,7 @@ class Ns3TopologyEmitter(Emitter):
             else:
                 links[k] = [bw, lat]
         used = {x for k in links for x in k}
-        others = [v for v in _ordered_nodes(g) if v in used and v not in set(units)]
+        others = [v for v in ordered_nodes(g) if v in used and v not in set(units)]
         ids = {v: i for i, v in enumerate([*units, *others])}
         rows = sorted((ids[a], ids[b], bw, lat) for (a, b), (bw, lat) in links.items())
         rows = [(min(a, b), max(a, b), bw, lat) for a, b, bw, lat in rows]
