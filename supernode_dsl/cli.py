@@ -278,6 +278,51 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
     _write(output, data)
 
 
+@cli.command("report")
+@_compile_options
+@click.option("--expert-loads", "loads_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Measured loads [MoE layers x routed experts] for the heatmaps (as for "
+                   "`cmx plan`).  Default: equal loads.")
+@click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A plan from `cmx plan` to show (default: plan the file's deployment).")
+@click.option("--deployment", help="The deployment to plan when the file declares several.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write ('-' for standard output).")
+def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
+               loads_path: Path | None, plan_path: Path | None, deployment: str | None,
+               output: Path) -> None:
+    """Write one self-contained HTML report of FILE: summary, diagrams, bandwidth, and the
+    deployment's expert-load heatmaps and memory budget (from --plan or the file's own)."""
+    from supernode_dsl.emit.report import ReportInputs, declared_deployments, report_html
+    from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+    from supernode_dsl.plan.loads import read_loads
+
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    try:
+        loads = read_loads(loads_path) if loads_path else None
+        plan: dict[str, Any] | None = None
+        if plan_path is not None:
+            plan = _read_json(plan_path, "E024")
+            problems = validate_plan(plan) if isinstance(plan, dict) else ["not a JSON object"]
+            if problems:
+                _fail([Diagnostic("E024", f"'{plan_path}' is not a valid plan: {problems[0]}")])
+            assert plan is not None
+            if plan["source"].get("topology") != model.root_name:
+                _fail([Diagnostic("E024", f"'{plan_path}' plans the topology "
+                                  f"'{plan['source'].get('topology')}', not "
+                                  f"'{model.root_name}'")])
+        elif deployment is not None or declared_deployments(model):
+            plan = plan_deployment(model, g, PlanRequest(deployment=deployment, loads=loads))
+        text = report_html(model, g, ReportInputs(
+            source=str(file), plan=plan, loads=loads,
+            plan_name=str(plan_path) if plan_path else None,
+            loads_name=str(loads_path) if loads_path else None))
+    except CmxError as err:
+        _fail(err.diagnostics)
+    _write(output, text)
+
+
 def _write(output: Path, text: str | bytes) -> None:
     if str(output) == "-":
         if isinstance(text, bytes):
