@@ -186,16 +186,25 @@ def _read_json(path: Path, code: str) -> Any:
                           Span(src, err.lineno, err.colno, err.lineno, err.colno + 1))])
 
 
+def _deployment_options(f: F) -> F:
+    """``--expert-loads`` and ``--deployment``, shared by ``plan`` and ``report``."""
+    f = click.option("--deployment",
+                     help="The deployment to plan when the file declares several.")(f)
+    f = click.option("--expert-loads", "loads_path",
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Measured loads [MoE layers x routed experts]: SGLang "
+                          "{\"logical_count\": ...} JSON, .npy or .csv.  Default: equal "
+                          "loads.")(f)
+    return f
+
+
 @cli.command("plan")
 @_compile_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Plan file to write ('-' for standard output).")
-@click.option("--expert-loads", "loads_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Measured loads [MoE layers x routed experts]: SGLang "
-                   "{\"logical_count\": ...} JSON, .npy or .csv.  Default: equal loads.")
+@_deployment_options
 @click.option("--previous", "previous_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A previous plan: re-plan moving as few expert weights as possible.")
-@click.option("--deployment", help="The deployment to plan when the file declares several.")
 def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
              loads_path: Path | None, previous_path: Path | None,
              deployment: str | None) -> None:
@@ -280,12 +289,9 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
 
 @cli.command("report")
 @_compile_options
-@click.option("--expert-loads", "loads_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Measured loads [MoE layers x routed experts] for the heatmaps (as for "
-                   "`cmx plan`).  Default: equal loads.")
+@_deployment_options
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A plan from `cmx plan` to show (default: plan the file's deployment).")
-@click.option("--deployment", help="The deployment to plan when the file declares several.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write ('-' for standard output).")
 def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
