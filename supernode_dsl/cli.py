@@ -69,9 +69,12 @@ def _compile_options(f: F) -> F:
 
 def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
     try:
-        return compile_file(file, _defines(defines), Limits(max_instances=max_instances))
+        model = compile_file(file, _defines(defines), Limits(max_instances=max_instances))
     except CmxError as err:
         _fail(err.diagnostics)
+    for w in model.warnings:
+        click.echo(render(w), err=True)
+    return model
 
 
 def _graph(model: Model) -> nx.Graph:

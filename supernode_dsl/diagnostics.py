@@ -58,6 +58,7 @@ CODES: dict[str, str] = {
     "E024": "bad previous plan",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "W001": "parameter used where an index variable looks meant",
 }
 
 
@@ -177,6 +178,18 @@ class DiagnosticSink:
         diag = Diagnostic(code, message, span, Severity.ERROR, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
+
+    def warning(self, code: str, message: str, span: Span | None = None) -> None:
+        """Record a warning: reported, but compilation goes on."""
+        assert code in CODES, code
+        diag = Diagnostic(code, message, span, Severity.WARNING)
+        if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
+            self.diagnostics.append(diag)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """The warnings recorded so far."""
+        return tuple(d for d in self.diagnostics if d.severity is Severity.WARNING)
 
     @property
     def has_errors(self) -> bool:

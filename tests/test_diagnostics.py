@@ -34,6 +34,9 @@ ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 #: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py).
 CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026"}
 
+#: Warning codes: reported without stopping compilation (tested below, not by fixtures).
+WARNING_CODES = {c for c in CODES if c.startswith("W")}
+
 _EXPECT = re.compile(
     r"^#\s*expect:\s*(?P<code>E\d{3})\s+at\s+(?:(?P<file>-D|[^\s:]+\.cmx):)?(?P<line>\d+)(?::(?P<col>\d+))?\s*$"
 )
@@ -150,7 +153,7 @@ def test_fixture_diagnostics_render(path: Path) -> None:
 
 def test_every_code_has_a_fixture() -> None:
     covered = {e.code for p in FIXTURES for e in _load(p).expected}
-    missing = sorted(set(CODES) - CLI_ONLY_CODES - covered)
+    missing = sorted(set(CODES) - CLI_ONLY_CODES - WARNING_CODES - covered)
     assert not missing, f"no fixture under tests/errors/ triggers {missing}"
     assert covered <= set(CODES), sorted(covered - set(CODES))
 
@@ -211,3 +214,22 @@ def test_non_utf8_file_is_e011(tmp_path: Path) -> None:
     with pytest.raises(CmxError) as info:
         cmx.compile_file(bad)
     assert info.value.codes == ["E011"]
+
+
+def test_parameter_used_as_ring_index_warns_but_compiles() -> None:
+    text = """param x = 1
+plane p "p"
+die D { hbm = 1 GB }
+node N {
+    d[3]: D
+    link p d[x] <-> d[(x + 1) % 3] { bw = 1 GB/s }
+}
+instance n: N
+"""
+    model = cmx.compile_string(text, name="ring.cmx")
+    (w,) = model.warnings
+    assert w.code == "W001" and w.span is not None and (w.span.line, w.span.col) == (6, 14)
+    assert w.render().startswith("ring.cmx:6:14: warning[W001]: 'x' is a parameter")
+    assert cmx.build_graph(model).number_of_edges() == 1   # the one fixed link, as written
+    renamed = cmx.compile_string(text.replace("d[x]", "d[i]").replace("(x + 1)", "(i + 1)"))
+    assert renamed.warnings == () and cmx.build_graph(renamed).number_of_edges() == 3

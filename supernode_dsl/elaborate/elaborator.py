@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate
-from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs
+from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs, shadowing_params
 from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, Spec, Template
 from supernode_dsl.parse import Program, parse_text
 from supernode_dsl.parse import ast as A
@@ -349,6 +349,10 @@ class Elaborator:
             return None
         for err in errors:
             self.sink.error(err.code, err.message, err.span)
+        for var in shadowing_params(st, scope.is_param):
+            self.sink.warning(
+                "W001", f"'{var.name}' is a parameter, so this index is one fixed value, not "
+                "an index variable; rename the index if every index was meant", var.span)
         if not pairs:
             if not errors:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)
@@ -425,6 +429,7 @@ class Elaborator:
             params=tuple(sorted(self.globals.items())),
             files=tuple(f.path for f in self.program.files),
             specs=specs,
+            warnings=self.sink.warnings,
         )
         if (links := model.num_link_bundles()) > self.limits.max_links:
             self.sink.error("E010", f"the model has {links:,} links; the limit is "

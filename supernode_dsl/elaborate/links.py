@@ -28,7 +28,7 @@ from supernode_dsl.elaborate.model import ChildArray, Template
 from supernode_dsl.parse import ast as A
 from supernode_dsl.units import Quantity
 
-__all__ = ["LinkLimitError", "resolve_pairs"]
+__all__ = ["LinkLimitError", "resolve_pairs", "shadowing_params"]
 
 
 class LinkLimitError(Exception):
@@ -103,6 +103,25 @@ def _variables(
                 span,
             )
     return ranges
+
+
+def shadowing_params(stmt: A.LinkStmt, is_param: Callable[[str], bool]) -> list[A.Var]:
+    """Parameters used alone as an index *and* inside index arithmetic of the same statement:
+    ``chip[x] <-> chip[(x + 1) % n]`` with a parameter ``x`` is one fixed link, almost never
+    what was meant (a ring)."""
+    plain: dict[str, A.Var] = {}
+    in_arithmetic: set[str] = set()
+    for ref in (stmt.left, stmt.right):
+        for seg in ref.segments:
+            for idx in seg.indices:
+                if not isinstance(idx, A.IndexExpr):
+                    continue
+                if isinstance(idx.expr, A.Var):
+                    if is_param(idx.expr.name):
+                        plain.setdefault(idx.expr.name, idx.expr)
+                else:
+                    in_arithmetic |= {n for n in free_names(idx.expr) if is_param(n)}
+    return [v for name, v in plain.items() if name in in_arithmetic]
 
 
 def _expand(

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from supernode_dsl.diagnostics import Span
+from supernode_dsl.diagnostics import Diagnostic, Span
 from supernode_dsl.elaborate.evaluate import Value
 
 __all__ = ["ChildArray", "Instance", "LinkBundle", "Model", "Plane", "Spec", "Template"]
@@ -130,6 +130,7 @@ class Model:
     params: tuple[tuple[str, Value], ...]
     files: tuple[str, ...]
     specs: tuple[Spec, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
     _counts: dict[str, Counter[str]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
