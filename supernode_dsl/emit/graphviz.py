@@ -463,7 +463,21 @@ def _supernode(m: _Machine, plane: str | None) -> dict[str, Any]:
     top = sorted((c for c in clusters.values() if c.parent is None and c.id[8:] in
                   used_clusters), key=lambda c: c.order)
     planes_drawn = [p for p in m.planes if any(k[2] == p for k in aggs)]
-    return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn}
+    return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn,
+            "ranks": _split_tiers(top_boxes)}
+
+
+def _split_tiers(boxes: list[_Box]) -> list[list[str]]:
+    """Boxes of one switch array split by first index (``l2[0][*]``, ``l2[1][*]``, ...),
+    to be drawn side by side in index order (dot would otherwise reorder them)."""
+    tiers: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for box in boxes:
+        head, sep, rest = box.id.rpartition(".")
+        seg = rest if sep else box.id
+        idx = re.findall(r"\[([^\]]*)\]", seg)
+        if len(idx) > 1 and idx[0].isdigit() and all(i == "*" for i in idx[1:]):
+            tiers[f"{head}.{_bare(seg)}"].append((int(idx[0]), box.id))
+    return [[i for _, i in sorted(t)] for t in tiers.values() if len(t) > 1]
 
 
 # ---- node view --------------------------------------------------------------------------
@@ -698,6 +712,7 @@ def dot_text(g: nx.Graph, view: str = "supernode", node: str = "0",
                               ("style", _q("filled")), ("margin", _q("0.12,0.06"))],
                   edge_attrs=[("fontname", _q("Helvetica")), ("fontsize", _q("10"))],
                   clusters=body["clusters"], boxes=body["boxes"], edges=body["edges"],
+                  ranks=body.get("ranks", []),
                   q=_q)
 
 
