@@ -2,8 +2,8 @@
 
 Regenerate every golden file (all stages, all fixtures) with ONE switch::
 
-    pytest tests/test_golden.py --regen-golden
-    CMX_REGEN_GOLDEN=1 pytest tests/test_golden.py
+    pytest --regen-golden                 # every golden test (parse ... emit)
+    CMX_REGEN_GOLDEN=1 pytest tests/test_golden.py tests/test_golden_outputs.py
 
 Without it, a golden test compares the produced text byte for byte with the stored file
 under ``tests/golden/`` and fails with a diff on any change.
