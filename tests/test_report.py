@@ -135,10 +135,14 @@ def test_cloudmatrix384_report_sections_and_numbers(cm_html: str) -> None:
     assert "9,600" in text  # RDMA bisection
     assert "12,384" in text  # UB links
     assert "UBSwitchL1" in text and "Ascend910CDie" in text
-    # diagrams: supernode, node and one per plane (d2d, ub, rdma, vpc)
-    assert cm_html.count('<svg class="diagram"') == 6
-    for key in ("supernode", "node", "plane-ub", "plane-rdma", "plane-vpc", "plane-d2d"):
-        assert f'id="diagram-{key}"' in cm_html
+    # diagrams: supernode, node and one per plane (d2d, ub, rdma, vpc); without Graphviz's
+    # dot program the section says so (test_missing_dot_still_renders checks the wording)
+    if shutil.which("dot"):
+        assert cm_html.count('<svg class="diagram"') == 6
+        for key in ("supernode", "node", "plane-ub", "plane-rdma", "plane-vpc", "plane-d2d"):
+            assert f'id="diagram-{key}"' in cm_html
+    else:
+        assert '<svg class="diagram"' not in cm_html
     assert "declares no deployment" in text
     assert 'class="cells"' not in cm_html
     assert "serving-plan work" in text
