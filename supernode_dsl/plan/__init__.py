@@ -19,7 +19,7 @@ import numpy as np
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
 from supernode_dsl.plan.build import deployment_summary, role_plan
-from supernode_dsl.plan.devices import RoleAllocation, allocate, device_table
+from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
@@ -59,7 +59,7 @@ def _choose(model: Model, wanted: str | None) -> tuple[Spec | None, dict[str, Sp
     return deployments[0], models
 
 
-def _devices(g: nx.Graph, dep: DeploymentSpec,
+def _devices(table: list[list[Device]],
              allocations: list[RoleAllocation]) -> list[dict[str, Any]]:
     owner: dict[str, tuple[str | None, int | None, int | None]] = {}
     for alloc in allocations:
@@ -67,7 +67,7 @@ def _devices(g: nx.Graph, dep: DeploymentSpec,
             for position, d in enumerate(inst):
                 owner[d.path] = (alloc.role.name, i, position)
     rows = []
-    for acc in device_table(g, dep.nodes_per_rack):
+    for acc in table:
         for d in acc:
             role_name, number, rank = owner.get(d.path, (None, None, None))
             rows.append({"path": d.path, "npu": d.npu, "node": d.node, "rack": d.rack,
@@ -86,13 +86,17 @@ def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:
     return loads
 
 
+def _check_previous(previous: Mapping[str, Any] | None) -> None:
+    """E024 unless ``previous`` (when given) is a valid plan."""
+    problems = validate_plan(previous) if previous is not None else []
+    if problems:
+        raise CmxError([Diagnostic("E024", f"the previous plan is not valid: {problems[0]}")])
+
+
 def _previous_role(previous: Mapping[str, Any] | None, role: str,
                    shape: tuple[int, int]) -> Mapping[str, Any] | None:
     if previous is None:
         return None
-    problems = validate_plan(previous)
-    if problems:
-        raise CmxError([Diagnostic("E024", f"the previous plan is not valid: {problems[0]}")])
     entry = previous["roles"].get(role)
     if entry is None:
         return None
@@ -118,9 +122,11 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     dep = read_deployment(spec, models, sink) if spec is not None else None
     sink.raise_if_errors()
     assert dep is not None
-    allocations = allocate(dep, device_table(g, dep.nodes_per_rack), sink)
+    table = device_table(g, dep.nodes_per_rack)
+    allocations = allocate(dep, table, sink)
     sink.raise_if_errors()
     loads = _loads(dep, req.loads)
+    _check_previous(req.previous)
     roles: dict[str, Any] = {}
     for alloc in allocations:
         shape = (loads.shape[0], alloc.role.physical_slots)
@@ -135,6 +141,6 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
         "generator": "supernode-dsl",
         "source": source,
         "model": deployment_summary(dep),
-        "devices": _devices(g, dep, allocations),
+        "devices": _devices(table, allocations),
         "roles": roles,
     }
