@@ -211,9 +211,8 @@ class Elaborator:
                vocabulary: dict[str, Kind] | None = None) -> tuple[tuple[str, Value], ...]:
         out: dict[str, Value] = {}
         # An attribute may use the attributes set before it in the same block.
-        inner = _Scope(self, {**out, **scope.local})
         for st in stmts:
-            inner.local = {**out, **scope.local}
+            inner = _Scope(self, {**out, **scope.local})
             try:
                 value = self._spec_ref(st, vocabulary) or evaluate(st.value, inner.lookup)
             except EvalError as e:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from supernode_dsl.diagnostics import Diagnostic, Span
@@ -154,31 +154,13 @@ class Model:
 
     def _count(self, key: str) -> Counter[str]:
         if key not in self._counts:
-            memo: dict[int, Counter[str]] = {}
-
-            def count(t: Template) -> Counter[str]:
-                if id(t) not in memo:
-                    c: Counter[str] = Counter({t.category if key == "category" else t.type_name: 1})
-                    for ch in t.children:
-                        for k, v in count(ch.template).items():
-                            c[k] += v * ch.count
-                    memo[id(t)] = c
-                return memo[id(t)]
-
-            self._counts[key] = count(self.root)
+            self._counts[key] = _fold(self.root, lambda t: Counter(
+                {t.category if key == "category" else t.type_name: 1}))
         return self._counts[key]
 
     def num_link_bundles(self) -> int:
         """Number of graph edges the model will produce (computed from templates)."""
-        memo: dict[int, int] = {}
-
-        def count(t: Template) -> int:
-            if id(t) not in memo:
-                own = sum(len(b.pairs) for b in t.links)
-                memo[id(t)] = own + sum(ch.count * count(ch.template) for ch in t.children)
-            return memo[id(t)]
-
-        return count(self.root)
+        return _fold(self.root, lambda t: Counter({"": sum(len(b.pairs) for b in t.links)}))[""]
 
     def count_by_category(self) -> dict[str, int]:
         """Category -> number of instances (computed from templates, without flattening)."""
@@ -187,3 +169,20 @@ class Model:
     def count_by_type(self) -> dict[str, int]:
         """Type name -> number of instances."""
         return dict(sorted(self._count("type").items()))
+
+
+def _fold(root: Template, own: Callable[[Template], Counter[str]]) -> Counter[str]:
+    """Sum ``own(t)`` over every instance of the subtree of ``root``, computed once per
+    shared template (a child array of ``n`` elements counts its template ``n`` times)."""
+    memo: dict[int, Counter[str]] = {}
+
+    def total(t: Template) -> Counter[str]:
+        if id(t) not in memo:
+            c = own(t)
+            for ch in t.children:
+                for k, v in total(ch.template).items():
+                    c[k] += v * ch.count
+            memo[id(t)] = c
+        return memo[id(t)]
+
+    return total(root)
