@@ -408,18 +408,20 @@ def _f(x: float | None, fmt: str = "{:.3f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def _head(base: list[str], ours: list[str], have: bool) -> list[str]:
+    """A markdown header and separator: ``role`` plus the EPLB columns, plus ours if run."""
+    cols = ["role", *base, *(ours if have else [])]
+    return ["| " + " | ".join(cols) + " |", "|---|" + "---:|" * (len(cols) - 1)]
+
+
 def tables(results: dict[str, Any]) -> str:
     roles = results["roles"]
     have = results["planner"] is not None
     lines: list[str] = []
     lines.append("Balance: max/mean die load per layer (mean over layers x seeds; worst layer)\n")
-    hdr = "| role | EPLB mean | EPLB worst |"
-    sep = "|---|---:|---:|"
-    if have:
-        hdr += (" ours mean | ours worst | excess ours / EPLB | layers ours worse |"
-                " ours+locality mean | lower bound mean |")
-        sep += "---:|---:|---:|---:|---:|---:|"
-    lines += [hdr, sep]
+    lines += _head(["EPLB mean", "EPLB worst"],
+                   ["ours mean", "ours worst", "excess ours / EPLB", "layers ours worse",
+                    "ours+locality mean", "lower bound mean"], have)
     for name, r in roles.items():
         i = r["imbalance"]
         row = f"| {name} | {i['eplb']['mean']:.4f} | {i['eplb']['worst']:.4f} |"
@@ -433,12 +435,7 @@ def tables(results: dict[str, Any]) -> str:
         lines.append(row)
 
     lines.append("\nEPLB duplicate replicas (a device holding two replicas of one expert)\n")
-    hdr = "| role | duplicate slots | layers affected |"
-    sep = "|---|---:|---:|"
-    if have:
-        hdr += " ours: duplicate slots |"
-        sep += "---:|"
-    lines += [hdr, sep]
+    lines += _head(["duplicate slots", "layers affected"], ["ours: duplicate slots"], have)
     for name, r in roles.items():
         d = r["duplicates"]
         row = f"| {name} | {d['eplb_slots']} | {d['eplb_layers']}/{d['layers_total']} |"
@@ -450,12 +447,8 @@ def tables(results: dict[str, Any]) -> str:
                         ("swap", "10 % of experts swap hotness")):
         lines.append(f"\nDrift, {title}: mean max/mean after the change; GB moved per "
                      "rebalance of 58 layers (mean per seed)\n")
-        hdr = "| role | EPLB stale | EPLB new | EPLB GB | EPLB relabelled GB |"
-        sep = "|---|---:|---:|---:|---:|"
-        if have:
-            hdr += " ours stale | ours new | ours GB | replan | replan GB |"
-            sep += "---:|---:|---:|---:|---:|"
-        lines += [hdr, sep]
+        lines += _head(["EPLB stale", "EPLB new", "EPLB GB", "EPLB relabelled GB"],
+                       ["ours stale", "ours new", "ours GB", "replan", "replan GB"], have)
         for name, r in roles.items():
             d = r["drift"][scen]
             row = (f"| {name} | {d['eplb_stale_imb']:.4f} | {d['eplb_imb']:.4f} |"
@@ -467,12 +460,7 @@ def tables(results: dict[str, Any]) -> str:
             lines.append(row)
 
     lines.append("\nPlanning time for 58 layers (median, ms)\n")
-    hdr = "| role | EPLB |"
-    sep = "|---|---:|"
-    if have:
-        hdr += " ours | replan |"
-        sep += "---:|---:|"
-    lines += [hdr, sep]
+    lines += _head(["EPLB"], ["ours", "replan"], have)
     for name, r in roles.items():
         t = r["plan_time_s"]
         row = f"| {name} | {t['eplb'] * 1e3:.1f} |"
