@@ -208,13 +208,22 @@ def _deployment_options(f: F) -> F:
 @_deployment_options
 @click.option("--previous", "previous_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A previous plan: re-plan moving as few expert weights as possible.")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the planned microbatch pipeline as a Chrome/Perfetto trace.")
 def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
              loads_path: Path | None, previous_path: Path | None,
-             deployment: str | None) -> None:
-    """Plan a deployment of FILE: expert placement per role, balance, memory."""
+             deployment: str | None, trace_path: Path | None) -> None:
+    """Plan a deployment of FILE: expert placement per role, balance, memory.
+
+    With --trace, also write the planned microbatch pipeline as a Chrome/Perfetto trace;
+    on any error neither file is written.
+    """
+    from supernode_dsl.emit.trace import chrome_trace
     from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
     from supernode_dsl.plan.loads import read_loads
 
+    if trace_path is not None and str(trace_path) == str(output) == "-":
+        raise click.UsageError("-o - and --trace - would both write to standard output")
     model = _model(file, defines, max_instances)
     g = _graph(model)
     previous = _read_json(previous_path, "E024") if previous_path else None
@@ -233,7 +242,13 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         for p in problems:
             click.echo(f"  {p}", err=True)
         sys.exit(2)
+    try:
+        trace = chrome_trace(doc) if trace_path is not None else None
+    except CmxError as err:
+        _fail(err.diagnostics)
     _write(output, document_json(doc))
+    if trace_path is not None and trace is not None:
+        _write(trace_path, trace)
 
 
 @cli.command("emit")

@@ -90,7 +90,7 @@ GRAPH_SCHEMA_VERSION: Final = "schema_version"
 #: family (``compute.*``) accepts any suffix.  Names starting with ``x_`` are free-form user
 #: extensions and accept any dimension.
 #: What an attribute's value must be: a quantity of this dimension, or a string (``str``).
-Kind = Dim | type[str]
+Kind = Dim | type[str] | type[bool]
 
 _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "hbm": BYTES, "hbm_bw": BANDWIDTH,
@@ -133,14 +133,26 @@ _ROLE_ATTRS: Final[dict[str, Kind]] = {
     "context_len": COUNT,      # tokens of KV cache per sequence
     "sequences_per_device": COUNT,
     "hbm_reserve": BYTES,      # activations and workspace held back per device
+    "batch_per_npu": COUNT,    # decode: requests per accelerator (0: the largest meeting the SLO)
+    "tokens_per_npu": COUNT,   # prefill: prompt tokens per accelerator per forward pass
+    "attention_tp": COUNT,     # prefill: tensor-parallel degree of the hybrid attention
+    "microbatches": COUNT,     # 0: the planner chooses; otherwise a fixed count
 }
 
 #: Attributes of a ``deployment`` declaration.
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
     "nodes_per_rack": COUNT,
-    "cache.pool": str, "cache.block_tokens": COUNT,
+    "cache.pool": str, "cache.block_tokens": COUNT, "cache.plane": str,
+    "cache.prefix_reuse": COUNT,      # share of a prompt's tokens found in the cache (0..1)
     "workload.prompt_len": COUNT, "workload.output_len": COUNT,
+    "workload.tpot_slo": TIME,        # 0 s: no target
+    "workload.ttft_slo": TIME,        # 0 s: no target
+    "workload.arrival_rate": COUNT,   # requests per second (0: no target)
+    "workload.npu_budget": COUNT,     # accelerators the roles planner may use (0: the topology's)
+    "mtp.accept": COUNT,              # acceptance of the speculative token (0: no MTP)
+    "balance.perfect": bool,          # true: experts perfectly balanced; false: use the loads
+    "kv_transfer.plane": str,         # plane carrying prefill -> decode KV cache
     "dispatch_bytes_per_token": BYTES, "combine_bytes_per_token": BYTES,
     **{f"{role}.{name}": kind for role in ROLES for name, kind in _ROLE_ATTRS.items()},
 }
@@ -159,7 +171,11 @@ def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind |
 
 def kind_name(kind: Kind) -> str:
     """How a message names what a value must be: 'a string' or a dimension's name."""
-    return "a string" if kind is str else dim_name(kind)  # type: ignore[arg-type]
+    if kind is str:
+        return "a string"
+    if kind is bool:
+        return "true or false"
+    return dim_name(kind)  # type: ignore[arg-type]
 
 
 def known_attribute_names() -> list[str]:

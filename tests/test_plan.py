@@ -41,7 +41,7 @@ def cm384_plan() -> dict[str, Any]:
 def test_schema_is_a_valid_versioned_json_schema() -> None:
     schema = plan_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("/plan/1.0.json")
+    assert schema["$id"].endswith("/plan/1.1.json")
 
 
 def test_cloudmatrix_plan_is_valid_for_both_roles(cm384_plan: dict[str, Any]) -> None:

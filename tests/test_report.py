@@ -3,11 +3,13 @@ expected sections and numbers, and the CLI writes it atomically with the usual d
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,21 @@ import numpy as np
 import pytest
 
 import supernode_dsl as cmx
-from supernode_dsl.emit.report import ReportInputs, die_loads, inline_svg, report_html
+from supernode_dsl.emit.report import (
+    OP_COLOURS,
+    ReportInputs,
+    best_per_microbatches,
+    die_loads,
+    headline,
+    inline_svg,
+    layer_groups,
+    nice_ticks,
+    op_colour,
+    report_html,
+    representatives,
+    zoom_layers,
+    zoom_window,
+)
 from supernode_dsl.plan import PlanRequest, plan_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +161,10 @@ def test_cloudmatrix384_report_sections_and_numbers(cm_html: str) -> None:
         assert '<svg class="diagram"' not in cm_html
     assert "declares no deployment" in text
     assert 'class="cells"' not in cm_html
-    assert "serving-plan work" in text
+    # no deployment: sections 5 and 6 say so, no placeholder, no chart
+    assert text.count("No deployment: there is no serving plan to show.") == 2
+    assert "not built yet" not in text and 'class="placeholder"' not in cm_html
+    assert 'class="chart timeline"' not in cm_html
     # representative paths: two dies of one node, first dies of two nodes
     assert "cm384.node[0].npu[0].die[1]" in text and "cm384.node[1].npu[0].die[0]" in text
 
@@ -271,3 +290,195 @@ def test_report_renders_in_headless_chromium(r1_html: str, tmp_path: Path) -> No
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     # a blank page compresses to a few KB; the report's diagrams and tables do not
     assert len(data) > 100_000
+
+
+# ---- sections 5 and 6: pipeline timeline and performance estimate ----------------------
+
+_SVG = re.compile(r'<svg class="chart (timeline|layer-bars)"[^>]*>.*?</svg>', re.S)
+
+
+def _charts(html: str) -> list[ET.Element]:
+    """The timeline and per-layer SVG charts of the page, parsed as XML (so well formed)."""
+    return [ET.fromstring(m.group(0)) for m in _SVG.finditer(html)]
+
+
+def _section(html: str, name: str) -> str:
+    return html.split(f'<section id="{name}">')[1].split("</section>")[0]
+
+
+def test_pipeline_section_draws_every_event(
+        r1: tuple[Any, Any, np.ndarray, dict[str, Any]], r1_html: str) -> None:
+    _model, _g, _loads, plan = r1
+    section = _section(r1_html, "pipeline")
+    assert "not built yet" not in section and "no serving estimate" not in section
+    charts = {(c.get("data-role"), c.get("data-view")): c for c in _charts(section)}
+    assert set(charts) == {(r, v) for r in ("decode", "prefill") for v in ("full", "zoom")}
+    for role in ("decode", "prefill"):
+        p = plan["roles"][role]["pipeline"]
+        events = [e for k in p["schedule"] for e in k["events"]]
+        assert len(events) > 400
+        full = charts[(role, "full")]
+        groups = [g for g in full.iter("g") if g.get("class") == "events"]
+        assert len(groups) == 1
+        rects = groups[0].findall("rect")
+        assert len(rects) == len(events)
+        # one lane per (device kind, stream), labelled
+        lanes = {(k["device_kind"], e["stream"]) for k in p["schedule"] for e in k["events"]}
+        labels = {t.text for g in full.iter("g") if g.get("class") == "lanes"
+                  for t in g.iter("text")}
+        assert labels == {f"{k} \u00b7 {s}" for k, s in lanes}
+        # colours: one fixed colour per op name
+        fills = {r.get("fill") for r in rects}
+        assert fills == {op_colour(e["name"]) for e in events}
+        # the zoom shows fewer ops, each wide enough to see, some labelled
+        zoom = charts[(role, "zoom")]
+        zrects = [r for g in zoom.iter("g") if g.get("class") == "events"
+                  for r in g.findall("rect")]
+        assert 0 < len(zrects) < len(events)
+        assert any(t.text for g in zoom.iter("g") if g.get("class") == "labels"
+                   for t in g.iter("text"))
+        # the figures under the charts
+        assert f'{p["step_us"] / 1e3:,.2f}'[:4] in section
+        assert f'{p["speedup"]:.2f}\u00d7' in section or f'{p["speedup"]:.2f}&times;' in section
+    assert section.count('class="best"') >= 2  # the chosen candidate of each role
+
+
+def test_performance_section_headline_layers_kv_serving(
+        r1: tuple[Any, Any, np.ndarray, dict[str, Any]], r1_html: str) -> None:
+    _model, _g, _loads, plan = r1
+    section = _section(r1_html, "performance")
+    page = _parse(section)
+    text = " ".join(page.text)
+    assert "not built yet" not in text and "no serving estimate" not in text
+    dec = plan["roles"]["decode"]["estimate"]
+    pre = plan["roles"]["prefill"]["estimate"]
+    assert f"{dec['tpot_ms']:,.2f}" in text
+    assert f"{dec['tokens_per_s_per_npu']:,.0f}" in text
+    assert f"{dec['batch_per_npu']:,}" in text
+    assert f"{pre['tokens_per_npu']:,}" in text  # 16,384
+    assert f"{pre['tokens_per_s_per_npu']:,.0f}" in text
+    for role in ("decode", "prefill"):
+        kv = plan["roles"][role]["kv"]
+        assert f"{kv['kv_capacity_bytes'] / 1e9:,.2f} GB" in text
+        assert f"{kv['max_sequences_per_device']:,}" in text
+    # per-layer: bars for dense, MoE, MTP (decode) and head; one table row per group of
+    # identical consecutive layers (dense layers 0-2 are alike)
+    bars = [c for c in _charts(section) if c.get("class") == "chart layer-bars"]
+    assert [b.get("data-role") for b in bars] == ["decode", "prefill"]
+    assert "MTP (layer 61)" in text and "dense (layer 0)" in text
+    assert "0\u20132" in text
+    tables = re.findall(r'<table class="layers">.*?</table>', section, re.S)
+    for table, role in zip(tables, ("decode", "prefill"), strict=True):
+        groups = layer_groups(plan["roles"][role]["estimate"]["per_layer"])
+        assert table.count("<tr>") == 1 + len(groups)
+    # serving block: role split, KV transfer and the prefix-reuse table
+    serving = plan["serving"]
+    assert f"{serving['roles']['prefill_instances']:,}" in text
+    assert "KV transfer, prefill to decode" in text and "Cache pool" in text
+    reuse = serving["cache_pool"].get("prefix_reuse_effect", [])
+    assert section.count("<tr") >= len(reuse)
+    for row in reuse:
+        assert f"{row['tokens_per_s_per_npu']:,.0f}" in text
+
+
+def _old(plan: dict[str, Any]) -> dict[str, Any]:
+    """The plan as schema 1.0 wrote it: no serving block, no estimate, pipeline or kv."""
+    old = copy.deepcopy(plan)
+    old.pop("serving", None)
+    old["schema_version"] = "1.0"
+    for role in old["roles"].values():
+        for key in ("estimate", "pipeline", "kv"):
+            role.pop(key, None)
+    return old
+
+
+def test_old_plan_without_serving_blocks_renders_with_a_note(
+        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+    model, g, _loads, plan = r1
+    html = report_html(model, g, ReportInputs(source=str(R1), plan=_old(plan),
+                                              diagrams=False))
+    page = _parse(html)
+    _self_contained(html, page)
+    text = " ".join(page.text)
+    assert text.count("The plan has no serving estimate (plan schema 1.0") == 2
+    assert "Role decode" in text  # section 4 is still drawn
+    assert "<svg class=\"chart timeline\"" not in html
+    assert "<svg class=\"chart layer-bars\"" not in html
+
+
+def test_partial_plan_keeps_what_it_has(
+        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+    """A role without a pipeline and a serving block without its optional parts render."""
+    model, g, _loads, plan = r1
+    part = copy.deepcopy(plan)
+    del part["roles"]["prefill"]["pipeline"]
+    part["serving"] = {"workload": {}, "roles": None, "cache_pool": {"servers": 0}}
+    html = report_html(model, g, ReportInputs(source=str(R1), plan=part, diagrams=False))
+    _parse(html)
+    assert html.count('data-view="full"') == 2  # svg + g.events of decode only
+    assert "Cache pool" in html and "Role split" not in html
+
+
+def test_nice_ticks() -> None:
+    assert nice_ticks(0, 57.8) == [0, 10, 20, 30, 40, 50]
+    assert nice_ticks(0, 57.8, 20) == [0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55]
+    assert nice_ticks(2.6, 5.3) == pytest.approx([3.0, 3.5, 4.0, 4.5, 5.0])
+    assert nice_ticks(2.6, 5.3, 12) == pytest.approx([2.75, 3.0, 3.25, 3.5, 3.75, 4.0, 4.25,
+                                                      4.5, 4.75, 5.0, 5.25])
+    assert nice_ticks(0, 1151.5, 8) == [0, 200, 400, 600, 800, 1000]
+    assert nice_ticks(3, 3) == [3]
+
+
+def test_layer_groups_and_representatives() -> None:
+    moe = {"kind": "moe", "span_us": 2.0, "ops_us": {"attention": 1.0, "experts": 1.0}}
+    rows = [{"layer": 0, "kind": "dense", "span_us": 1.0, "ops_us": {"dense_ffn": 1.0}},
+            {"layer": 1, **moe, "span_us": 3.0}, {"layer": 2, **moe}, {"layer": 3, **moe},
+            {"layer": 4, **moe}, {"layer": -1, "kind": "head", "span_us": 5.0,
+                                  "ops_us": {"lm_head": 5.0}}]
+    groups = layer_groups(rows)
+    assert [g["layers"] for g in groups] == [[0], [1], [2, 3, 4], [-1]]
+    reps = representatives(rows)
+    assert [label for label, _ in reps] == ["dense (layer 0)", "MoE (layer 2)", "head"]
+
+
+def test_op_colours_fixed_and_distinct() -> None:
+    assert len(set(OP_COLOURS.values())) == len(OP_COLOURS)
+    assert op_colour("attention") == OP_COLOURS["attention"]
+    assert op_colour("some_new_op") == op_colour("some_new_op")
+    assert re.fullmatch(r"#[0-9A-F]{6}", op_colour("some_new_op"))
+
+
+def test_headline_and_best_candidates() -> None:
+    est = {"batch_per_npu": 96, "step_ms": 57.8324, "tpot_ms": 34.0191,
+           "tokens_per_s_per_npu": 2821.95, "tokens_per_s_per_tflops": 1.8763,
+           "accepted_tokens_per_step": 1.7, "meets_tpot_slo": True}
+    got = dict(headline(est, {"tpot_slo_ms": 50.0}))
+    assert got == {"batch per NPU": "96", "accepted tokens per step": "1.7",
+                   "step (ms)": "57.83", "TPOT (ms)": "34.02", "tokens/s per NPU": "2,822",
+                   "tokens/s per TFLOPS": "1.876", "TPOT SLO met": "yes (\u2264 50 ms)"}
+    pre = dict(headline({"tokens_per_npu": 16384, "ttft_ms": 1151.51, "step_ms": 1151.51},
+                        {}))
+    assert pre == {"tokens per NPU": "16,384", "step (ms)": "1,151.5", "TTFT (ms)": "1,151.5"}
+    rows = [{"microbatches": 1, "step_us": 9.0, "best": False},
+            {"microbatches": 2, "step_us": 8.0, "best": False},
+            {"microbatches": 2, "step_us": 7.0, "best": True},
+            {"microbatches": 2, "step_us": 7.5, "best": False}]
+    assert [r["step_us"] for r in best_per_microbatches(rows)] == [9.0, 7.0]
+
+
+def test_zoom_covers_the_first_moe_layers() -> None:
+    def ev(layer: int, start: float, mb: int = 0) -> dict[str, Any]:
+        return {"name": "x", "stream": "s", "microbatch": mb, "layer": layer,
+                "start_us": start, "dur_us": 1.0}
+
+    schedule = [{"device_kind": "d", "step_us": 10.0,
+                 "events": [ev(layer, float(layer)) for layer in range(10)]}]
+    per_layer = [{"layer": i, "kind": "dense" if i < 3 else "moe"} for i in range(10)]
+    assert zoom_layers(schedule, per_layer) == [3, 4, 5]
+    assert zoom_window(schedule, [3, 4, 5]) == (3.0, 6.0)
+    # too many events in three layers: fewer layers
+    crowded = [{"device_kind": "d", "step_us": 10.0,
+                "events": [ev(layer, float(layer), mb) for layer in range(10)
+                           for mb in range(40)]}]
+    assert zoom_layers(crowded, per_layer) == [3]
+    assert zoom_window(schedule, [42]) == (0.0, 0.0)

@@ -253,6 +253,8 @@ class Elaborator:
         if not isinstance(want, Dim) or not isinstance(value, Quantity):
             if want is str and isinstance(value, str):
                 return True
+            if want is bool and isinstance(value, bool):
+                return True
             self.sink.error("E004", f"'{st.name}' needs {kind_name(want)}", st.value.span)
             return False
         if value.dim != want:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supernode_dsl.emit import graphviz, runtimes, schedulers, simulators
+from supernode_dsl.emit import graphviz, runtimes, schedulers, simulators, trace
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 
@@ -38,4 +38,5 @@ BUILTIN: tuple[type[Emitter], ...] = (
     *runtimes.EMITTERS,
     *simulators.EMITTERS,
     *schedulers.EMITTERS,
+    *trace.EMITTERS,
 )

@@ -18,14 +18,20 @@ import numpy as np
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
-from supernode_dsl.plan.build import deployment_summary, role_plan
+from supernode_dsl.plan.build import deployment_summary, role_memory, role_plan
 from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table
+from supernode_dsl.plan.serving.estimate import RoleContext
+from supernode_dsl.plan.serving.hardware import device_facts
+from supernode_dsl.plan.serving.params import Workload, read_workload
+from supernode_dsl.plan.serving.paths import instance_paths
+from supernode_dsl.plan.serving.plan import serve_role
+from supernode_dsl.plan.serving.roles import serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
 __all__ = ["PlanRequest", "plan_deployment", "plan_schema", "validate_plan"]
 
-SCHEMA_ID = "https://supernode-dsl.dev/schemas/plan/1.0.json"
+SCHEMA_ID = "https://supernode-dsl.dev/schemas/plan/1.1.json"
 
 
 @dataclass(frozen=True)
@@ -120,27 +126,60 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     spec, models = _choose(model, req.deployment)
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink) if spec is not None else None
+    workload = read_workload(spec, sink) if spec is not None else None
     sink.raise_if_errors()
-    assert dep is not None
+    assert dep is not None and workload is not None
     table = device_table(g, dep.nodes_per_rack)
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()
     loads = _loads(dep, req.loads)
     _check_previous(req.previous)
     roles: dict[str, Any] = {}
+    contexts: dict[str, RoleContext] = {}
     for alloc in allocations:
         shape = (loads.shape[0], alloc.role.physical_slots)
         prev = _previous_role(req.previous, alloc.role.name, shape)
-        roles[alloc.role.name] = role_plan(dep.model, alloc, loads, prev, sink)
+        entry = role_plan(dep.model, alloc, loads, prev)
+        ctx = _context(g, dep, workload, alloc, entry, sink)
+        roles[alloc.role.name] = _serve(ctx, alloc, entry, sink) if ctx else entry
+        if ctx is not None:
+            contexts[alloc.role.name] = ctx
     sink.raise_if_errors()
+    serving = serving_block(g, workload, allocations, roles, contexts,
+                            dep.model.kv_bytes_per_token_layer * dep.model.layers, len(table))
     source = {"file": "", "defines": {}, "expert_loads": None, "previous": None,
               **req.source, "deployment": dep.name, "topology": model.root_name}
     return {
         "$schema": SCHEMA_ID,
-        "schema_version": "1.0",
+        "schema_version": "1.1",
         "generator": "supernode-dsl",
         "source": source,
         "model": deployment_summary(dep),
         "devices": _devices(table, allocations),
         "roles": roles,
+        "serving": serving,
     }
+
+
+def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAllocation,
+             entry: Mapping[str, Any], sink: DiagnosticSink) -> RoleContext | None:
+    """What the cost model needs of a role; None (and E022) if its devices cannot talk."""
+    devices = alloc.instances[0]
+    facts = device_facts(g, devices[0].path)
+    try:
+        paths = instance_paths(g, devices, facts)
+    except ValueError as err:
+        sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
+        return None
+    per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
+    imbalance = np.asarray(entry["balance"]["max_over_mean_per_layer"], dtype=float)
+    return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu)
+
+
+def _serve(ctx: RoleContext, alloc: RoleAllocation, entry: dict[str, Any],
+           sink: DiagnosticSink) -> dict[str, Any]:
+    """Add the serving blocks (memory at the served batch, KV, pipeline, estimate)."""
+    capacity = min(d.hbm for d in alloc.instances[0])
+    served = serve_role(ctx, capacity)
+    return {**entry, "memory": role_memory(ctx.arch, served.role, capacity, sink),
+            "kv": served.kv, "pipeline": served.pipeline, "estimate": served.estimate}

@@ -22,7 +22,7 @@ from supernode_dsl.plan.placement import (
 )
 from supernode_dsl.plan.spec import DeploymentSpec, ModelArch, RoleSpec
 
-__all__ = ["role_plan", "shared_positions"]
+__all__ = ["role_memory", "role_plan", "shared_positions"]
 
 
 def shared_positions(role: RoleSpec) -> list[int]:
@@ -53,17 +53,14 @@ def _hierarchical(devices: Sequence[Device]) -> bool:
 
 
 def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
-              previous: Mapping[str, Any] | None, sink: DiagnosticSink) -> dict[str, Any]:
-    """The plan of one role: placement (fresh or migration-aware), balance, memory."""
+              previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plan of one role: placement (fresh or migration-aware), balance, migration."""
     role = alloc.role
     devices = alloc.instances[0]
     routed, shared = _split(role, devices)
     layout = _layout(arch, role, routed, _hierarchical(devices))
     placement, migration = _placement(loads, layout, previous, arch)
     per_layer = imbalance(loads, placement, layout)
-    memory = memory_budget(arch, role, min(d.hbm for d in devices))
-    if memory["free"] < 0:
-        _report_memory(role, memory, sink)
     slots = [[d.path for d in _split(role, inst)[0] for _ in range(role.routed_slots)]
              for inst in alloc.instances]
     return {
@@ -89,9 +86,18 @@ def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
             "mean_max_over_mean": round(float(per_layer.mean()), 6),
             "lower_bound_max_over_mean": round(_bound_ratio(loads, layout), 6),
         },
-        "memory": {k: float(v) for k, v in memory.items()},
         "migration": migration,
     }
+
+
+def role_memory(arch: ModelArch, role: RoleSpec, capacity: float,
+                sink: DiagnosticSink) -> dict[str, float]:
+    """The memory budget of a device of ``role`` (at the batch it serves); an overflow is
+    reported to ``sink`` (E023) at the attribute behind its largest term."""
+    memory = memory_budget(arch, role, capacity)
+    if memory["free"] < 0:
+        _report_memory(role, memory, sink)
+    return {k: float(v) for k, v in memory.items()}
 
 
 def _bound_ratio(loads: np.ndarray, layout: SlotLayout) -> float:
@@ -126,10 +132,21 @@ def _placement(loads: np.ndarray, layout: SlotLayout, previous: Mapping[str, Any
     }
 
 
-#: The role attribute that drives each memory term: an overflow is reported there.
-_TERM_CAUSE = {"expert_weights": "routed_slots", "kv_cache": "sequences_per_device",
-               "dispatch_buffer": "batch_per_device", "combine_buffer": "batch_per_device",
-               "reserve": "hbm_reserve", "other_weights": "npus"}
+#: The role attributes that drive each memory term, most specific first: an overflow is
+#: reported at the first one the deployment sets.
+_TERM_CAUSE: dict[str, tuple[str, ...]] = {
+    "expert_weights": ("routed_slots",),
+    "kv_cache": ("batch_per_npu", "tokens_per_npu", "sequences_per_device", "context_len"),
+    "dispatch_buffer": ("batch_per_npu", "batch_per_device"),
+    "combine_buffer": ("batch_per_npu", "batch_per_device"),
+    "reserve": ("hbm_reserve",),
+    "other_weights": ("npus",),
+}
+
+
+def _cause(role: RoleSpec, term: str) -> str:
+    declared = dict(role.spans)
+    return next((a for a in _TERM_CAUSE[term] if a in declared), _TERM_CAUSE[term][-1])
 
 
 def _report_memory(role: RoleSpec, memory: Mapping[str, float], sink: DiagnosticSink) -> None:
@@ -139,7 +156,7 @@ def _report_memory(role: RoleSpec, memory: Mapping[str, float], sink: Diagnostic
     sink.error("E023", f"{role.name}: a device needs {memory['total'] / 1e9:.2f} GB but has "
                f"{memory['capacity'] / 1e9:.2f} GB ({-memory['free'] / 1e9:.2f} GB over; "
                f"{parts}; the largest term is the {largest.replace('_', ' ')})",
-               role.span_of(_TERM_CAUSE[largest]))
+               role.span_of(_cause(role, largest)))
 
 
 def deployment_summary(dep: DeploymentSpec) -> dict[str, Any]:

@@ -104,13 +104,56 @@ def _memory_problems(name: str, role: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _pipeline_problems(name: str, role: Mapping[str, Any]) -> list[str]:
+    """Each stream runs one op at a time, every schedule ends at its step, the pipeline's
+    step is the slowest device kind's, the speed-up is the no-overlap step over the step,
+    and the estimate's per-layer spans add up to the step."""
+    pipe, out = role["pipeline"], []
+    for sched in pipe["schedule"]:
+        kind = sched["device_kind"]
+        busy: dict[str, float] = {}
+        for e in sorted(sched["events"], key=lambda e: (e["stream"], e["start_us"])):
+            # times are rounded to 1 ns: allow that much of an apparent overlap
+            if e["start_us"] < busy.get(e["stream"], 0.0) - 2e-3:
+                out.append(f"{name}: {kind}: two ops overlap on stream {e['stream']}")
+                break
+            busy[e["stream"]] = e["start_us"] + e["dur_us"]
+        end = max((e["start_us"] + e["dur_us"] for e in sched["events"]), default=0.0)
+        if abs(end - sched["step_us"]) > 1e-2 + 1e-6 * end:
+            out.append(f"{name}: {kind}: the schedule ends at {end:.3f} us, not its step")
+    step = max(s["step_us"] for s in pipe["schedule"])
+    if abs(step - pipe["step_us"]) > 1e-2 + 1e-6 * step:
+        out.append(f"{name}: pipeline step is not the slowest device kind's")
+    if step and abs(pipe["no_overlap_us"] / step - pipe["speedup"]) > 1e-3:
+        out.append(f"{name}: pipeline speed-up disagrees with its steps")
+    est = role.get("estimate")
+    if est is not None:
+        spans = sum(r["span_us"] for r in est["per_layer"])
+        if abs(spans - est["step_ms"] * 1e3) > 1e-2 * len(est["per_layer"]) + 1e-6 * spans:
+            out.append(f"{name}: the per-layer spans add up to {spans:.3f} us, not the step")
+    return out
+
+
+def _kv_problems(name: str, role: Mapping[str, Any]) -> list[str]:
+    """The KV capacity is what memory leaves for the cache, and the served sequences fit."""
+    kv, mem = role["kv"], role["memory"]
+    out = []
+    if abs(kv["kv_capacity_bytes"] - (mem["kv_cache"] + mem["free"])) > 1.0:
+        out.append(f"{name}: KV capacity is not memory's KV term plus its free bytes")
+    if kv["bytes_per_sequence"] and mem["kv_cache"] > \
+            kv["max_sequences_per_device"] * kv["bytes_per_sequence"] + 1.0:
+        out.append(f"{name}: the served sequences exceed the KV capacity")
+    return out
+
+
 def validate_plan(doc: Mapping[str, Any]) -> list[str]:
     """Every problem with a plan document, empty when it is valid.
 
     Checks the JSON Schema, then per role: every logical expert placed at least once per MoE
     layer, ``logcnt`` consistent with ``phy2log``, slot counts, no two replicas of one expert
     on one device, devices owned by their instance and listed in the device table, shared
-    devices apart from routed ones, and the memory budget (terms add up, total fits).
+    devices apart from routed ones, the memory budget (terms add up, total fits), and in
+    1.1 plans the KV capacity and the pipeline (see :func:`_pipeline_problems`).
     """
     problems = _schema_problems(doc)
     if problems:
@@ -120,4 +163,13 @@ def validate_plan(doc: Mapping[str, Any]) -> list[str]:
     for name, role in doc["roles"].items():
         problems += _placement_problems(name, role, moe_layers, table)
         problems += _memory_problems(name, role)
+        if doc["schema_version"] != "1.0":
+            problems += _serving_problems(name, role)
     return problems
+
+
+def _serving_problems(name: str, role: Mapping[str, Any]) -> list[str]:
+    missing = [k for k in ("kv", "pipeline", "estimate") if k not in role]
+    if missing:
+        return [f"{name}: a 1.1 plan's role needs {', '.join(missing)}"]
+    return _pipeline_problems(name, role) + _kv_problems(name, role)

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""The performance estimate against CloudMatrix-Infer's published headline numbers.
+
+Runs ``cmx plan`` (as a separate process, the way a user would) on the shipped DeepSeek-R1
+deployment for each headline configuration of the paper (Zuo et al., arXiv 2506.12708 v2;
+shared reference cloudmatrix384.md §5), reads the plan's ``estimate`` blocks and prints the
+markdown table of docs/validation.md: the paper's figure, the estimate, and the ratio.  It
+also prints the per-layer breakdown of the decode and prefill estimates and the H800
+deployment's estimate (no published target: a plausibility check).
+
+Usage::
+
+    python benchmarks/validate_paper.py            # the tables of docs/validation.md
+    python benchmarks/validate_paper.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CM384 = "topologies/deepseek-r1-cloudmatrix384.cmx"
+H800 = "topologies/deepseek-v3-h800.cmx"
+
+#: (row, defines, role, estimate key, paper figure, unit)
+ROWS: list[tuple[str, list[str], str, str, float, str]] = [
+    ("Prefill, 4K prompt, 16K tokens/NPU, perfect balance", [], "prefill",
+     "tokens_per_s_per_npu", 6688, "tokens/s per NPU"),
+    ("Prefill, tokens/s per TFLOPS", [], "prefill", "tokens_per_s_per_tflops", 4.45, ""),
+    ("Decode, batch 96/NPU, 4K KV, MTP 70%", [], "decode", "tokens_per_s_per_npu", 1943,
+     "tokens/s per NPU"),
+    ("Decode, batch 96/NPU: TPOT", [], "decode", "tpot_ms", 49.4, "ms"),
+    ("Decode, tokens/s per TFLOPS", [], "decode", "tokens_per_s_per_tflops", 1.29, ""),
+    ("Decode under TPOT 15 ms: batch", ["-D", "tpot_slo_ms=15", "-D", "decode_batch_per_npu=0"],
+     "decode", "batch_per_npu", 8, "requests per NPU"),
+    ("Decode under TPOT 15 ms: throughput", ["-D", "tpot_slo_ms=15", "-D",
+                                             "decode_batch_per_npu=0"],
+     "decode", "tokens_per_s_per_npu", 538, "tokens/s per NPU"),
+    ("Decode at the paper's batch 8/NPU: TPOT", ["-D", "decode_batch_per_npu=8"],
+     "decode", "tpot_ms", 8 / 538 * 1e3, "ms (8 / 538 tokens/s)"),
+]
+
+
+def plan(file: str, defines: list[str]) -> dict[str, Any]:
+    """The plan ``cmx plan`` writes for ``file`` with ``defines``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "plan.json"
+        cmd = [sys.executable, "-m", "supernode_dsl.cli", "plan", file, *defines, "-o", str(out)]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        doc: dict[str, Any] = json.loads(out.read_text())
+        return doc
+
+
+def command(defines: list[str], file: str = CM384) -> str:
+    """The command line that reproduces a row."""
+    return " ".join(["cmx plan", file, *defines, "-o plan.json"])
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.2f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def table(plans: dict[tuple[str, ...], dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per headline figure: paper, estimate, ratio, command."""
+    rows = []
+    for name, defines, role, key, paper, unit in ROWS:
+        est = plans[tuple(defines)]["roles"][role]["estimate"][key]
+        rows.append({"row": name, "unit": unit, "paper": paper, "estimate": est,
+                     "ratio": est / paper, "command": command(defines)})
+    return rows
+
+
+def breakdown(doc: dict[str, Any], role: str) -> list[str]:
+    """Markdown rows of a role's per-layer breakdown: one dense, one MoE, MTP, head."""
+    rows = doc["roles"][role]["estimate"]["per_layer"]
+    picks = {}
+    for r in rows:
+        picks.setdefault(r["kind"], r)
+    out = []
+    for kind, r in picks.items():
+        ops = ", ".join(f"{k} {v:,.1f}" for k, v in r["ops_us"].items())
+        count = sum(1 for x in rows if x["kind"] == kind)
+        out.append(f"| {kind} (layer {r['layer']}, x{count}) | {r['span_us']:,.1f} | {ops} |")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    args = parser.parse_args()
+    plans = {tuple(d): plan(CM384, d) for d in {tuple(r[1]) for r in ROWS}}
+    rows = table(plans)
+    print("| figure | paper | estimate | estimate / paper | command |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['row']} ({r['unit']}) | {_fmt(r['paper'])} | {_fmt(r['estimate'])} | "
+              f"{r['ratio']:.2f} | `{r['command']}` |")
+    base = plans[()]
+    for role in ("decode", "prefill"):
+        est = base["roles"][role]["estimate"]
+        pipe = base["roles"][role]["pipeline"]
+        print(f"\n{role}: step {est['step_ms']:,.2f} ms; {pipe['microbatches']} microbatch(es), "
+              f"split {pipe['split']}, speed-up over no overlap {pipe['speedup']:.3f}")
+        print("\n| layer | span (us) | ops (us, summed over microbatches) |\n|---|---|---|")
+        print("\n".join(breakdown(base, role)))
+    h800 = plan(H800, [])
+    print("\nH800 (no published target):")
+    for role in ("prefill", "decode"):
+        e = h800["roles"][role]["estimate"]
+        print(f"  {role}: " + ", ".join(f"{k} {v}" for k, v in e.items() if k != "per_layer"))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

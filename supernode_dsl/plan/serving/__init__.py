@@ -1,0 +1,1 @@
+"""Serving plans: cost model, pipelines, KV-cache pools, roles and the estimate."""

@@ -1,0 +1,323 @@
+"""The performance estimate of a role: the pipeline schedule of one step on every device
+kind, the best microbatch count and core split, and the figures an operator asks for
+(tokens/s per NPU, TPOT or TTFT, tokens/s per TFLOPS) with a per-layer breakdown.
+
+Decode: every device runs attention for its own requests (data parallel) and the experts it
+holds; all devices meet at dispatch and combine, so a layer lasts as long as its busiest
+device (the combine of a less loaded device includes the wait).  Prefill: every device runs
+the hybrid attention and its experts; microbatches overlap compute, vector and copy work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from supernode_dsl.plan.serving.hardware import DeviceFacts
+from supernode_dsl.plan.serving.ops import (
+    CommPaths,
+    LayerShape,
+    Op,
+    distinct_devices,
+    layer_ops,
+    op_seconds,
+    step_ops,
+)
+from supernode_dsl.plan.serving.params import Workload
+from supernode_dsl.plan.serving.pipeline import Schedule, schedule
+from supernode_dsl.plan.spec import ModelArch, RoleSpec
+
+__all__ = ["RoleContext", "Split", "decode_estimate", "prefill_estimate"]
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    """Everything the estimate of one role reads."""
+
+    arch: ModelArch
+    role: RoleSpec
+    workload: Workload
+    facts: DeviceFacts
+    paths: CommPaths
+    imbalance: np.ndarray          # busiest routed device's load / mean, per MoE layer
+    devices_per_npu: int
+
+    @property
+    def mtp(self) -> bool:
+        """Whether decode verifies one speculative token per request per step."""
+        return self.workload.mtp_accept > 0 and self.arch.mtp_layers > 0
+
+    def assumptions(self) -> list[str]:
+        """The facts the estimate needed but the part does not declare (each then costs no
+        time, or runs at its peak): what a reader must know before trusting the numbers."""
+        f, out = self.facts, []
+        formats = {"bf16", *(self.arch.precision.get(p, "bf16") for p in
+                             ("attention", "experts", "dense", "gate", "embedding"))}
+        out += [f"compute.{fmt} not declared: its operations take no time"
+                for fmt in sorted(formats) if not f.peak_of(fmt)]
+        if not f.hbm_bw:
+            out.append("hbm_bw not declared: memory traffic takes no time")
+        planes = sorted({r.plane for r, _ in self.paths.routes})
+        out += [f"efficiency.{name} not declared: 1 (the peak)"
+                for name in ("gemm", "attention", "memory", *planes)
+                if name not in f.efficiency]
+        return out
+
+    @property
+    def npu_tflops(self) -> float:
+        """Peak of the experts' number format per accelerator, in TFLOPS (the paper's
+        normaliser for tokens/s per TFLOPS)."""
+        fmt = self.arch.precision.get("experts", "bf16")
+        return self.facts.peak_of(fmt) * self.devices_per_npu / 1e12
+
+
+@dataclass(frozen=True)
+class Split:
+    """A pipeline configuration: microbatches and the matrix cores of the first stream."""
+
+    microbatches: int
+    first_cores: int     # cores of the attention (decode) stream; 0: every stream gets all
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A device kind of a role and the work of one of its microbatches."""
+
+    name: str
+    shape: LayerShape
+
+
+def _imb(ctx: RoleContext, layer: int) -> float:
+    if ctx.workload.perfect_balance or layer < ctx.arch.dense_layers:
+        return 1.0
+    idx = min(layer - ctx.arch.dense_layers, len(ctx.imbalance) - 1)
+    return float(ctx.imbalance[idx])
+
+
+def _kinds(ctx: RoleContext, tokens: float, requests: float, context: float,
+           imbalance: float) -> list[_Kind]:
+    a, r = ctx.arch, ctx.role
+    routed = r.routed_devices
+    distinct = distinct_devices(a, routed, r.routed_slots)
+    pairs = tokens * r.ep * a.top_k / routed * imbalance
+    recv = pairs * distinct / a.top_k if a.top_k else 0.0
+    prefill = r.name == "prefill"
+    shared_local = tokens * a.shared_experts if r.shared_slots else 0.0
+    send = tokens * (distinct + (a.shared_experts if r.shared_devices else 0))
+    base = LayerShape(tokens, requests, context, pairs, r.routed_slots, shared_local, send,
+                      recv, prefill, ctx.workload.prefill_attention_tp if prefill else 1)
+    kinds = [_Kind("routed-expert die" if r.shared_devices else "EP device", base)]
+    if r.shared_devices:
+        shared = tokens * r.ep / r.shared_devices * a.shared_experts
+        kinds.append(_Kind("shared-expert die", replace(
+            base, routed_tokens=0.0, routed_experts_held=0, shared_tokens=shared,
+            recv_tokens=shared)))
+    return kinds
+
+
+def _shares(ctx: RoleContext, split: Split) -> dict[str, float]:
+    _, total = ctx.facts.matrix_cores
+    if split.microbatches < 2 or not split.first_cores:
+        return {}
+    f = split.first_cores / total
+    return {"attention": f, "moe": 1 - f}
+
+
+def _layer_list(ctx: RoleContext, kind_of: dict[int, _Kind],
+                mtp_kind: _Kind) -> list[tuple[int, list[Op]]]:
+    a = ctx.arch
+    layers: list[tuple[int, list[Op]]] = [
+        (i, layer_ops(a, i, kind_of[i].shape, ctx.paths)) for i in range(a.layers)]
+    return layers + step_ops(a, mtp_kind.shape, ctx.mtp and ctx.role.name == "decode",
+                             ctx.paths, mtp_kind.shape)
+
+
+def _with_waits(per_kind: list[list[tuple[int, list[Op]]]], seconds: list[dict[int, float]]
+                ) -> list[list[tuple[int, list[Op]]]]:
+    """Add to each device kind's combine the time it waits for the slowest kind's experts."""
+    out = []
+    for k, layers in enumerate(per_kind):
+        patched = []
+        for layer, ops in layers:
+            slowest = max(s.get(layer, 0.0) for s in seconds)
+            wait = slowest - seconds[k].get(layer, 0.0)
+            patched.append((layer, [replace(o, comm_s=o.comm_s + wait)
+                                    if o.name == "combine" and wait > 0 else o for o in ops]))
+        out.append(patched)
+    return out
+
+
+def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
+              context: float) -> list[tuple[str, Schedule]]:
+    """The schedule of one step on every device kind for ``split``."""
+    m = split.microbatches
+    shares = _shares(ctx, split)
+    per_kind: list[list[tuple[int, list[Op]]]] = []
+    names: list[str] = []
+    for k in range(len(_kinds(ctx, 1, 1, context, 1.0))):
+        kind_of = {i: _kinds(ctx, tokens / m, requests / m, context, _imb(ctx, i))[k]
+                   for i in range(ctx.arch.layers)}
+        mtp_kind = _kinds(ctx, tokens / m, requests / m, context,
+                          _imb(ctx, ctx.arch.layers - 1))[k]
+        names.append(kind_of[0].name)
+        per_kind.append(_layer_list(ctx, kind_of, mtp_kind))
+
+    def secs(op: Op) -> float:
+        return op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+
+    expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")
+                 for layer, ops in layers} for layers in per_kind]
+    patched = _with_waits(per_kind, expert_s)
+    return [(name, schedule(layers, m, secs)) for name, layers in zip(names, patched,
+                                                                       strict=True)]
+
+
+def _candidates(ctx: RoleContext) -> list[Split]:
+    fixed = ctx.workload.decode_microbatches if ctx.role.name == "decode" \
+        else ctx.workload.prefill_microbatches
+    if ctx.role.name == "prefill":
+        counts = [fixed] if fixed else [1, 2, 4]
+        return [Split(m, 0) for m in counts]
+    _, total = ctx.facts.matrix_cores
+    step = max(1, total // 12)
+    counts = [fixed] if fixed else [1, 2, 3]
+    out = []
+    for m in counts:
+        if m == 1:
+            out.append(Split(1, 0))
+        else:
+            out.extend(Split(m, c) for c in range(step, total - step + 1, step))
+    return out
+
+
+def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: float
+                  ) -> tuple[Split, list[tuple[str, Schedule]], dict[Split, float]]:
+    """The split with the shortest step (ties: fewer microbatches, then fewer first-stream
+    cores), its schedules, and the step of every candidate (s)."""
+    steps: dict[Split, float] = {}
+    best: tuple[float, Split, list[tuple[str, Schedule]]] | None = None
+    for split in _candidates(ctx):
+        scheds = _simulate(ctx, split, tokens, requests, context)
+        step = max(s.step for _, s in scheds)
+        steps[split] = step
+        if best is None or step < best[0] * (1 - 1e-9):
+            best = (step, split, scheds)
+    assert best is not None
+    return best[1], best[2], steps
+
+
+def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
+    cores = dict(ctx.facts.cores)
+    _, total = ctx.facts.matrix_cores
+    if ctx.role.name == "prefill":
+        families = list(cores.items())
+        out: dict[str, dict[str, int]] = {"cube": dict(families[:1])}
+        out["vector"] = dict(families[1:2])
+        out["copy"] = {}
+        return out
+    if split.microbatches < 2 or not split.first_cores:
+        return {"attention": cores, "moe": cores}
+    first = {k: v * split.first_cores // total for k, v in cores.items()}
+    return {"attention": first, "moe": {k: v - first[k] for k, v in cores.items()}}
+
+
+def _us(x: float) -> float:
+    return round(x * 1e6, 3)
+
+
+def pipeline_block(ctx: RoleContext, split: Split, scheds: list[tuple[str, Schedule]],
+                   steps: dict[Split, float]) -> dict[str, Any]:
+    """The plan's ``pipeline`` block for the chosen split."""
+    step = max(s.step for _, s in scheds)
+    single = next((v for k, v in steps.items() if k.microbatches == 1), step)
+    return {
+        "microbatches": split.microbatches,
+        "split": _split_cores(ctx, split),
+        "step_us": _us(step),
+        "no_overlap_us": _us(single),
+        "speedup": round(single / step, 4) if step else 1.0,
+        "candidates": [{"microbatches": k.microbatches, "split": _split_cores(ctx, k),
+                        "step_us": _us(v)} for k, v in steps.items()],
+        "schedule": [{"device_kind": name, "step_us": _us(s.step),
+                      "events": [{"name": e.name, "stream": e.stream,
+                                  "microbatch": e.microbatch, "layer": e.layer,
+                                  "start_us": _us(e.start), "dur_us": _us(e.duration)}
+                                 for e in s.events]}
+                     for name, s in scheds],
+    }
+
+
+def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]) -> list[dict[str, Any]]:
+    """Per layer of the slowest device kind: its span in the step and each op's time
+    (summed over microbatches), in microseconds."""
+    _, sched = max(scheds, key=lambda kv: kv[1].step)
+    ops: dict[int, dict[str, float]] = {}
+    for e in sched.events:
+        row = ops.setdefault(e.layer, {})
+        row[e.name] = row.get(e.name, 0.0) + e.duration
+    out = []
+    for layer, span in sched.layer_spans().items():
+        kind = "head" if layer < 0 else "mtp" if layer >= ctx.arch.layers else \
+            "dense" if layer < ctx.arch.dense_layers else "moe"
+        out.append({"layer": layer, "kind": kind, "span_us": _us(span),
+                    "ops_us": {k: _us(v) for k, v in ops[layer].items()}})
+    return out
+
+
+def _figures(ctx: RoleContext, step: float, tput: float,
+             scheds: Sequence[tuple[str, Schedule]]) -> dict[str, Any]:
+    """The estimate's entries every role has."""
+    return {
+        "step_ms": round(step * 1e3, 4),
+        "tokens_per_s_per_npu": round(tput, 2),
+        "tokens_per_s_per_tflops": round(tput / ctx.npu_tflops, 4) if ctx.npu_tflops else 0.0,
+        "assumptions": ctx.assumptions(),
+        "per_layer": per_layer(ctx, scheds),
+    }
+
+
+def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[dict[str, Any],
+                                                                  dict[str, Any]]:
+    """(estimate, pipeline) of decode at ``batch_per_npu`` requests per accelerator."""
+    requests = batch_per_npu / ctx.devices_per_npu
+    per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
+    accepted = 1 + (ctx.workload.mtp_accept * ctx.arch.mtp_layers if ctx.mtp else 0)
+    split, scheds, steps = best_pipeline(ctx, requests * per_request, requests,
+                                         ctx.role.context_len)
+    step = max(s.step for _, s in scheds)
+    tpot = step / accepted
+    tput = batch_per_npu / tpot if tpot else 0.0
+    est = {
+        "batch_per_npu": batch_per_npu,
+        "requests_per_device": requests,
+        "tokens_per_device_per_step": requests * per_request,
+        "accepted_tokens_per_step": accepted,
+        "tpot_ms": round(tpot * 1e3, 4),
+        **_figures(ctx, step, tput, scheds),
+    }
+    return est, pipeline_block(ctx, split, scheds, steps)
+
+
+def prefill_estimate(ctx: RoleContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(estimate, pipeline) of one prefill pass of ``prefill_tokens_per_npu`` tokens."""
+    w = ctx.workload
+    per_npu = w.prefill_tokens_per_npu or ctx.role.sequences_per_device * w.prompt_len \
+        * ctx.devices_per_npu
+    tokens = per_npu / ctx.devices_per_npu
+    reused = round(w.prompt_len * w.prefix_reuse)
+    new_per_prompt = w.prompt_len - reused
+    prompts = tokens / w.prompt_len
+    split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
+    step = max(s.step for _, s in scheds)
+    tput = per_npu / step if step else 0.0
+    est = {
+        "tokens_per_npu": per_npu,
+        "prompts_per_device": prompts,
+        "prefix_reused_tokens": reused,
+        "ttft_ms": round(step * 1e3, 4),
+        **_figures(ctx, step, tput, scheds),
+    }
+    return est, pipeline_block(ctx, split, scheds, steps)

@@ -1,0 +1,252 @@
+"""The operators of one transformer step on one EP device, with the work each one does.
+
+An :class:`Op` carries arithmetic (operations and their number format), HBM traffic and, for
+communication, the seconds its transfer takes on the graph's routes.  How long an op lasts
+depends on the share of the device's matrix cores its stream holds (:func:`op_seconds`).  The
+operator list follows CloudMatrix-Infer's kernels (MLAProlog, FusedAttention, O_proj; gate,
+dispatch, expert MLP, combine), which maps onto any MLA/MoE model the ``model`` declaration
+describes; everything is counted from the declared shapes and precisions.
+
+Conventions: one multiply-accumulate is 2 operations; byte counts are the weights read (every
+microbatch reads them again) plus the KV cache read by attention; activations are not counted
+(they are small next to weights and KV at the batch sizes served).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
+from supernode_dsl.plan.spec import ModelArch
+
+__all__ = ["CommPaths", "LayerShape", "Op", "layer_ops", "op_seconds", "step_ops"]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator of one layer for one microbatch on one device."""
+
+    name: str
+    stream: str
+    stage: int            # ops of one stage run back to back for a microbatch
+    ops: float = 0.0      # arithmetic operations
+    fmt: str = "bf16"     # their number format
+    kind: str = "gemm"    # which efficiency applies: "gemm" or "attention"
+    hbm_bytes: float = 0.0
+    comm_s: float = 0.0   # seconds of communication (does not depend on cores)
+
+
+def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
+    """Duration of ``op`` on a device whose stream holds ``share`` of the matrix cores:
+    the larger of compute time and HBM time, plus the communication time.  A peak or a
+    bandwidth the part does not declare contributes no time (the estimate lists them)."""
+    compute = 0.0
+    if op.ops:
+        peak = facts.peak_of(op.fmt) * facts.eff(op.kind) * share
+        compute = op.ops / peak if peak > 0 else 0.0
+    bandwidth = facts.hbm_bw * facts.eff("memory")
+    memory = op.hbm_bytes / bandwidth if op.hbm_bytes and bandwidth > 0 else 0.0
+    return max(compute, memory) + op.comm_s
+
+
+@dataclass(frozen=True)
+class CommPaths:
+    """The routes from a device to the other devices of its instance, with the share of its
+    expert traffic each route carries (shares add up to 1)."""
+
+    routes: tuple[tuple[Route, float], ...]
+    #: Measured efficiencies of named collectives per plane (``ub_dispatch``), which replace
+    #: the plane's own efficiency for that collective.
+    collective_efficiency: tuple[tuple[str, float], ...] = ()
+
+    def seconds(self, send: float, receive: float, collective: str = "") -> float:
+        """Time to send ``send`` bytes and receive ``receive`` bytes, spread over the routes
+        by their shares: per plane, bytes over the plane's effective bandwidth (the
+        collective's measured efficiency on that plane when one is declared); sending and
+        receiving overlap; plus the longest route latency (one message round)."""
+        return max(self._one_way(send, collective), self._one_way(receive, collective)) \
+            + self.latency
+
+    @property
+    def latency(self) -> float:
+        """The longest latency of the routes (s)."""
+        return max((r.latency for r, _ in self.routes), default=0.0)
+
+    def _one_way(self, total: float, collective: str) -> float:
+        measured = dict(self.collective_efficiency)
+        per_plane: dict[str, float] = {}
+        for r, share in self.routes:
+            eff = measured.get(f"{r.plane}_{collective}", r.efficiency)
+            per_plane[r.plane] = per_plane.get(r.plane, 0.0) + total * share / \
+                (r.bandwidth * eff)
+        return max(per_plane.values(), default=0.0)
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """The work of one microbatch on one device kind.
+
+    ``tokens`` and ``requests`` are this device's attention tokens and sequences;
+    ``context`` the keys each token attends to (decode) or the prefix before the new tokens
+    (prefill); ``routed_tokens`` and ``shared_tokens`` the token-expert pairs the device's
+    routed and shared experts compute; ``send_tokens``/``recv_tokens`` the dispatched token
+    messages; ``prefill`` selects the prefill forms (non-absorbed MLA, causal attention,
+    hybrid attention collectives on ``attention_tp`` devices).
+    """
+
+    tokens: float
+    requests: float
+    context: float
+    routed_tokens: float
+    routed_experts_held: int
+    shared_tokens: float
+    send_tokens: float
+    recv_tokens: float
+    prefill: bool
+    attention_tp: int = 1
+
+
+def _gemm(name: str, stream: str, stage: int, macs: float, params: float, nbytes: float,
+          fmt: str) -> Op:
+    return Op(name, stream, stage, ops=2 * macs, fmt=fmt, hbm_bytes=params * nbytes)
+
+
+def _streams(prefill: bool) -> tuple[str, str, str]:
+    """(attention/compute stream, MoE stream, communication stream) names."""
+    return ("cube", "cube", "copy") if prefill else ("attention", "moe", "moe")
+
+
+def attention_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
+    """MLAProlog, the hybrid-attention collectives (prefill), attention, O_proj.
+
+    Decode uses the absorbed form (W_UK folded into the query, W_UV into the output: the
+    cache stays compressed); prefill decompresses keys and values (W_UK, W_UV on every
+    token of the sequence) and attends causally.
+    """
+    h, n, t = a.hidden, a.heads, s.tokens
+    fmt, nb = a.precision.get("attention", "bf16"), a.bytes_of("attention")
+    qk = a.qk_nope_dim + a.qk_rope_dim
+    w_uk = a.kv_lora_rank * n * a.qk_nope_dim
+    w_uv = a.kv_lora_rank * n * a.v_head_dim
+    w_o = n * a.v_head_dim * h
+    down = h * a.q_lora_rank + a.q_lora_rank * n * qk + h * (a.kv_lora_rank + a.qk_rope_dim)
+    cmp_stream, _, comm_stream = _streams(s.prefill)
+    per_seq = t / max(s.requests, 1)
+    if s.prefill:
+        keys = s.context + (per_seq + 1) / 2
+        core = 2 * t * n * keys * (qk + a.v_head_dim)
+        prolog_macs = t * down + (t + s.requests * s.context) * (w_uk + w_uv)
+        o_macs = t * w_o
+        o_params = w_o
+        kv_read = s.requests * (s.context + per_seq) * a.kv_bytes_per_token_layer
+    else:
+        core = 2 * t * n * s.context * (2 * a.kv_lora_rank + a.qk_rope_dim)
+        prolog_macs = t * (down + w_uk)
+        o_macs = t * (w_uv + w_o)
+        o_params = w_uv + w_o
+        kv_read = s.requests * s.context * a.kv_bytes_per_token_layer
+    prolog_params = down + (w_uk + w_uv if s.prefill else w_uk)
+    ops = [
+        _gemm("mla_prolog", cmp_stream, 0, prolog_macs, prolog_params, nb, fmt),
+        Op("attention", cmp_stream, 0, ops=core, kind="attention", hbm_bytes=kv_read),
+        _gemm("o_proj", cmp_stream, 0, o_macs, o_params, nb, fmt),
+    ]
+    if s.prefill and s.attention_tp > 1:
+        tp = s.attention_tp
+        gathered = t * (tp - 1) * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_dim) * 2
+        exchanged = t * (tp - 1) / tp * n * a.v_head_dim * 2
+        ops.insert(1, Op("all_gather", comm_stream, 0,
+                         comm_s=paths.seconds(gathered / (tp - 1), gathered)))
+        ops.insert(3, Op("all_to_all", comm_stream, 0,
+                         comm_s=paths.seconds(exchanged, exchanged)))
+    return _restage(ops, s.prefill, 0)
+
+
+def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
+    """Gate, dispatch, routed (and shared) expert MLPs, combine."""
+    _, moe_stream, comm_stream = _streams(s.prefill)
+    gate_stream = "vector" if s.prefill else moe_stream
+    ex = a.expert_params
+    fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
+    ops = [
+        _gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
+              a.hidden * a.routed_experts, a.bytes_of("gate"), a.precision.get("gate", "bf16")),
+        Op("dispatch", comm_stream, 1, comm_s=paths.seconds(
+            s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
+            "dispatch")),
+    ]
+    held = s.routed_experts_held + (1 if s.shared_tokens else 0)
+    if s.routed_tokens or s.shared_tokens:
+        ops.append(_gemm("experts", moe_stream, 1, (s.routed_tokens + s.shared_tokens) * ex,
+                         held * ex, nb, fmt))
+    ops.append(Op("combine", comm_stream, 1, comm_s=paths.seconds(
+        s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(), "combine")))
+    return _restage(ops, s.prefill, 1)
+
+
+def dense_ops(a: ModelArch, s: LayerShape) -> list[Op]:
+    """The dense FFN of the first layers (data parallel: every device holds it)."""
+    _, moe_stream, _ = _streams(s.prefill)
+    params = 3 * a.hidden * a.dense_intermediate
+    return _restage([_gemm("dense_ffn", moe_stream, 1, s.tokens * params, params,
+                           a.bytes_of("dense"), a.precision.get("dense", "bf16"))],
+                    s.prefill, 1)
+
+
+def _restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
+    """Prefill interleaves microbatches op by op (each op its own stage); decode runs a
+    stream's ops of one layer back to back (one stage per stream)."""
+    if not prefill:
+        return [Op(o.name, o.stream, stage, o.ops, o.fmt, o.kind, o.hbm_bytes, o.comm_s)
+                for o in ops]
+    base = 10 * stage
+    return [Op(o.name, o.stream, base + i, o.ops, o.fmt, o.kind, o.hbm_bytes, o.comm_s)
+            for i, o in enumerate(ops)]
+
+
+def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list[Op]:
+    """The ops of transformer layer ``layer`` (dense FFN or MoE) for one microbatch."""
+    tail = dense_ops(a, s) if layer < a.dense_layers else moe_ops(a, s, paths)
+    return attention_ops(a, s, paths) + tail
+
+
+def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
+             moe_shape: LayerShape) -> list[tuple[int, list[Op]]]:
+    """Per-step work after the layers: the MTP module (one more MoE layer behind a 2h x h
+    projection) when ``mtp``, and the output head; as (layer index, ops) pairs, the head's
+    index -1."""
+    out: list[tuple[int, list[Op]]] = []
+    head_tokens = s.tokens if not s.prefill else s.requests
+    head = a.vocab * a.hidden
+    stream = _streams(s.prefill)[0]
+    lm = _gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
+               a.precision.get("embedding", "bf16"))
+    if mtp and a.mtp_layers:
+        proj = 2 * a.hidden * a.hidden
+        eh = _gemm("mtp_proj", stream, 0, s.tokens * proj, proj, a.bytes_of("attention"),
+                   a.precision.get("attention", "bf16"))
+        out.append((a.layers, [eh, *attention_ops(a, moe_shape, paths),
+                               *moe_ops(a, moe_shape, paths)]))
+        out.append((-1, [lm, lm]))
+    else:
+        out.append((-1, [lm]))
+    return out
+
+
+def distinct_devices(a: ModelArch, devices: int, slots_per_device: int) -> float:
+    """Expected number of distinct devices a token's ``top_k`` experts live on, when
+    ``devices`` devices share the routed experts evenly (each holding about
+    experts/devices of them; replicas counted as one expert)."""
+    if devices <= 0:
+        return 0.0
+    share = a.routed_experts / devices if slots_per_device else 0.0
+    miss = 1.0
+    for i in range(a.top_k):
+        miss *= max(0.0, 1 - share / (a.routed_experts - i))
+    return devices * (1 - miss)
+
+
+def totals(ops: Sequence[Op]) -> tuple[float, float]:
+    """(operations, HBM bytes) of ``ops``."""
+    return sum(o.ops for o in ops), sum(o.hbm_bytes for o in ops)

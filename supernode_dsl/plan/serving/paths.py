@@ -1,0 +1,47 @@
+"""The communication routes of an instance, found on the compiled graph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import networkx as nx
+
+from supernode_dsl.plan.devices import Device
+from supernode_dsl.plan.serving.hardware import DeviceFacts, route
+from supernode_dsl.plan.serving.ops import CommPaths
+
+__all__ = ["instance_paths"]
+
+
+def _relays(devices: Sequence[Device], source: Device, target: Device) -> tuple[str, ...]:
+    """Devices beside ``target`` (same node), the one at ``source``'s position first: a
+    rail-optimised fabric joins equal positions of different nodes."""
+    here = [d for d in devices if d.node == source.node]
+    there = [d for d in devices if d.node == target.node]
+    pos = here.index(source)
+    order = there[pos:] + there[:pos] if pos < len(there) else there
+    return tuple(d.path for d in order)
+
+
+def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts) -> CommPaths:
+    """Routes from the instance's first device to the others, by class (same accelerator,
+    same node, another node), each class weighted by its share of the other devices: expert
+    traffic is spread evenly over the instance's devices.  Raises ValueError naming a device
+    no plane reaches."""
+    source = devices[0]
+    classes: dict[str, list[Device]] = {}
+    for d in devices[1:]:
+        key = "accelerator" if d.npu == source.npu else "node" if d.node == source.node \
+            else "remote"
+        classes.setdefault(key, []).append(d)
+    total = len(devices) - 1
+    routes = []
+    for members in classes.values():
+        target = members[0]
+        r = route(g, source.path, target.path, facts, _relays(devices, source, target))
+        if r is None:
+            raise ValueError(f"no plane joins {source.path} and {target.path}")
+        routes.append((r, len(members) / total))
+    measured = tuple((k, v) for k, v in facts.efficiency.items()
+                     if k.endswith(("_dispatch", "_combine")))
+    return CommPaths(tuple(routes), measured)

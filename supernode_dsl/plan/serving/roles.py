@@ -1,0 +1,214 @@
+"""The deployment-wide serving block: how many prefill and decode instances a budget of
+accelerators should run for the workload, the prefill-to-decode KV transfer on its plane,
+the prefill/decode rank connection mapping, and the caching pool (EMS) with the effect of
+prefix reuse.
+
+Entry point: :func:`serving_block`.  Rates are requests per second; a request occupies a
+decode slot for ``output_len x TPOT`` seconds and a prefill instance for
+``prompt_len / (tokens/s of the instance)`` seconds.  Queueing is not modelled: the planner
+sizes the roles for the mean rate and checks each role's latency at its planned batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import networkx as nx
+
+from supernode_dsl import schema as S
+from supernode_dsl.plan.devices import Device, RoleAllocation
+from supernode_dsl.plan.serving.cache import PoolServer, cache_pool
+from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
+from supernode_dsl.plan.serving.hardware import device_facts, plane_route, route
+from supernode_dsl.plan.serving.params import Workload
+
+__all__ = ["RoleRates", "pd_mapping", "role_split", "serving_block"]
+
+
+@dataclass(frozen=True)
+class RoleRates:
+    """Requests per second one instance of each role sustains, and instance sizes."""
+
+    prefill_npus: int
+    decode_npus: int
+    prefill_rate: float
+    decode_rate: float
+
+
+def rates(workload: Workload, roles: Mapping[str, Mapping[str, Any]]) -> RoleRates | None:
+    """Per-instance request rates from the roles' estimates; None unless both roles exist."""
+    if "prefill" not in roles or "decode" not in roles:
+        return None
+    p, d = roles["prefill"], roles["decode"]
+    pe, de = p["estimate"], d["estimate"]
+    prefill_rate = p["npus_per_instance"] * pe["tokens_per_s_per_npu"] / workload.prompt_len
+    slot_seconds = workload.output_len * de["tpot_ms"] / 1e3
+    decode_rate = d["npus_per_instance"] * de["batch_per_npu"] / slot_seconds \
+        if slot_seconds else 0.0
+    return RoleRates(p["npus_per_instance"], d["npus_per_instance"], prefill_rate, decode_rate)
+
+
+def role_split(r: RoleRates, budget: int, arrival: float) -> dict[str, Any]:
+    """Instances of each role: with an arrival rate, the fewest that carry it (and whether the
+    budget allows them); without one, the split of ``budget`` that sustains the most."""
+    if arrival > 0:
+        p = max(1, math.ceil(arrival / r.prefill_rate))
+        d = max(1, math.ceil(arrival / r.decode_rate))
+    else:
+        p, d = _best_split(r, budget)
+    used = p * r.prefill_npus + d * r.decode_npus
+    sustained = min(p * r.prefill_rate, d * r.decode_rate)
+    return {
+        "npu_budget": budget,
+        "prefill_instances": p,
+        "decode_instances": d,
+        "npus_used": used,
+        "fits_budget": used <= budget,
+        "sustainable_requests_per_s": round(sustained, 4),
+        "prefill_requests_per_s_per_instance": round(r.prefill_rate, 4),
+        "decode_requests_per_s_per_instance": round(r.decode_rate, 4),
+        "bottleneck": "prefill" if p * r.prefill_rate <= d * r.decode_rate else "decode",
+        "meets_arrival_rate": arrival <= sustained + 1e-9 and used <= budget,
+    }
+
+
+def _best_split(r: RoleRates, budget: int) -> tuple[int, int]:
+    best = (0.0, 1, 1)
+    for d in range(1, budget // r.decode_npus + 1):
+        p = (budget - d * r.decode_npus) // r.prefill_npus
+        if p < 1:
+            break
+        sustained = min(p * r.prefill_rate, d * r.decode_rate)
+        if sustained > best[0] + 1e-12:
+            best = (sustained, p, d)
+    return best[1], best[2]
+
+
+def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> dict[str, Any]:
+    """CloudMatrix-Infer's prefill-to-decode connection mapping: ratio = prefill_tp /
+    decode_tp; group_size = decode_dp / ratio; a decode rank (dp, tp) pulls its KV from
+    prefill TP rank ``floor(dp / group_size) x decode_tp + tp``."""
+    ratio = max(1, prefill_tp // max(decode_tp, 1))
+    group = max(1, decode_dp // ratio)
+    ranks = [(dp // group) * decode_tp + tp for dp in range(decode_dp)
+             for tp in range(decode_tp)]
+    return {"prefill_tp": prefill_tp, "decode_tp": decode_tp, "decode_dp": decode_dp,
+            "ratio": ratio, "group_size": group,
+            "prefill_tp_rank_of_decode_rank": ranks}
+
+
+def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
+                 prefill: Sequence[Device], kv_bytes: float,
+                 r: RoleRates | None, split: Mapping[str, Any] | None) -> dict[str, Any]:
+    plane = workload.kv_transfer_plane
+    facts = device_facts(g, decode[0].path)
+    via = plane_route(g, prefill[0].path, decode[0].path, plane, facts) if plane else \
+        route(g, prefill[0].path, decode[0].path, facts, tuple(d.path for d in decode[:8]))
+    per_request = workload.prompt_len * kv_bytes
+    out: dict[str, Any] = {"plane": via.plane if via else plane,
+                           "bytes_per_request": per_request}
+    if via is None:
+        return {**out, "reachable": False}
+    device_bw = via.effective_bandwidth
+    out.update(reachable=True, device_bandwidth=device_bw,
+               transfer_ms=round(per_request / device_bw * 1e3 + via.latency * 1e3, 4))
+    if r is not None and split is not None:
+        rate = split["sustainable_requests_per_s"]
+        ingress = device_bw * len(decode) * split["decode_instances"]
+        out.update(required_bandwidth=rate * per_request, decode_ingress_bandwidth=ingress,
+                   utilisation=round(rate * per_request / ingress, 6) if ingress else 0.0)
+    return out
+
+
+def pool_servers(g: nx.Graph, nodes: Sequence[str]) -> list[PoolServer]:
+    """One memory-pool server per node of ``nodes``, holding the DRAM of the node's CPUs."""
+    dram: dict[str, float] = {n: 0.0 for n in nodes}
+    for _, data in g.nodes(data=True):
+        if data[S.NODE_CATEGORY] != "cpu" or not data.get("dram"):
+            continue
+        node = data[S.NODE_PARENT]
+        while node and node not in dram:
+            node = g.nodes[node][S.NODE_PARENT]
+        if node:
+            dram[node] += float(data["dram"])
+    return [PoolServer(n, c) for n, c in dram.items() if c > 0]
+
+
+def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
+           prefill: RoleContext | None) -> dict[str, Any]:
+    nodes = list(dict.fromkeys(d.node for d in devices))
+    servers = pool_servers(g, nodes)
+    if not servers:
+        return {"servers": 0, "reason": "no CPU of the deployment's nodes declares `dram`"}
+    pool = cache_pool(servers, block_tokens=workload.block_tokens, kv_bytes_per_token=kv_bytes)
+    if prefill is None:
+        return pool
+    cpu = next(p for p, d in g.nodes(data=True) if d[S.NODE_CATEGORY] == "cpu"
+               and d.get("dram") and _under(g, p, servers[-1].name))
+    via = plane_route(g, devices[0].path, cpu, workload.cache_plane, prefill.facts) \
+        if workload.cache_plane else route(g, devices[0].path, cpu, prefill.facts)
+    return {**pool, "plane": via.plane if via else workload.cache_plane,
+            "load_bandwidth": via.effective_bandwidth if via else 0.0,
+            "prefix_reuse_effect": _reuse_effect(prefill, kv_bytes,
+                                                 via.effective_bandwidth if via else 0.0)}
+
+
+def _under(g: nx.Graph, path: str, ancestor: str) -> bool:
+    node = g.nodes[path][S.NODE_PARENT]
+    while node:
+        if node == ancestor:
+            return True
+        node = g.nodes[node][S.NODE_PARENT]
+    return False
+
+
+def _reuse_effect(ctx: RoleContext, kv_bytes: float, load_bw: float) -> list[dict[str, Any]]:
+    """Prefill throughput and TTFT at several prefix-reuse shares: reused tokens are not
+    computed but their KV is loaded from the pool (at ``load_bw`` per device)."""
+    shares = sorted({0.0, 0.25, 0.5, 0.75, ctx.workload.prefix_reuse})
+    out = []
+    for share in shares:
+        c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
+        est, _ = prefill_estimate(c)
+        load_s = est["prompts_per_device"] * est["prefix_reused_tokens"] * kv_bytes / load_bw \
+            if load_bw else 0.0
+        total_s = est["step_ms"] / 1e3 + load_s
+        out.append({"prefix_reuse": share, "load_ms": round(load_s * 1e3, 4),
+                    "ttft_ms": round(total_s * 1e3, 4),
+                    "tokens_per_s_per_npu": round(est["tokens_per_npu"] / total_s, 2)})
+    return out
+
+
+def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation],
+                  roles: Mapping[str, Mapping[str, Any]],
+                  contexts: Mapping[str, RoleContext], kv_bytes_per_token: float,
+                  npus_total: int) -> dict[str, Any]:
+    """The plan's ``serving`` block."""
+    by_role = {a.role.name: a for a in allocations}
+    r = rates(workload, roles)
+    budget = workload.npu_budget or npus_total
+    split = role_split(r, budget, workload.arrival_rate) if r else None
+    out: dict[str, Any] = {
+        "workload": _workload(workload),
+        "roles": split,
+    }
+    if "prefill" in by_role and "decode" in by_role:
+        dec, pre = by_role["decode"].instances[0], by_role["prefill"].instances[0]
+        out["kv_transfer"] = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, r, split)
+        out["pd_mapping"] = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
+    devices = [d for a in allocations for inst in a.instances for d in inst]
+    out["cache_pool"] = _cache(g, workload, devices, kv_bytes_per_token,
+                               contexts.get("prefill"))
+    return out
+
+
+def _workload(w: Workload) -> dict[str, Any]:
+    return {"prompt_len": w.prompt_len, "output_len": w.output_len,
+            "tpot_slo_ms": round(w.tpot_slo * 1e3, 6), "ttft_slo_ms": round(w.ttft_slo * 1e3, 6),
+            "arrival_rate": w.arrival_rate, "mtp_accept": w.mtp_accept,
+            "perfect_balance": w.perfect_balance, "prefix_reuse": w.prefix_reuse,
+            "decode_batch_per_npu": w.decode_batch_per_npu,
+            "prefill_tokens_per_npu": w.prefill_tokens_per_npu}

@@ -1,0 +1,166 @@
+"""Serving plans: the cost model, microbatch pipelines, KV capacity, the batch chosen under a
+TPOT target, the roles planner, the P/D mapping, and the plan's serving checks."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import supernode_dsl as cmx
+from supernode_dsl.diagnostics import CmxError
+from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan.serving.ops import Op
+from supernode_dsl.plan.serving.pipeline import schedule
+from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
+
+ROOT = Path(__file__).resolve().parent.parent
+CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
+H800 = ROOT / "topologies" / "deepseek-v3-h800.cmx"
+
+
+def _plan(path: Path, **defines: str) -> dict[str, Any]:
+    model = cmx.compile_file(path, defines or None)
+    return plan_deployment(model, cmx.build_graph(model), PlanRequest())
+
+
+@pytest.fixture(scope="module")
+def cm384() -> dict[str, Any]:
+    return _plan(CM384)
+
+
+@pytest.fixture(scope="module")
+def cm384_slo() -> dict[str, Any]:
+    return _plan(CM384, tpot_slo_ms="15", decode_batch_per_npu="0")
+
+
+def test_every_role_has_an_estimate_pipeline_and_kv(cm384: dict[str, Any]) -> None:
+    assert validate_plan(cm384) == []
+    for name, role in cm384["roles"].items():
+        assert role["estimate"]["tokens_per_s_per_npu"] > 0, name
+        assert role["pipeline"]["schedule"], name
+        assert role["kv"]["max_sequences_per_device"] > 0, name
+    decode = cm384["roles"]["decode"]["estimate"]
+    assert decode["batch_per_npu"] == 96
+    # throughput per NPU = batch / TPOT (reference §5), to the rounding of the two figures
+    assert decode["tokens_per_s_per_npu"] == pytest.approx(96 / decode["tpot_ms"] * 1e3,
+                                                           rel=1e-4)
+    # 61 layers + the MTP module + the output head, in execution order
+    kinds = [row["kind"] for row in decode["per_layer"]]
+    assert kinds[:3] == ["dense"] * 3 and kinds[-2:] == ["mtp", "head"]
+
+
+def test_tpot_target_picks_the_largest_batch_that_meets_it(cm384_slo: dict[str, Any]) -> None:
+    est = cm384_slo["roles"]["decode"]["estimate"]
+    assert est["batch_chosen_by"] == "tpot_slo" and est["meets_tpot_slo"]
+    assert est["tpot_ms"] <= 15
+    bigger = _plan(CM384, decode_batch_per_npu=str(est["batch_per_npu"] + 2))
+    assert bigger["roles"]["decode"]["estimate"]["tpot_ms"] > 15
+
+
+def test_memory_is_checked_at_the_served_batch(cm384: dict[str, Any],
+                                               cm384_slo: dict[str, Any]) -> None:
+    big = cm384["roles"]["decode"]["memory"]["kv_cache"]
+    small = cm384_slo["roles"]["decode"]["memory"]["kv_cache"]
+    batch = cm384_slo["roles"]["decode"]["estimate"]["batch_per_npu"]
+    assert small / big == pytest.approx(batch / 96)
+    limit = cm384["roles"]["decode"]["kv"]["max_batch_per_npu"]
+    with pytest.raises(CmxError) as err:
+        _plan(CM384, decode_batch_per_npu=str(limit + 2))
+    assert err.value.diagnostics[0].code == "E023"
+
+
+def test_tpot_grows_with_the_batch() -> None:
+    tpots = [_plan(CM384, decode_batch_per_npu=str(b))["roles"]["decode"]["estimate"]["tpot_ms"]
+             for b in (8, 32, 96)]
+    assert tpots == sorted(tpots) and tpots[0] < tpots[-1]
+
+
+def test_prefix_reuse_raises_prefill_throughput(cm384: dict[str, Any]) -> None:
+    effect = cm384["serving"]["cache_pool"]["prefix_reuse_effect"]
+    shares = [row["prefix_reuse"] for row in effect]
+    assert shares == sorted(shares) and shares[0] == 0
+    tput = [row["tokens_per_s_per_npu"] for row in effect]
+    assert tput == sorted(tput) and tput[-1] > tput[0]
+    assert all(row["load_ms"] > 0 for row in effect[1:])
+
+
+def test_the_h800_deployment_gets_plausible_numbers() -> None:
+    plan = _plan(H800)
+    assert validate_plan(plan) == []
+    dec, pre = plan["roles"]["decode"]["estimate"], plan["roles"]["prefill"]["estimate"]
+    assert dec["batch_chosen_by"] == "tpot_slo" and dec["tpot_ms"] <= 50
+    # the expert traffic of EP32 over 4 nodes crosses InfiniBand: prefill is slower per GPU
+    # than on CloudMatrix's UB despite the GPU's higher peak
+    assert 1000 < pre["tokens_per_s_per_npu"] < 20000
+    assert plan["serving"]["kv_transfer"]["plane"] == "ib"
+
+
+def test_validate_plan_catches_a_broken_pipeline(cm384: dict[str, Any]) -> None:
+    bad = copy.deepcopy(cm384)
+    events = bad["roles"]["decode"]["pipeline"]["schedule"][0]["events"]
+    events[1]["start_us"] = events[0]["start_us"]  # two ops of one stream at once
+    assert any("overlap" in p for p in validate_plan(bad))
+    bad = copy.deepcopy(cm384)
+    bad["roles"]["prefill"]["pipeline"]["speedup"] *= 2
+    assert any("speed-up" in p for p in validate_plan(bad))
+    bad = copy.deepcopy(cm384)
+    bad["roles"]["decode"]["kv"]["kv_capacity_bytes"] += 1e9
+    assert any("KV capacity" in p for p in validate_plan(bad))
+
+
+def test_pd_mapping_follows_the_published_formula() -> None:
+    m = pd_mapping(prefill_tp=4, decode_tp=1, decode_dp=320)
+    assert m["ratio"] == 4 and m["group_size"] == 80
+    ranks = m["prefill_tp_rank_of_decode_rank"]
+    assert ranks[0] == 0 and ranks[79] == 0 and ranks[80] == 1 and ranks[319] == 3
+    assert [ranks.count(r) for r in range(4)] == [80] * 4
+
+
+def test_role_split_carries_the_rate_or_uses_the_budget_best() -> None:
+    r = RoleRates(prefill_npus=16, decode_npus=160, prefill_rate=20.0, decode_rate=50.0)
+    fixed = role_split(r, 384, arrival=90.0)
+    assert (fixed["prefill_instances"], fixed["decode_instances"]) == (5, 2)
+    assert not fixed["fits_budget"] and not fixed["meets_arrival_rate"]
+    best = role_split(r, 384, arrival=0.0)
+    assert best["npus_used"] <= 384
+    assert best["sustainable_requests_per_s"] == pytest.approx(
+        min(best["prefill_instances"] * 20.0, best["decode_instances"] * 50.0))
+    # no other split of the budget sustains more
+    for d in range(1, 3):
+        p = (384 - 160 * d) // 16
+        assert min(p * 20.0, d * 50.0) <= best["sustainable_requests_per_s"] + 1e-9
+
+
+_OPS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2),
+                          st.floats(0, 5)), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(layers=st.lists(_OPS, min_size=1, max_size=5), microbatches=st.integers(1, 4))
+def test_schedule_is_a_valid_list_schedule(layers: list[list[tuple[str, int, float]]],
+                                           microbatches: int) -> None:
+    """No stream runs two ops at once, every microbatch runs its ops in order, and the step
+    lies between the busiest stream's work and the sum of all work."""
+    plan = [(i, [Op(f"op{j}", s, stage, comm_s=d) for j, (s, stage, d) in enumerate(ops)])
+            for i, ops in enumerate(layers)]
+    sched = schedule(plan, microbatches, lambda op: op.comm_s)
+    by_stream: dict[str, list[tuple[float, float]]] = {}
+    by_mb: dict[int, list[tuple[float, float]]] = {}
+    for e in sched.events:
+        by_stream.setdefault(e.stream, []).append((e.start, e.end))
+        by_mb.setdefault(e.microbatch, []).append((e.start, e.end))
+    for spans in by_stream.values():
+        spans.sort()
+        assert all(a[1] <= b[0] + 1e-12 for a, b in itertools.pairwise(spans))
+    for spans in by_mb.values():   # events of a microbatch are recorded in its order
+        assert all(a[1] <= b[0] + 1e-12 for a, b in itertools.pairwise(spans))
+    total = sum(d for ops in layers for _, _, d in ops) * microbatches
+    busiest = max(sum(e - s for s, e in spans) for spans in by_stream.values())
+    assert busiest - 1e-9 <= sched.step <= total + 1e-9
+    assert sum(sched.layer_spans().values()) == pytest.approx(sched.step)

@@ -1,0 +1,249 @@
+"""The ``chrome-trace`` emitter: a Chrome / Perfetto trace of the planned microbatch pipeline.
+
+Most checks use a synthetic plan fragment (two roles, two device kinds each, non-overlapping
+events per stream); the CLI checks run ``python -m supernode_dsl`` as a subprocess.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import supernode_dsl as cmx
+from supernode_dsl.diagnostics import CmxError
+from supernode_dsl.emit import EmitContext, available_emitters
+from supernode_dsl.emit.trace import ChromeTraceEmitter, chrome_trace
+from supernode_dsl.plan import PlanRequest, plan_deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "tests/fixtures/plan/tiny.cmx"
+
+
+def _event(name: str, stream: str, mb: int, layer: int, start: float, dur: float
+           ) -> dict[str, Any]:
+    return {"name": name, "stream": stream, "microbatch": mb, "layer": layer,
+            "start_us": start, "dur_us": dur}
+
+
+def _schedule(kind: str, streams: tuple[str, str], scale: float) -> dict[str, Any]:
+    """Two microbatches over two streams; deliberately listed out of start order."""
+    a, b = streams
+    events = [
+        _event("moe", b, 0, 3, 10.0 * scale, 5.0 * scale),
+        _event("attention", a, 0, 3, 0.0, 10.0 * scale),
+        _event("attention", a, 1, 3, 10.0 * scale, 10.0 * scale),
+        _event("moe", b, 1, 3, 20.0 * scale, 5.0 * scale),
+        _event("lm_head", a, 0, -1, 25.0 * scale, 2.5),
+    ]
+    return {"device_kind": kind, "step_us": 30.0 * scale, "events": events}
+
+
+def _pipeline(streams: tuple[str, str], scale: float) -> dict[str, Any]:
+    return {
+        "microbatches": 2,
+        "split": {streams[0]: {"aic": 16, "aiv": 32}, streams[1]: {"aic": 8, "aiv": 16}},
+        "step_us": 30.0 * scale, "no_overlap_us": 32.0 * scale, "speedup": 1.07,
+        "candidates": [{"microbatches": 1, "split": {}, "step_us": 32.0 * scale}],
+        "schedule": [_schedule("routed-expert die", streams, scale),
+                     _schedule("shared-expert die", streams, scale * 0.5)],
+    }
+
+
+def _plan() -> dict[str, Any]:
+    """A plan fragment: only what the trace reads (and an unrelated role field)."""
+    return {
+        "source": {"file": "topologies/x.cmx", "deployment": "XOnY", "previous": None},
+        "roles": {
+            "prefill": {"ep": 4, "pipeline": _pipeline(("cube", "vector"), 100.0)},
+            "decode": {"ep": 8, "pipeline": _pipeline(("attention", "moe"), 1.0)},
+        },
+    }
+
+
+def _trace(plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(chrome_trace(plan or _plan()))
+    return doc
+
+
+def _complete(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in doc["traceEvents"] if e["ph"] == "X"]
+
+
+def _names(doc: dict[str, Any], kind: str) -> dict[tuple[int, int], str]:
+    return {(e["pid"], e["tid"]): e["args"]["name"] for e in doc["traceEvents"]
+            if e["ph"] == "M" and e["name"] == kind}
+
+
+def test_the_object_form_with_every_schedule_event() -> None:
+    doc = _trace()
+    assert set(doc) == {"traceEvents", "displayTimeUnit", "otherData"}
+    assert doc["displayTimeUnit"] == "ms"
+    events = _complete(doc)
+    assert len(events) == 2 * 2 * 5
+    for e in events:
+        assert {"ph", "ts", "dur", "pid", "tid", "name", "cat", "args"} <= set(e)
+        assert isinstance(e["ts"], float) and isinstance(e["dur"], float) and e["dur"] >= 0
+        assert e["cat"] in ("decode", "prefill")
+        assert set(e["args"]) == {"layer", "microbatch"}
+    assert {e["args"]["layer"] for e in events} == {3, -1}
+    assert any(e["ts"] == 1000.0 and e["dur"] == 500.0 for e in events)  # prefill, us as is
+
+
+def test_events_per_thread_are_sorted_and_do_not_overlap() -> None:
+    threads: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for e in _complete(_trace()):
+        threads[e["pid"], e["tid"]].append(e)
+    assert len(threads) == 4 * 2
+    for events in threads.values():
+        starts = [e["ts"] for e in events]
+        assert starts == sorted(starts)
+        for before, after in pairwise(events):
+            assert before["ts"] + before["dur"] <= after["ts"]
+
+
+def test_pids_and_tids_follow_roles_by_name_then_first_appearance() -> None:
+    doc = _trace()
+    assert _names(doc, "process_name") == {
+        (1, 0): "decode · routed-expert die", (2, 0): "decode · shared-expert die",
+        (3, 0): "prefill · routed-expert die", (4, 0): "prefill · shared-expert die"}
+    threads = _names(doc, "thread_name")
+    assert threads == {(p, 1): ("moe" if p <= 2 else "vector") for p in (1, 2, 3, 4)} | {
+        (p, 2): ("attention" if p <= 2 else "cube") for p in (1, 2, 3, 4)}
+    sort = {(e["name"], e["pid"], e["tid"]): e["args"]["sort_index"]
+            for e in doc["traceEvents"] if e["name"].endswith("_sort_index")}
+    assert sort[("process_sort_index", 3, 0)] == 3 and sort[("thread_sort_index", 3, 2)] == 2
+    for e in _complete(doc):
+        assert (e["pid"], e["tid"]) in threads
+        assert e["cat"] == ("decode" if e["pid"] <= 2 else "prefill")
+
+
+def test_other_data_summarises_each_role() -> None:
+    other = _trace()["otherData"]
+    assert other["generator"] == "supernode-dsl"
+    assert other["file"] == "topologies/x.cmx" and other["deployment"] == "XOnY"
+    assert other["roles"]["decode"] == {
+        "microbatches": 2, "split": {"attention": {"aic": 16, "aiv": 32},
+                                     "moe": {"aic": 8, "aiv": 16}},
+        "step_us": 30.0, "speedup": 1.07}
+    assert set(other["roles"]) == {"decode", "prefill"}
+
+
+def test_deterministic_and_independent_of_role_order() -> None:
+    plan = _plan()
+    text = chrome_trace(plan)
+    assert text == chrome_trace(copy.deepcopy(plan)) and text.endswith("]}\n")
+    reordered = {**plan, "roles": dict(reversed(list(plan["roles"].items())))}
+    assert list(reordered["roles"]) != list(plan["roles"])
+    assert chrome_trace(reordered) == text
+
+
+def test_roles_without_a_pipeline_contribute_nothing() -> None:
+    plan = _plan()
+    del plan["roles"]["prefill"]["pipeline"]
+    doc = _trace(plan)
+    assert {e["cat"] for e in _complete(doc)} == {"decode"}
+    assert set(doc["otherData"]["roles"]) == {"decode"}
+
+
+def test_no_pipeline_is_an_e026() -> None:
+    plan = _plan()
+    for role in plan["roles"].values():
+        del role["pipeline"]
+    with pytest.raises(CmxError) as exc:
+        chrome_trace(plan)
+    assert exc.value.codes == ["E026"] and "no pipeline schedule" in str(exc.value)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("start_us", None, "'start_us' = None is not a finite number"),
+    ("dur_us", -1.0, "is not a finite number of at least 0"),
+    ("dur_us", float("nan"), "is not a finite number"),
+    ("layer", 1.5, "'layer' = 1.5 is not an integer"),
+    ("stream", 3, "'stream' = 3 is not a string"),
+])
+def test_malformed_events_are_e026_naming_the_event(field: str, value: Any,
+                                                    message: str) -> None:
+    plan = _plan()
+    plan["roles"]["decode"]["pipeline"]["schedule"][1]["events"][2][field] = value
+    with pytest.raises(CmxError) as exc:
+        chrome_trace(plan)
+    assert exc.value.codes == ["E026"]
+    assert "role 'decode' pipeline schedule[1] events[2]" in str(exc.value)
+    assert message in str(exc.value)
+
+
+def test_the_emitter_is_registered_and_needs_a_plan() -> None:
+    assert available_emitters()["chrome-trace"] is ChromeTraceEmitter
+    assert ChromeTraceEmitter.suffix == ".json"
+    model = cmx.compile_file(ROOT / TINY)
+    g = cmx.build_graph(model)
+    with pytest.raises(CmxError) as exc:
+        ChromeTraceEmitter().emit(EmitContext(model, g))
+    assert exc.value.codes == ["E026"] and "--plan" in str(exc.value)
+    assert ChromeTraceEmitter().emit(EmitContext(model, g, _plan())) == chrome_trace(_plan())
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+def _cmx(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    return proc
+
+
+def test_cmx_emit_chrome_trace(tmp_path: Path) -> None:
+    plan, out = tmp_path / "plan.json", tmp_path / "out.json"
+    plan.write_text(json.dumps(_plan()), encoding="utf-8")
+    r = _cmx("emit", "chrome-trace", TINY, "--plan", str(plan), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text(encoding="utf-8") == chrome_trace(_plan())
+
+
+def test_cmx_emit_chrome_trace_without_pipelines_writes_nothing(tmp_path: Path) -> None:
+    plan, out = tmp_path / "plan.json", tmp_path / "out.json"
+    doc = _plan()
+    for role in doc["roles"].values():
+        del role["pipeline"]
+    plan.write_text(json.dumps(doc), encoding="utf-8")
+    r = _cmx("emit", "chrome-trace", TINY, "--plan", str(plan), "-o", str(out))
+    assert r.returncode == 1 and "error[E026]" in r.stderr and "pipeline" in r.stderr
+    assert not out.exists()
+
+
+def _planner_writes_pipelines() -> bool:
+    """Whether the planner of this checkout puts a ``pipeline`` block into some role."""
+    model = cmx.compile_file(ROOT / TINY)
+    doc = plan_deployment(model, cmx.build_graph(model), PlanRequest())
+    return any("pipeline" in role for role in doc["roles"].values())
+
+
+def test_cmx_plan_trace(tmp_path: Path) -> None:
+    """With a pipeline planner both files are written and agree; without one, --trace is an
+    E026 and neither file is written."""
+    plan, trace = tmp_path / "plan.json", tmp_path / "trace.json"
+    r = _cmx("plan", TINY, "-o", str(plan), "--trace", str(trace))
+    if _planner_writes_pipelines():
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(plan.read_text(encoding="utf-8"))
+        assert trace.read_text(encoding="utf-8") == chrome_trace(doc)
+    else:
+        assert r.returncode == 1 and "error[E026]" in r.stderr, r.stderr
+        assert "no pipeline schedule" in r.stderr
+        assert not plan.exists() and not trace.exists()
+
+
+def test_cmx_plan_trace_failed_plan_writes_nothing(tmp_path: Path) -> None:
+    plan, trace = tmp_path / "plan.json", tmp_path / "trace.json"
+    r = _cmx("plan", TINY, "--deployment", "NoSuchDeployment", "-o", str(plan),
+             "--trace", str(trace))
+    assert r.returncode == 1 and "error[E" in r.stderr
+    assert not plan.exists() and not trace.exists()
