@@ -12,6 +12,7 @@ Usage::
 
     python benchmarks/validate_paper.py            # the tables of docs/validation.md
     python benchmarks/validate_paper.py --json out.json
+    python benchmarks/validate_paper.py --sensitivity   # one die fact changed at a time
 """
 
 from __future__ import annotations
@@ -90,10 +91,84 @@ def breakdown(doc: dict[str, Any], role: str) -> list[str]:
     return out
 
 
+def _contexts() -> dict[str, Any]:
+    """The cost model's inputs for both roles of the CloudMatrix384 deployment."""
+    import numpy as np
+
+    import supernode_dsl as cmx
+    from supernode_dsl.diagnostics import DiagnosticSink
+    from supernode_dsl.plan.devices import allocate, device_table
+    from supernode_dsl.plan.serving.estimate import RoleContext
+    from supernode_dsl.plan.serving.hardware import device_facts
+    from supernode_dsl.plan.serving.params import read_workload
+    from supernode_dsl.plan.serving.paths import instance_paths
+    from supernode_dsl.plan.spec import read_deployment
+
+    model = cmx.compile_file(ROOT / CM384)
+    g = cmx.build_graph(model)
+    specs = {s.name: s for s in model.specs if s.category == "model"}
+    spec = next(s for s in model.specs if s.category == "deployment")
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, specs, sink)
+    work = read_workload(spec, sink)
+    assert dep is not None
+    out = {}
+    for alloc in allocate(dep, device_table(g, dep.nodes_per_rack), sink):
+        devices = alloc.instances[0]
+        facts = device_facts(g, devices[0].path)
+        out[alloc.role.name] = RoleContext(dep.model, alloc.role, work, facts,
+                                           instance_paths(g, devices, facts),
+                                           np.ones(len(dep.model.moe_layers)), 2)
+    return out
+
+
+def sensitivity() -> None:
+    """Print the estimates with one fact of the die changed at a time."""
+    from dataclasses import replace
+
+    from supernode_dsl.plan.serving.estimate import decode_estimate, prefill_estimate
+
+    ctxs = _contexts()
+
+    def facts(c: Any, peak: dict[str, float] | None = None,
+              eff: dict[str, float] | None = None) -> Any:
+        f = c.facts
+        return replace(c, facts=replace(f, peak={**f.peak, **(peak or {})},
+                                        efficiency={**f.efficiency, **(eff or {})}))
+
+    def work(c: Any, **kw: Any) -> Any:
+        return replace(c, workload=replace(c.workload, **kw))
+
+    variants = [
+        ("as shipped", lambda c: c),
+        ("INT8 peak = BF16 peak (376 TOPS per die)", lambda c: facts(c, {"int8": 376e12})),
+        ("`efficiency.gemm` 0.77 (low end of the measurement)",
+         lambda c: facts(c, eff={"gemm": 0.77})),
+        ("`efficiency.gemm` 0.83 (high end)", lambda c: facts(c, eff={"gemm": 0.83})),
+        ("no MTP (`mtp.accept = 0`)", lambda c: work(c, mtp_accept=0.0)),
+        ("decode with one microbatch", lambda c: work(c, decode_microbatches=1)),
+    ]
+    print("| variant | prefill tokens/s/NPU | decode@96 tokens/s/NPU | TPOT@96 (ms) | "
+          "TPOT@8 (ms) |\n|---|---|---|---|---|")
+    for label, change in variants:
+        d, p = change(ctxs["decode"]), change(ctxs["prefill"])
+        big, _ = decode_estimate(d, 96)
+        small, _ = decode_estimate(d, 8)
+        pre, _ = prefill_estimate(p)
+        print(f"| {label} | {pre['tokens_per_s_per_npu']:,.0f} | "
+              f"{big['tokens_per_s_per_npu']:,.0f} | {big['tpot_ms']:.1f} | "
+              f"{small['tpot_ms']:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="print the sensitivity table instead")
     args = parser.parse_args()
+    if args.sensitivity:
+        sensitivity()
+        return
     plans = {tuple(d): plan(CM384, d) for d in {tuple(r[1]) for r in ROWS}}
     rows = table(plans)
     print("| figure | paper | estimate | estimate / paper | command |")

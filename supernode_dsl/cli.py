@@ -452,3 +452,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RecursionError:
         click.echo("cmx: error[E014]: the input is nested too deeply", err=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
