@@ -45,6 +45,7 @@ CASES = [
     ("vllm-ascend-expert-map", TINY, {}, {"role": "prefill"}, True),
     ("hccl-rank-table", TINY, {}, {}, True),
     ("astra-comm-group", TINY, {}, {}, True),
+    ("chrome-trace", TINY, {}, {}, True),
     ("astra-network", CM384, {"nodes": "2"}, {}, False),
     ("astra-system", CM384, {"nodes": "2"}, {}, False),
     ("ns3-topology", TINY, {}, {}, False),

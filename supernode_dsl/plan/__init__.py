@@ -1,4 +1,4 @@
-"""Stage 4, plan: compiled topology + deployment -> plan document (JSON, schema 1.0).
+"""Stage 4, plan: compiled topology + deployment -> plan document (JSON, schema 1.1).
 
 Entry point: :func:`plan_deployment`.  It reads the ``model`` and ``deployment``
 declarations, allocates the topology's devices to the roles, places every expert of every MoE

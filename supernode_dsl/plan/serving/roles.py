@@ -143,17 +143,23 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
     servers = pool_servers(g, nodes)
     if not servers:
         return {"servers": 0, "reason": "no CPU of the deployment's nodes declares `dram`"}
-    pool = cache_pool(servers, block_tokens=workload.block_tokens, kv_bytes_per_token=kv_bytes)
+    try:
+        pool = cache_pool(servers, block_tokens=workload.block_tokens,
+                          kv_bytes_per_token=kv_bytes)
+    except ValueError as err:  # sizes the planner could not check earlier (e.g. no KV)
+        return {"servers": len(servers), "reason": str(err)}
     if prefill is None:
         return pool
     cpu = next(p for p, d in g.nodes(data=True) if d[S.NODE_CATEGORY] == "cpu"
                and d.get("dram") and _under(g, p, servers[-1].name))
     via = plane_route(g, devices[0].path, cpu, workload.cache_plane, prefill.facts) \
         if workload.cache_plane else route(g, devices[0].path, cpu, prefill.facts)
-    return {**pool, "plane": via.plane if via else workload.cache_plane,
-            "load_bandwidth": via.effective_bandwidth if via else 0.0,
-            "prefix_reuse_effect": _reuse_effect(prefill, kv_bytes,
-                                                 via.effective_bandwidth if via else 0.0)}
+    if via is None:
+        return {**pool, "plane": workload.cache_plane, "load_bandwidth": 0.0,
+                "reason": f"no plane joins {devices[0].path} and the pool's CPU {cpu}: "
+                          "the effect of prefix reuse is not estimated"}
+    return {**pool, "plane": via.plane, "load_bandwidth": via.effective_bandwidth,
+            "prefix_reuse_effect": _reuse_effect(prefill, kv_bytes, via.effective_bandwidth)}
 
 
 def _under(g: nx.Graph, path: str, ancestor: str) -> bool:
