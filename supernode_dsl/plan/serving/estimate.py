@@ -301,11 +301,10 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[dict[str, Any
     return est, pipeline_block(ctx, split, scheds, steps)
 
 
-def prefill_estimate(ctx: RoleContext) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(estimate, pipeline) of one prefill pass of ``prefill_tokens_per_npu`` tokens."""
+def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(estimate, pipeline) of one prefill pass of ``per_npu`` prompt tokens per
+    accelerator."""
     w = ctx.workload
-    per_npu = w.prefill_tokens_per_npu or ctx.role.sequences_per_device * w.prompt_len \
-        * ctx.devices_per_npu
     tokens = per_npu / ctx.devices_per_npu
     reused = round(w.prompt_len * w.prefix_reuse)
     new_per_prompt = w.prompt_len - reused

@@ -27,7 +27,7 @@ class Workload:
     arrival_rate: float      # requests/s; 0: no target
     npu_budget: int          # 0: every accelerator of the topology
     decode_batch_per_npu: int  # 0: the largest batch meeting tpot_slo that fits in memory
-    prefill_tokens_per_npu: int
+    prefill_tokens_per_npu: int  # 0: the most meeting ttft_slo that fit; -1: not declared
     prefill_attention_tp: int
     mtp_accept: float        # 0: no multi-token prediction
     perfect_balance: bool
@@ -61,7 +61,7 @@ def read_workload(spec: Spec, sink: DiagnosticSink) -> Workload:
         arrival_rate=_value(spec, "workload.arrival_rate", 0.0),
         npu_budget=int(_value(spec, "workload.npu_budget", 0)),
         decode_batch_per_npu=int(_value(spec, "decode.batch_per_npu", -1)),
-        prefill_tokens_per_npu=int(_value(spec, "prefill.tokens_per_npu", 0)),
+        prefill_tokens_per_npu=int(_value(spec, "prefill.tokens_per_npu", -1)),
         prefill_attention_tp=int(_value(spec, "prefill.attention_tp", 1)),
         mtp_accept=_value(spec, "mtp.accept", 0.0),
         perfect_balance=perfect if isinstance(perfect, bool) else True,

@@ -1,9 +1,9 @@
 """Serving plan of one role: the batch it runs, its memory at that batch, its KV capacity,
 its pipeline and its performance estimate.
 
-Entry point: :func:`serve_role`.  The decode batch is the declared ``decode.batch_per_npu``,
-or, when that is 0, the largest batch that fits in memory and meets ``workload.tpot_slo``
-(step time grows with the batch, so a bisection finds it).
+Entry point: :func:`serve_role`.  The batch is the declared ``decode.batch_per_npu`` or
+``prefill.tokens_per_npu``, or, when that is 0, the largest that fits in memory and meets
+``workload.tpot_slo`` (decode) or ``workload.ttft_slo`` (prefill).
 """
 
 from __future__ import annotations
@@ -32,15 +32,14 @@ class RoleServing:
 
 def effective_role(ctx: RoleContext, batch_per_npu: int) -> RoleSpec:
     """The role with the sequences and tokens per device that a batch implies: decode at
-    ``batch_per_npu`` requests per accelerator, prefill at its tokens per accelerator."""
+    ``batch_per_npu`` requests per accelerator, prefill at ``batch_per_npu`` prompt tokens
+    per accelerator."""
     r, w = ctx.role, ctx.workload
     if r.name == "decode":
         seqs = math.ceil(batch_per_npu / ctx.devices_per_npu)
         per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
         return replace(r, sequences_per_device=seqs, batch_per_device=seqs * per_request)
-    tokens = w.prefill_tokens_per_npu / ctx.devices_per_npu
-    if not tokens:
-        return r
+    tokens = batch_per_npu / ctx.devices_per_npu
     return replace(r, sequences_per_device=math.ceil(tokens / w.prompt_len))
 
 
@@ -62,9 +61,17 @@ def _largest(ok: Any, lo: int, hi: int) -> int:
     return lo
 
 
+def _unit(ctx: RoleContext) -> int:
+    """The step of a role's batch per accelerator: a request per device (decode) or a
+    prompt per device (prefill)."""
+    per_device = 1 if ctx.role.name == "decode" else ctx.workload.prompt_len
+    return per_device * ctx.devices_per_npu
+
+
 def max_batch_per_npu(ctx: RoleContext, capacity: float) -> int:
-    """The largest decode batch (requests per accelerator) whose memory fits."""
-    step = ctx.devices_per_npu
+    """The largest batch per accelerator (decode: requests; prefill: prompt tokens) whose
+    memory fits, in whole requests or prompts per device."""
+    step = _unit(ctx)
     n = _largest(lambda k: _fits(ctx, capacity, k * step), 1, 1 << 16)
     return max(0, n) * step
 
@@ -82,45 +89,49 @@ def kv_block(ctx: RoleContext, role: RoleSpec, capacity: float) -> dict[str, Any
         "max_sequences_per_device": int((budget["kv_cache"] + budget["free"]) // per_seq)
         if per_seq else 0,
     }
-    if role.name == "decode":
-        out["max_batch_per_npu"] = max_batch_per_npu(ctx, capacity)
+    out["max_batch_per_npu" if role.name == "decode" else "max_tokens_per_npu"] = \
+        max_batch_per_npu(ctx, capacity)
     return out
 
 
-def _decode_batch(ctx: RoleContext, capacity: float) -> tuple[int, str]:
-    declared = ctx.workload.decode_batch_per_npu
+def _batch(ctx: RoleContext, capacity: float) -> tuple[int, str]:
+    """The role's batch per accelerator and why: declared, or (when declared 0) the largest
+    that fits in memory and meets the role's latency target (decode: TPOT, prefill: TTFT;
+    both grow with the batch, so a bisection finds it)."""
+    decode = ctx.role.name == "decode"
+    w = ctx.workload
+    declared = w.decode_batch_per_npu if decode else w.prefill_tokens_per_npu
     if declared > 0:
         return declared, "declared"
     if declared < 0:
-        return ctx.role.sequences_per_device * ctx.devices_per_npu, "declared"
+        per_device = ctx.role.sequences_per_device * (1 if decode else w.prompt_len)
+        return per_device * ctx.devices_per_npu, "declared"
     limit = max_batch_per_npu(ctx, capacity)
-    slo = ctx.workload.tpot_slo
+    slo, key = (w.tpot_slo, "tpot_ms") if decode else (w.ttft_slo, "ttft_ms")
     if not slo:
         return limit, "memory"
-    step = ctx.devices_per_npu
+    step = _unit(ctx)
+    estimate = decode_estimate if decode else prefill_estimate
 
     def meets(k: int) -> bool:
-        est, _ = decode_estimate(ctx, k * step)
-        return bool(est["tpot_ms"] <= slo * 1e3 + 1e-9)
+        est, _ = estimate(ctx, k * step)
+        return bool(est[key] <= slo * 1e3 + 1e-9)
 
     best = _largest(meets, 1, limit // step)
-    return max(best, 1) * step, "tpot_slo" if best >= 1 else "smallest"
+    return max(best, 1) * step, f"{key[:4]}_slo" if best >= 1 else "smallest"
 
 
 def serve_role(ctx: RoleContext, capacity: float) -> RoleServing:
     """Batch, memory, KV, pipeline and estimate of the role of ``ctx``; ``capacity`` is the
     HBM of its smallest device."""
+    batch, why = _batch(ctx, capacity)
     if ctx.role.name == "decode":
-        batch, why = _decode_batch(ctx, capacity)
         estimate, pipeline = decode_estimate(ctx, batch)
-        slo = ctx.workload.tpot_slo
-        estimate = {**estimate, "batch_chosen_by": why,
-                    "meets_tpot_slo": (not slo) or estimate["tpot_ms"] <= slo * 1e3 + 1e-9}
+        slo, key = ctx.workload.tpot_slo, "tpot"
     else:
-        batch = 0
-        estimate, pipeline = prefill_estimate(ctx)
-        slo = ctx.workload.ttft_slo
-        estimate = {**estimate,
-                    "meets_ttft_slo": (not slo) or estimate["ttft_ms"] <= slo * 1e3 + 1e-9}
+        estimate, pipeline = prefill_estimate(ctx, batch)
+        slo, key = ctx.workload.ttft_slo, "ttft"
+    met = (not slo) or estimate[f"{key}_ms"] <= slo * 1e3 + 1e-9
+    estimate = {**estimate, "batch_chosen_by": why, f"meets_{key}_slo": met}
     role = effective_role(ctx, batch)
     return RoleServing(role, estimate, pipeline, kv_block(ctx, role, capacity))

@@ -138,7 +138,7 @@ def pool_servers(g: nx.Graph, nodes: Sequence[str]) -> list[PoolServer]:
 
 
 def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
-           prefill: RoleContext | None) -> dict[str, Any]:
+           prefill: RoleContext | None, tokens_per_npu: int) -> dict[str, Any]:
     nodes = list(dict.fromkeys(d.node for d in devices))
     servers = pool_servers(g, nodes)
     if not servers:
@@ -159,7 +159,8 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
                 "reason": f"no plane joins {devices[0].path} and the pool's CPU {cpu}: "
                           "the effect of prefix reuse is not estimated"}
     return {**pool, "plane": via.plane, "load_bandwidth": via.effective_bandwidth,
-            "prefix_reuse_effect": _reuse_effect(prefill, kv_bytes, via.effective_bandwidth)}
+            "prefix_reuse_effect": _reuse_effect(prefill, tokens_per_npu, kv_bytes,
+                                                 via.effective_bandwidth)}
 
 
 def _under(g: nx.Graph, path: str, ancestor: str) -> bool:
@@ -171,14 +172,15 @@ def _under(g: nx.Graph, path: str, ancestor: str) -> bool:
     return False
 
 
-def _reuse_effect(ctx: RoleContext, kv_bytes: float, load_bw: float) -> list[dict[str, Any]]:
+def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
+                  load_bw: float) -> list[dict[str, Any]]:
     """Prefill throughput and TTFT at several prefix-reuse shares: reused tokens are not
     computed but their KV is loaded from the pool (at ``load_bw`` per device)."""
     shares = sorted({0.0, 0.25, 0.5, 0.75, ctx.workload.prefix_reuse})
     out = []
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
-        est, _ = prefill_estimate(c)
+        est, _ = prefill_estimate(c, tokens_per_npu)
         load_s = est["prompts_per_device"] * est["prefix_reused_tokens"] * kv_bytes / load_bw \
             if load_bw else 0.0
         total_s = est["step_ms"] / 1e3 + load_s
@@ -206,8 +208,9 @@ def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAll
         out["kv_transfer"] = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, r, split)
         out["pd_mapping"] = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
     devices = [d for a in allocations for inst in a.instances for d in inst]
+    pre = roles.get("prefill", {}).get("estimate", {})
     out["cache_pool"] = _cache(g, workload, devices, kv_bytes_per_token,
-                               contexts.get("prefill"))
+                               contexts.get("prefill"), int(pre.get("tokens_per_npu", 0)))
     return out
 
 
