@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +178,20 @@ def test_ttft_target_picks_the_most_prompts_that_meet_it() -> None:
     assert est["ttft_ms"] <= 1000 and est["tokens_per_npu"] % (2 * 4096) == 0
     more = _plan(CM384, prefill_tokens_per_npu=str(est["tokens_per_npu"] + 2 * 4096))
     assert more["roles"]["prefill"]["estimate"]["ttft_ms"] > 1000
+
+
+def test_plan_and_trace_bytes_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    outputs = []
+    for seed in ("1", "4242"):
+        plan, trace = tmp_path / f"plan{seed}.json", tmp_path / f"trace{seed}.json"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "plan", str(H800), "-o",
+                        str(plan), "--trace", str(trace)], check=True, env=env, cwd=ROOT)
+        outputs.append((plan.read_bytes(), trace.read_bytes()))
+    assert outputs[0] == outputs[1]
+    trace_doc = json.loads(outputs[0][1])
+    spans = [e for e in trace_doc["traceEvents"] if e["ph"] == "X"]
+    plan_doc = json.loads(outputs[0][0])
+    events = sum(len(s["events"]) for r in plan_doc["roles"].values()
+                 for s in r["pipeline"]["schedule"])
+    assert len(spans) == events
