@@ -14,13 +14,13 @@ microbatch reads them again) plus the KV cache read by attention; activations ar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["CommPaths", "LayerShape", "Op", "layer_ops", "op_seconds", "step_ops"]
+__all__ = ["CommPaths", "LayerShape", "Op", "distinct_devices", "layer_ops", "op_seconds",
+           "step_ops"]
 
 
 @dataclass(frozen=True)
@@ -245,8 +245,3 @@ def distinct_devices(a: ModelArch, devices: int, slots_per_device: int) -> float
     for i in range(a.top_k):
         miss *= max(0.0, 1 - share / (a.routed_experts - i))
     return devices * (1 - miss)
-
-
-def totals(ops: Sequence[Op]) -> tuple[float, float]:
-    """(operations, HBM bytes) of ``ops``."""
-    return sum(o.ops for o in ops), sum(o.hbm_bytes for o in ops)
