@@ -103,6 +103,7 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "compute.*": OPS_RATE,
     "cores.*": COUNT,
     "efficiency.*": COUNT,
+    "overhead.*": TIME,       # fixed costs, e.g. overhead.op: every operator (launch, sync)
 }
 
 #: Attributes of a link block.

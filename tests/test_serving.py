@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
-from supernode_dsl.plan.serving.ops import Op
+from supernode_dsl.plan.serving.hardware import DeviceFacts
+from supernode_dsl.plan.serving.ops import Op, op_seconds
 from supernode_dsl.plan.serving.pipeline import schedule
 from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
 
@@ -195,3 +196,15 @@ def test_plan_and_trace_bytes_do_not_depend_on_the_hash_seed(tmp_path: Path) -> 
     events = sum(len(s["events"]) for r in plan_doc["roles"].values()
                  for s in r["pipeline"]["schedule"])
     assert len(spans) == events
+
+
+def test_op_time_is_the_roofline_plus_communication_plus_the_declared_overhead() -> None:
+    facts = DeviceFacts("D", {"int8": 1e15}, 64e9, 1e12, {"aic": 24},
+                        {"gemm": 0.5, "memory": 0.5}, {"op": 5e-6})
+    compute_bound = Op("x", "s", 0, ops=1e12, fmt="int8", hbm_bytes=1e6, comm_s=1e-6)
+    # 1e12 / (1e15 x 0.5 x 0.25) = 8 ms of compute beats 2 us of memory
+    assert op_seconds(compute_bound, facts, 0.25) == pytest.approx(8e-3 + 1e-6 + 5e-6)
+    memory_bound = Op("y", "s", 0, ops=1e6, fmt="int8", hbm_bytes=1e9)
+    assert op_seconds(memory_bound, facts, 1.0) == pytest.approx(2e-3 + 5e-6)
+    undeclared = Op("z", "s", 0, ops=1e12, fmt="fp4")
+    assert op_seconds(undeclared, facts, 1.0) == pytest.approx(5e-6)

@@ -64,6 +64,8 @@ class RoleContext:
         out += [f"efficiency.{name} not declared: 1 (the peak)"
                 for name in ("gemm", "attention", "memory", *planes)
                 if name not in f.efficiency]
+        if "op" not in f.overhead:
+            out.append("overhead.op not declared: operators cost no fixed time")
         return out
 
     @property

@@ -11,7 +11,7 @@ among its assumptions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -32,7 +32,8 @@ class DeviceFacts:
     """One EP device (a die, or an accelerator without dies).
 
     ``peak`` maps a number format to operations per second; ``cores`` the core families
-    (``aic``, ``aiv``, ``sm``) to counts; ``efficiency`` the declared ``efficiency.*`` values.
+    (``aic``, ``aiv``, ``sm``) to counts; ``efficiency`` the declared ``efficiency.*`` values;
+    ``overhead`` the declared ``overhead.*`` times in seconds (``op``: every operator).
     """
 
     type_name: str
@@ -41,6 +42,7 @@ class DeviceFacts:
     hbm_bw: float
     cores: Mapping[str, int]
     efficiency: Mapping[str, float]
+    overhead: Mapping[str, float] = field(default_factory=dict)
 
     def peak_of(self, fmt: str) -> float:
         """Operations per second in ``fmt`` (or an equal-width format); 0 if none declared."""
@@ -85,6 +87,7 @@ def device_facts(g: nx.Graph, path: str) -> DeviceFacts:
         hbm_bw=float(data.get("hbm_bw", 0.0)),  # type: ignore[arg-type]
         cores=cores,
         efficiency=_families(data, "efficiency."),
+        overhead=_families(data, "overhead."),
     )
 
 

@@ -39,15 +39,16 @@ class Op:
 
 def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
     """Duration of ``op`` on a device whose stream holds ``share`` of the matrix cores:
-    the larger of compute time and HBM time, plus the communication time.  A peak or a
-    bandwidth the part does not declare contributes no time (the estimate lists them)."""
+    the larger of compute time and HBM time, plus the communication time, plus the part's
+    fixed ``overhead.op`` per operator.  A peak or a bandwidth the part does not declare
+    contributes no time (the estimate lists them)."""
     compute = 0.0
     if op.ops:
         peak = facts.peak_of(op.fmt) * facts.eff(op.kind) * share
         compute = op.ops / peak if peak > 0 else 0.0
     bandwidth = facts.hbm_bw * facts.eff("memory")
     memory = op.hbm_bytes / bandwidth if op.hbm_bytes and bandwidth > 0 else 0.0
-    return max(compute, memory) + op.comm_s
+    return max(compute, memory) + op.comm_s + facts.overhead.get("op", 0.0)
 
 
 @dataclass(frozen=True)
