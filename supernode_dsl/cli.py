@@ -218,6 +218,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     With --trace, also write the planned microbatch pipeline as a Chrome/Perfetto trace;
     on any error neither file is written.
     """
+    from supernode_dsl.emit.plansummary import plan_summary
     from supernode_dsl.emit.trace import chrome_trace
     from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
     from supernode_dsl.plan.loads import read_loads
@@ -249,6 +250,8 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     _write(output, document_json(doc))
     if trace_path is not None and trace is not None:
         _write(trace_path, trace)
+    for line in plan_summary(doc):
+        click.echo(line, err=str(output) == "-" or str(trace_path) == "-")
 
 
 @cli.command("emit")

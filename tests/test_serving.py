@@ -208,3 +208,15 @@ def test_op_time_is_the_roofline_plus_communication_plus_the_declared_overhead()
     assert op_seconds(memory_bound, facts, 1.0) == pytest.approx(2e-3 + 5e-6)
     undeclared = Op("z", "s", 0, ops=1e12, fmt="fp4")
     assert op_seconds(undeclared, facts, 1.0) == pytest.approx(5e-6)
+
+
+def test_cmx_plan_prints_a_summary_and_keeps_stdout_json(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "supernode_dsl.cli", "plan", str(H800)]
+    to_file = subprocess.run([*cmd, "-o", str(tmp_path / "p.json")], capture_output=True,
+                             text=True, check=True, cwd=ROOT)
+    assert "decode: 4 x 144 NPUs, EP144: batch" in to_file.stdout
+    assert "tokens/s per NPU" in to_file.stdout and "requests/s" in to_file.stdout
+    to_stdout = subprocess.run([*cmd, "-o", "-"], capture_output=True, text=True, check=True,
+                               cwd=ROOT)
+    assert json.loads(to_stdout.stdout)["schema_version"] == "1.1"
+    assert "tokens/s per NPU" in to_stdout.stderr
