@@ -191,6 +191,33 @@ def needed_overhead() -> None:
         print(f"| {label} | {lo * 1e6:,.1f} |")
 
 
+def imbalance_effect() -> None:
+    """Decode TPOT when the busiest die's expert load is ``r`` x the mean in every MoE layer
+    (``balance.perfect = false``), and the ``r`` each decode figure would need."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from supernode_dsl.plan.serving.estimate import decode_estimate
+
+    ctx = _contexts()["decode"]
+
+    def tpot(r: float, batch: int) -> float:
+        c = replace(ctx, imbalance=np.full(len(ctx.imbalance), r),
+                    workload=replace(ctx.workload, perfect_balance=False))
+        return float(decode_estimate(c, batch)[0]["tpot_ms"])
+
+    print("| busiest / mean die load | TPOT@96 (ms) | TPOT@8 (ms) |\n|---|---|---|")
+    for r in (1.0, 1.125, 1.5, 2.0, 3.0):
+        print(f"| {r:g} | {tpot(r, 96):.1f} | {tpot(r, 8):.2f} |")
+    for batch, want in ((96, 49.4), (8, 8 / 538 * 1e3)):
+        lo, hi = 1.0, 50.0
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if tpot(mid, batch) < want else (lo, mid)
+        print(f"\nbatch {batch}/NPU: TPOT {want:.2f} ms needs busiest/mean = {lo:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
@@ -201,6 +228,8 @@ def main() -> None:
         sensitivity()
         print()
         needed_overhead()
+        print()
+        imbalance_effect()
         return
     plans = {tuple(d): plan(CM384, d) for d in {tuple(r[1]) for r in ROWS}}
     rows = table(plans)
