@@ -161,6 +161,15 @@ def sensitivity() -> None:
               f"{small['tpot_ms']:.2f} |")
 
 
+def _solve(f: Any, want: float, lo: float, hi: float, steps: int) -> float:
+    """The x in [lo, hi] where the increasing function ``f`` reaches ``want`` (bisection;
+    the lower end of the final interval)."""
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) < want else (lo, mid)
+    return lo
+
+
 def needed_overhead() -> None:
     """For each headline figure, the fixed time per operator (``overhead.op``) that would make
     the estimate equal the paper's: one value for all would mean a launch-type overhead is
@@ -183,12 +192,12 @@ def needed_overhead() -> None:
     print("| figure | overhead.op that reproduces it (us per operator) |\n|---|---|")
     for label, role, batch, key, want in targets:
         fn = decode_estimate if role == "decode" else prefill_estimate
-        lo, hi = 0.0, 0.1
-        for _ in range(40):
-            mid = (lo + hi) / 2
-            got = fn(with_overhead(ctxs[role], mid), batch)[0][key]
-            lo, hi = (mid, hi) if got < want else (lo, mid)
-        print(f"| {label} | {lo * 1e6:,.1f} |")
+        def tpot_or_ttft(x: float, fn: Any = fn, role: str = role, batch: int = batch,
+                         key: str = key) -> float:
+            return float(fn(with_overhead(ctxs[role], x), batch)[0][key])
+
+        seconds = _solve(tpot_or_ttft, want, 0.0, 0.1, steps=40)
+        print(f"| {label} | {seconds * 1e6:,.1f} |")
 
 
 def imbalance_effect() -> None:
@@ -211,11 +220,8 @@ def imbalance_effect() -> None:
     for r in (1.0, 1.125, 1.5, 2.0, 3.0):
         print(f"| {r:g} | {tpot(r, 96):.1f} | {tpot(r, 8):.2f} |")
     for batch, want in ((96, 49.4), (8, 8 / 538 * 1e3)):
-        lo, hi = 1.0, 50.0
-        for _ in range(30):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if tpot(mid, batch) < want else (lo, mid)
-        print(f"\nbatch {batch}/NPU: TPOT {want:.2f} ms needs busiest/mean = {lo:.2f}")
+        ratio = _solve(lambda r, b=batch: tpot(r, b), want, 1.0, 50.0, steps=30)
+        print(f"\nbatch {batch}/NPU: TPOT {want:.2f} ms needs busiest/mean = {ratio:.2f}")
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.plan.spec import DeploymentSpec, RoleSpec
 
-__all__ = ["Device", "RoleAllocation", "allocate", "device_table"]
+__all__ = ["Device", "RoleAllocation", "allocate", "ancestor", "device_table"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class RoleAllocation:
     instances: tuple[tuple[Device, ...], ...]
 
 
-def _ancestor(g: nx.Graph, path: str, category: str) -> str | None:
+def ancestor(g: nx.Graph, path: str, category: str) -> str | None:
+    """The nearest enclosing instance of ``path`` in ``category``; None if there is none."""
     node = g.nodes[path][S.NODE_PARENT]
     while node:
         data = g.nodes[node]
@@ -62,9 +63,9 @@ def device_table(g: nx.Graph, nodes_per_rack: int = 0) -> list[list[Device]]:
     node_order: dict[str, int] = {}
     out: list[list[Device]] = []
     for acc in accelerators:
-        node = _ancestor(g, acc, "node") or acc
+        node = ancestor(g, acc, "node") or acc
         node_index = node_order.setdefault(node, len(node_order))
-        rack_path = _ancestor(g, acc, "rack")
+        rack_path = ancestor(g, acc, "rack")
         rack = (node_index // nodes_per_rack if nodes_per_rack else None) if rack_path is None \
             else g.nodes[rack_path][S.NODE_INDEX]
         units = dies.get(acc) or [acc]

@@ -128,13 +128,14 @@ def _shares(ctx: RoleContext, split: Split) -> dict[str, float]:
     return {"attention": f, "moe": 1 - f}
 
 
-def _layer_list(ctx: RoleContext, kind_of: dict[int, _Kind],
-                mtp_kind: _Kind) -> list[tuple[int, list[Op]]]:
+def _layer_list(ctx: RoleContext, kind_of: dict[int, _Kind]) -> list[tuple[int, list[Op]]]:
+    """The ops of every layer, then the step's (MTP module, head), for one device kind;
+    ``kind_of[arch.layers]`` is the MTP module's work."""
     a = ctx.arch
     layers: list[tuple[int, list[Op]]] = [
         (i, layer_ops(a, i, kind_of[i].shape, ctx.paths)) for i in range(a.layers)]
-    return layers + step_ops(a, mtp_kind.shape, ctx.mtp and ctx.role.name == "decode",
-                             ctx.paths, mtp_kind.shape)
+    mtp = kind_of[a.layers].shape
+    return layers + step_ops(a, mtp, ctx.mtp and ctx.role.name == "decode", ctx.paths, mtp)
 
 
 def _with_waits(per_kind: list[list[tuple[int, list[Op]]]], seconds: list[dict[int, float]]
@@ -157,15 +158,12 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     """The schedule of one step on every device kind for ``split``."""
     m = split.microbatches
     shares = _shares(ctx, split)
-    per_kind: list[list[tuple[int, list[Op]]]] = []
-    names: list[str] = []
-    for k in range(len(_kinds(ctx, 1, 1, context, 1.0))):
-        kind_of = {i: _kinds(ctx, tokens / m, requests / m, context, _imb(ctx, i))[k]
-                   for i in range(ctx.arch.layers)}
-        mtp_kind = _kinds(ctx, tokens / m, requests / m, context,
-                          _imb(ctx, ctx.arch.layers - 1))[k]
-        names.append(kind_of[0].name)
-        per_kind.append(_layer_list(ctx, kind_of, mtp_kind))
+    # the device kinds of every layer (index arch.layers: the MTP module, loaded as the last)
+    kinds = [_kinds(ctx, tokens / m, requests / m, context, _imb(ctx, min(i, ctx.arch.layers - 1)))
+             for i in range(ctx.arch.layers + 1)]
+    names = [k.name for k in kinds[0]]
+    per_kind = [_layer_list(ctx, {i: layer[k] for i, layer in enumerate(kinds)})
+                for k in range(len(names))]
 
     def secs(op: Op) -> float:
         return op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))

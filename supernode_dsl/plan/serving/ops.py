@@ -14,7 +14,7 @@ microbatch reads them again) plus the KV cache read by attention; activations ar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.spec import ModelArch
@@ -199,11 +199,8 @@ def _restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
     """Prefill interleaves microbatches op by op (each op its own stage); decode runs a
     stream's ops of one layer back to back (one stage per stream)."""
     if not prefill:
-        return [Op(o.name, o.stream, stage, o.ops, o.fmt, o.kind, o.hbm_bytes, o.comm_s)
-                for o in ops]
-    base = 10 * stage
-    return [Op(o.name, o.stream, base + i, o.ops, o.fmt, o.kind, o.hbm_bytes, o.comm_s)
-            for i, o in enumerate(ops)]
+        return [replace(o, stage=stage) for o in ops]
+    return [replace(o, stage=10 * stage + i) for i, o in enumerate(ops)]
 
 
 def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list[Op]:

@@ -10,14 +10,16 @@ from supernode_dsl.plan.devices import Device
 from supernode_dsl.plan.serving.hardware import DeviceFacts, route
 from supernode_dsl.plan.serving.ops import CommPaths
 
-__all__ = ["instance_paths"]
+__all__ = ["instance_paths", "relays"]
 
 
-def _relays(devices: Sequence[Device], source: Device, target: Device) -> tuple[str, ...]:
-    """Devices beside ``target`` (same node), the one at ``source``'s position first: a
-    rail-optimised fabric joins equal positions of different nodes."""
-    here = [d for d in devices if d.node == source.node]
-    there = [d for d in devices if d.node == target.node]
+def relays(source: Device, source_group: Sequence[Device], target: Device,
+           target_group: Sequence[Device]) -> tuple[str, ...]:
+    """The devices of ``target_group`` on ``target``'s node, the one at ``source``'s position
+    among its own node's devices of ``source_group`` first: a rail-optimised fabric joins
+    equal positions of different nodes."""
+    here = [d for d in source_group if d.node == source.node]
+    there = [d for d in target_group if d.node == target.node]
     pos = here.index(source)
     order = there[pos:] + there[:pos] if pos < len(there) else there
     return tuple(d.path for d in order)
@@ -38,7 +40,8 @@ def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts) -
     routes = []
     for members in classes.values():
         target = members[0]
-        r = route(g, source.path, target.path, facts, _relays(devices, source, target))
+        r = route(g, source.path, target.path, facts,
+                  relays(source, devices, target, devices))
         if r is None:
             raise ValueError(f"no plane joins {source.path} and {target.path}")
         routes.append((r, len(members) / total))

@@ -19,11 +19,12 @@ from typing import Any
 import networkx as nx
 
 from supernode_dsl import schema as S
-from supernode_dsl.plan.devices import Device, RoleAllocation
+from supernode_dsl.plan.devices import Device, RoleAllocation, ancestor
 from supernode_dsl.plan.serving.cache import PoolServer, cache_pool
 from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
 from supernode_dsl.plan.serving.hardware import device_facts, plane_route, route
 from supernode_dsl.plan.serving.params import Workload
+from supernode_dsl.plan.serving.paths import relays
 
 __all__ = ["RoleRates", "pd_mapping", "role_split", "serving_block"]
 
@@ -102,11 +103,12 @@ def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> dict[str, Any
 
 def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
                  prefill: Sequence[Device], kv_bytes: float,
-                 r: RoleRates | None, split: Mapping[str, Any] | None) -> dict[str, Any]:
+                 split: Mapping[str, Any] | None) -> dict[str, Any]:
     plane = workload.kv_transfer_plane
     facts = device_facts(g, decode[0].path)
     via = plane_route(g, prefill[0].path, decode[0].path, plane, facts) if plane else \
-        route(g, prefill[0].path, decode[0].path, facts, tuple(d.path for d in decode[:8]))
+        route(g, prefill[0].path, decode[0].path, facts,
+              relays(prefill[0], prefill, decode[0], decode))
     per_request = workload.prompt_len * kv_bytes
     out: dict[str, Any] = {"plane": via.plane if via else plane,
                            "bytes_per_request": per_request}
@@ -115,7 +117,7 @@ def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
     device_bw = via.effective_bandwidth
     out.update(reachable=True, device_bandwidth=device_bw,
                transfer_ms=round(per_request / device_bw * 1e3 + via.latency * 1e3, 4))
-    if r is not None and split is not None:
+    if split is not None:
         rate = split["sustainable_requests_per_s"]
         ingress = device_bw * len(decode) * split["decode_instances"]
         out.update(required_bandwidth=rate * per_request, decode_ingress_bandwidth=ingress,
@@ -123,24 +125,27 @@ def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
     return out
 
 
-def pool_servers(g: nx.Graph, nodes: Sequence[str]) -> list[PoolServer]:
-    """One memory-pool server per node of ``nodes``, holding the DRAM of the node's CPUs."""
-    dram: dict[str, float] = {n: 0.0 for n in nodes}
-    for _, data in g.nodes(data=True):
-        if data[S.NODE_CATEGORY] != "cpu" or not data.get("dram"):
-            continue
-        node = data[S.NODE_PARENT]
-        while node and node not in dram:
-            node = g.nodes[node][S.NODE_PARENT]
-        if node:
-            dram[node] += float(data["dram"])
-    return [PoolServer(n, c) for n, c in dram.items() if c > 0]
+def _pool_cpus(g: nx.Graph, nodes: Sequence[str]) -> dict[str, list[str]]:
+    """The CPUs that declare ``dram``, for each of ``nodes`` (in order) that has one."""
+    cpus: dict[str, list[str]] = {n: [] for n in nodes}
+    for path, data in g.nodes(data=True):
+        if data[S.NODE_CATEGORY] == "cpu" and data.get("dram"):
+            node = ancestor(g, path, "node")
+            if node in cpus:
+                cpus[node].append(path)
+    return {n: paths for n, paths in cpus.items() if paths}
+
+
+def pool_servers(g: nx.Graph, cpus: Mapping[str, Sequence[str]]) -> list[PoolServer]:
+    """One memory-pool server per node, holding the DRAM of the node's CPUs."""
+    return [PoolServer(node, sum(float(g.nodes[c]["dram"]) for c in paths))
+            for node, paths in cpus.items()]
 
 
 def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
            prefill: RoleContext | None, tokens_per_npu: int) -> dict[str, Any]:
-    nodes = list(dict.fromkeys(d.node for d in devices))
-    servers = pool_servers(g, nodes)
+    cpus = _pool_cpus(g, list(dict.fromkeys(d.node for d in devices)))
+    servers = pool_servers(g, cpus)
     if not servers:
         return {"servers": 0, "reason": "no CPU of the deployment's nodes declares `dram`"}
     try:
@@ -150,8 +155,7 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
         return {"servers": len(servers), "reason": str(err)}
     if prefill is None:
         return pool
-    cpu = next(p for p, d in g.nodes(data=True) if d[S.NODE_CATEGORY] == "cpu"
-               and d.get("dram") and _under(g, p, servers[-1].name))
+    cpu = cpus[servers[-1].name][0]
     via = plane_route(g, devices[0].path, cpu, workload.cache_plane, prefill.facts) \
         if workload.cache_plane else route(g, devices[0].path, cpu, prefill.facts)
     if via is None:
@@ -161,15 +165,6 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
     return {**pool, "plane": via.plane, "load_bandwidth": via.effective_bandwidth,
             "prefix_reuse_effect": _reuse_effect(prefill, tokens_per_npu, kv_bytes,
                                                  via.effective_bandwidth)}
-
-
-def _under(g: nx.Graph, path: str, ancestor: str) -> bool:
-    node = g.nodes[path][S.NODE_PARENT]
-    while node:
-        if node == ancestor:
-            return True
-        node = g.nodes[node][S.NODE_PARENT]
-    return False
 
 
 def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
@@ -205,7 +200,7 @@ def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAll
     }
     if "prefill" in by_role and "decode" in by_role:
         dec, pre = by_role["decode"].instances[0], by_role["prefill"].instances[0]
-        out["kv_transfer"] = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, r, split)
+        out["kv_transfer"] = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, split)
         out["pd_mapping"] = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
     devices = [d for a in allocations for inst in a.instances for d in inst]
     pre = roles.get("prefill", {}).get("estimate", {})
