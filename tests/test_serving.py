@@ -17,12 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import supernode_dsl as cmx
-from supernode_dsl.diagnostics import CmxError
+from supernode_dsl.diagnostics import CmxError, DiagnosticSink
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
-from supernode_dsl.plan.serving.hardware import DeviceFacts
-from supernode_dsl.plan.serving.ops import Op, op_seconds
+from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
+from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, layer_ops, op_seconds
 from supernode_dsl.plan.serving.pipeline import schedule
 from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
+from supernode_dsl.plan.spec import ModelArch, read_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
@@ -220,3 +221,67 @@ def test_cmx_plan_prints_a_summary_and_keeps_stdout_json(tmp_path: Path) -> None
                                cwd=ROOT)
     assert json.loads(to_stdout.stdout)["schema_version"] == "1.1"
     assert "tokens/s per NPU" in to_stdout.stderr
+
+
+def _route(plane: str, bandwidth: float, efficiency: float, latency: float) -> Route:
+    return Route(plane, bandwidth, efficiency, latency)
+
+
+def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:
+    """A declared ``overhead.<collective>`` replaces the path latency; a low-latency kernel
+    uses its own efficiency, else its family's, else the plane's."""
+    paths = CommPaths(((_route("ub", 200e9, 0.5, 2e-6), 1.0),),
+                      (("ub_dispatch", 0.25), ("ub_combine_ll", 0.8)),
+                      (("dispatch_ll", 50e-6),))
+    # plane efficiency 0.5: 1e6 B / 100 GB/s = 10 us, plus the 2 us path latency
+    assert paths.seconds(1e6, 0.0) == pytest.approx(12e-6)
+    # high-throughput dispatch: its measured 0.25 (20 us), the path latency
+    assert paths.seconds(1e6, 5e5, "dispatch") == pytest.approx(22e-6)
+    # low-latency dispatch: the family's rate, its own 50 us fixed time
+    assert paths.seconds(1e6, 0.0, "dispatch_ll") == pytest.approx(70e-6)
+    # low-latency combine: its own rate (160 GB/s), no declared fixed time
+    assert paths.seconds(0.0, 1.6e6, "combine_ll") == pytest.approx(12e-6)
+
+
+def test_decode_uses_the_low_latency_kernels_and_prefill_the_high_throughput_ones(
+        cm384: dict[str, Any]) -> None:
+    """The shipped Ascend die declares both kernel families from DeepEP-Ascend's
+    measurements; decode's dispatch costs at least the low-latency kernel's fixed time."""
+    model = cmx.compile_file(CM384)
+    g = cmx.build_graph(model)
+    die = next(n for n, d in g.nodes(data=True) if d.get("type") == "Ascend910CDie")
+    fixed = g.nodes[die]["overhead.dispatch_ll"]
+    assert fixed == pytest.approx(80e-6 - 32 * 73e-6 / 96)
+    layer = next(r for r in cm384["roles"]["decode"]["estimate"]["per_layer"]
+                 if r["kind"] == "moe")
+    microbatches = cm384["roles"]["decode"]["pipeline"]["microbatches"]
+    assert layer["ops_us"]["dispatch"] >= microbatches * fixed * 1e6
+
+
+@settings(max_examples=25, deadline=None)
+@given(microbatches=st.sampled_from([1, 2, 4, 8]), prompts=st.integers(1, 4),
+       prefix=st.sampled_from([0, 1024]))
+def test_prefill_attention_work_does_not_depend_on_the_microbatch_count(
+        microbatches: int, prompts: int, prefix: int) -> None:
+    """Splitting prompts into microbatches (even into chunks of one prompt) moves the
+    causal attention's work between microbatches but neither adds nor loses any."""
+    arch = _arch()
+    paths = CommPaths(((_route("ub", 200e9, 1.0, 0.0), 1.0),))
+
+    def attention_ops(m: int) -> float:
+        shape = LayerShape(tokens=prompts * 4096 / m, requests=prompts / m, context=prefix,
+                           routed_tokens=0, routed_experts_held=0, shared_tokens=0,
+                           send_tokens=0, recv_tokens=0, prefill=True)
+        return m * next(o.ops for o in layer_ops(arch, 0, shape, paths)
+                        if o.name == "attention")
+
+    assert attention_ops(microbatches) == pytest.approx(attention_ops(1))
+
+
+def _arch() -> ModelArch:
+    model = cmx.compile_file(CM384)
+    models = {s.name: s for s in model.specs if s.category == "model"}
+    deployment = next(s for s in model.specs if s.category == "deployment")
+    dep = read_deployment(deployment, models, DiagnosticSink())
+    assert dep is not None
+    return dep.model

@@ -66,6 +66,9 @@ class RoleContext:
                 if name not in f.efficiency]
         if "op" not in f.overhead:
             out.append("overhead.op not declared: operators cost no fixed time")
+        if self.role.name == "decode":
+            out += [f"overhead.{name} not declared: one path latency per {name}"
+                    for name in ("dispatch_ll", "combine_ll") if name not in f.overhead]
         return out
 
     @property

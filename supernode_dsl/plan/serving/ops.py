@@ -54,20 +54,36 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
 @dataclass(frozen=True)
 class CommPaths:
     """The routes from a device to the other devices of its instance, with the share of its
-    expert traffic each route carries (shares add up to 1)."""
+    expert traffic each route carries (shares add up to 1), and what the part measures of
+    its collective kernels.
+
+    A collective is named by its operator and kernel family: ``dispatch`` and ``combine``
+    are the high-throughput kernels prefill uses, ``dispatch_ll`` and ``combine_ll`` the
+    low-latency kernels of decode (DeepEP's two families).
+    """
 
     routes: tuple[tuple[Route, float], ...]
-    #: Measured efficiencies of named collectives per plane (``ub_dispatch``), which replace
-    #: the plane's own efficiency for that collective.
+    #: Measured efficiencies of named collectives per plane (``ub_dispatch``,
+    #: ``ub_dispatch_ll``), which replace the plane's own efficiency for that collective; a
+    #: low-latency kernel without its own figure uses its family's (``ub_dispatch``).
     collective_efficiency: tuple[tuple[str, float], ...] = ()
+    #: Measured fixed times of named collectives (s), from the part's ``overhead.<name>``:
+    #: the start-up and synchronisation a kernel pays whatever its volume, which replaces
+    #: the one path latency an undeclared collective is charged.
+    collective_overhead: tuple[tuple[str, float], ...] = ()
 
     def seconds(self, send: float, receive: float, collective: str = "") -> float:
         """Time to send ``send`` bytes and receive ``receive`` bytes, spread over the routes
         by their shares: per plane, bytes over the plane's effective bandwidth (the
         collective's measured efficiency on that plane when one is declared); sending and
-        receiving overlap; plus the longest route latency (one message round)."""
+        receiving overlap; plus the collective's fixed time (its declared overhead, else
+        the longest route latency: one message round)."""
         return max(self._one_way(send, collective), self._one_way(receive, collective)) \
-            + self.latency
+            + self.fixed(collective)
+
+    def fixed(self, collective: str) -> float:
+        """The fixed part of ``collective``'s time (s)."""
+        return dict(self.collective_overhead).get(collective, self.latency)
 
     @property
     def latency(self) -> float:
@@ -76,9 +92,11 @@ class CommPaths:
 
     def _one_way(self, total: float, collective: str) -> float:
         measured = dict(self.collective_efficiency)
+        family = collective.removesuffix("_ll")
         per_plane: dict[str, float] = {}
         for r, share in self.routes:
-            eff = measured.get(f"{r.plane}_{collective}", r.efficiency)
+            eff = measured.get(f"{r.plane}_{collective}",
+                               measured.get(f"{r.plane}_{family}", r.efficiency))
             per_plane[r.plane] = per_plane.get(r.plane, 0.0) + total * share / \
                 (r.bandwidth * eff)
         return max(per_plane.values(), default=0.0)
@@ -133,7 +151,10 @@ def attention_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
     w_o = n * a.v_head_dim * h
     down = h * a.q_lora_rank + a.q_lora_rank * n * qk + h * (a.kv_lora_rank + a.qk_rope_dim)
     cmp_stream, _, comm_stream = _streams(s.prefill)
-    per_seq = t / max(s.requests, 1)
+    # A prefill microbatch may hold part of a prompt (``requests`` below 1): its tokens are
+    # then chunks of whole prompts, and causal attention over the chunks averages to
+    # attention over the whole prompt, so a sequence is ``t / requests`` tokens long.
+    per_seq = t / s.requests if s.requests > 0 else t
     if s.prefill:
         keys = s.context + (per_seq + 1) / 2
         core = 2 * t * n * keys * (qk + a.v_head_dim)
@@ -165,24 +186,27 @@ def attention_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
 
 
 def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
-    """Gate, dispatch, routed (and shared) expert MLPs, combine."""
+    """Gate, dispatch, routed (and shared) expert MLPs, combine (prefill on the
+    high-throughput collective kernels, decode on the low-latency ones)."""
     _, moe_stream, comm_stream = _streams(s.prefill)
     gate_stream = "vector" if s.prefill else moe_stream
     ex = a.expert_params
     fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
+    kernel = "" if s.prefill else "_ll"
     ops = [
         _gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
               a.hidden * a.routed_experts, a.bytes_of("gate"), a.precision.get("gate", "bf16")),
         Op("dispatch", comm_stream, 1, comm_s=paths.seconds(
             s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
-            "dispatch")),
+            "dispatch" + kernel)),
     ]
     held = s.routed_experts_held + (1 if s.shared_tokens else 0)
     if s.routed_tokens or s.shared_tokens:
         ops.append(_gemm("experts", moe_stream, 1, (s.routed_tokens + s.shared_tokens) * ex,
                          held * ex, nb, fmt))
     ops.append(Op("combine", comm_stream, 1, comm_s=paths.seconds(
-        s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(), "combine")))
+        s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
+        "combine" + kernel)))
     return _restage(ops, s.prefill, 1)
 
 

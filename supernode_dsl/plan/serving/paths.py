@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import networkx as nx
 
@@ -45,6 +45,14 @@ def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts) -
         if r is None:
             raise ValueError(f"no plane joins {source.path} and {target.path}")
         routes.append((r, len(members) / total))
-    measured = tuple((k, v) for k, v in facts.efficiency.items()
-                     if k.endswith(("_dispatch", "_combine")))
-    return CommPaths(tuple(routes), measured)
+    return CommPaths(tuple(routes), _collective(facts.efficiency, True),
+                     _collective(facts.overhead, False))
+
+
+def _collective(values: Mapping[str, float], per_plane: bool
+                ) -> tuple[tuple[str, float], ...]:
+    """The entries of ``values`` that name a collective kernel (``dispatch``,
+    ``combine_ll``; with ``per_plane``, behind a plane name: ``ub_dispatch``)."""
+    names = ("dispatch", "combine", "dispatch_ll", "combine_ll")
+    return tuple((k, v) for k, v in values.items()
+                 if any(k == n or (per_plane and k.endswith("_" + n)) for n in names))
