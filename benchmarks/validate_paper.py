@@ -140,6 +140,20 @@ def sensitivity() -> None:
     def work(c: Any, **kw: Any) -> Any:
         return replace(c, workload=replace(c.workload, **kw))
 
+    def ll_fixed(c: Any, extra_per_rank: dict[str, float] | None = None) -> Any:
+        """Low-latency collectives with their measured fixed time grown by
+        ``extra_per_rank`` seconds per rank beyond the measured EP32 (None: no fixed time,
+        one path latency as for an undeclared kernel)."""
+        if extra_per_rank is None:
+            return replace(c, paths=replace(c.paths, collective_overhead=()))
+        grown = tuple((k, v + extra_per_rank.get(k, 0.0) * (c.role.ep - 32))
+                      for k, v in c.paths.collective_overhead)
+        return replace(c, paths=replace(c.paths, collective_overhead=grown))
+
+    # DeepEP-Ascend's low-latency kernels at 128 tokens per rank grow from EP8 to EP32 by
+    # (153 - 132) / 24 us (dispatch) and (151 - 126) / 24 us (combine) per rank
+    per_rank = {"dispatch_ll": 21e-6 / 24, "combine_ll": 25e-6 / 24}
+
     variants = [
         ("as shipped", lambda c: c),
         ("INT8 peak = BF16 peak (376 TOPS per die)", lambda c: facts(c, {"int8": 376e12})),
@@ -148,6 +162,12 @@ def sensitivity() -> None:
         ("`efficiency.gemm` 0.83 (high end)", lambda c: facts(c, eff={"gemm": 0.83})),
         ("no MTP (`mtp.accept = 0`)", lambda c: work(c, mtp_accept=0.0)),
         ("decode with one microbatch", lambda c: work(c, decode_microbatches=1)),
+        ("prefill with one microbatch (no overlap)",
+         lambda c: work(c, prefill_microbatches=1)),
+        ("low-latency dispatch/combine without their measured fixed time",
+         lambda c: ll_fixed(c)),
+        ("low-latency fixed time grown linearly from EP32 to EP320",
+         lambda c: ll_fixed(c, per_rank)),
     ]
     print("| variant | prefill tokens/s/NPU | decode@96 tokens/s/NPU | TPOT@96 (ms) | "
           "TPOT@8 (ms) |\n|---|---|---|---|---|")
