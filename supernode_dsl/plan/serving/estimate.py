@@ -18,6 +18,8 @@ import numpy as np
 
 from supernode_dsl.plan.serving.hardware import DeviceFacts
 from supernode_dsl.plan.serving.ops import (
+    COLLECTIVES,
+    LOW_LATENCY,
     CommPaths,
     LayerShape,
     Op,
@@ -68,7 +70,8 @@ class RoleContext:
             out.append("overhead.op not declared: operators cost no fixed time")
         if self.role.name == "decode":
             out += [f"overhead.{name} not declared: one path latency per {name}"
-                    for name in ("dispatch_ll", "combine_ll") if name not in f.overhead]
+                    for name in (c + LOW_LATENCY for c in COLLECTIVES)
+                    if name not in f.overhead]
         return out
 
     @property

@@ -19,8 +19,19 @@ from dataclasses import dataclass, replace
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["CommPaths", "LayerShape", "Op", "distinct_devices", "layer_ops", "op_seconds",
-           "step_ops"]
+__all__ = ["COLLECTIVES", "LOW_LATENCY", "CommPaths", "LayerShape", "Op", "collective_kernels",
+           "distinct_devices", "layer_ops", "op_seconds", "step_ops"]
+
+#: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
+COLLECTIVES = ("dispatch", "combine")
+#: The suffix of a collective's low-latency kernel (decode), as in ``overhead.dispatch_ll``.
+LOW_LATENCY = "_ll"
+
+
+def collective_kernels() -> tuple[str, ...]:
+    """Every collective kernel a part may declare figures for: each collective's
+    high-throughput and low-latency kernel."""
+    return tuple(c + k for c in COLLECTIVES for k in ("", LOW_LATENCY))
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ class CommPaths:
 
     def _one_way(self, total: float, collective: str) -> float:
         measured = dict(self.collective_efficiency)
-        family = collective.removesuffix("_ll")
+        family = collective.removesuffix(LOW_LATENCY)
         per_plane: dict[str, float] = {}
         for r, share in self.routes:
             eff = measured.get(f"{r.plane}_{collective}",
@@ -192,7 +203,7 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
     gate_stream = "vector" if s.prefill else moe_stream
     ex = a.expert_params
     fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
-    kernel = "" if s.prefill else "_ll"
+    kernel = "" if s.prefill else LOW_LATENCY
     ops = [
         _gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
               a.hidden * a.routed_experts, a.bytes_of("gate"), a.precision.get("gate", "bf16")),
