@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink
+from supernode_dsl.emit.plansummary import plan_summary
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, layer_ops, op_seconds
@@ -223,14 +224,18 @@ def test_cmx_plan_prints_a_summary_and_keeps_stdout_json(tmp_path: Path) -> None
     assert "tokens/s per NPU" in to_stdout.stderr
 
 
-def _route(plane: str, bandwidth: float, efficiency: float, latency: float) -> Route:
-    return Route(plane, bandwidth, efficiency, latency)
+def test_the_summary_says_when_a_latency_target_is_missed() -> None:
+    """One prompt per die is the smallest prefill pass; it takes longer than 500 ms."""
+    plan = _plan(CM384, ttft_slo_ms="500", prefill_tokens_per_npu="0")
+    prefill = next(line for line in plan_summary(plan) if "prefill:" in line)
+    assert "(misses the TTFT target)" in prefill
+    assert not any("misses" in line for line in plan_summary(_plan(H800)))
 
 
 def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:
     """A declared ``overhead.<collective>`` replaces the path latency; a low-latency kernel
     uses its own efficiency, else its family's, else the plane's."""
-    paths = CommPaths(((_route("ub", 200e9, 0.5, 2e-6), 1.0),),
+    paths = CommPaths(((Route("ub", 200e9, 0.5, 2e-6), 1.0),),
                       (("ub_dispatch", 0.25), ("ub_combine_ll", 0.8)),
                       (("dispatch_ll", 50e-6),))
     # plane efficiency 0.5: 1e6 B / 100 GB/s = 10 us, plus the 2 us path latency
@@ -266,7 +271,7 @@ def test_prefill_attention_work_does_not_depend_on_the_microbatch_count(
     """Splitting prompts into microbatches (even into chunks of one prompt) moves the
     causal attention's work between microbatches but neither adds nor loses any."""
     arch = _arch()
-    paths = CommPaths(((_route("ub", 200e9, 1.0, 0.0), 1.0),))
+    paths = CommPaths(((Route("ub", 200e9, 1.0, 0.0), 1.0),))
 
     def attention_ops(m: int) -> float:
         shape = LayerShape(tokens=prompts * 4096 / m, requests=prompts / m, context=prefix,

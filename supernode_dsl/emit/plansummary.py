@@ -21,11 +21,14 @@ def _role(name: str, role: Mapping[str, Any]) -> str:
     if est is None or pipe is None:
         return head
     if name == "decode":
-        figures = (f"batch {est['batch_per_npu']}/NPU, TPOT {est['tpot_ms']:,.1f} ms, "
-                   f"{est['tokens_per_s_per_npu']:,.0f} tokens/s per NPU")
+        latency = "TPOT"
+        figures = f"batch {est['batch_per_npu']}/NPU, TPOT {est['tpot_ms']:,.1f} ms"
     else:
-        figures = (f"{est['tokens_per_npu']:,} tokens/NPU, TTFT {est['ttft_ms']:,.1f} ms, "
-                   f"{est['tokens_per_s_per_npu']:,.0f} tokens/s per NPU")
+        latency = "TTFT"
+        figures = f"{est['tokens_per_npu']:,} tokens/NPU, TTFT {est['ttft_ms']:,.1f} ms"
+    if est.get(f"meets_{latency.lower()}_slo") is False:
+        figures += f" (misses the {latency} target)"
+    figures += f", {est['tokens_per_s_per_npu']:,.0f} tokens/s per NPU"
     return f"{head}: {figures} ({_split(pipe)})"
 
 
