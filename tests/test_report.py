@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from browser import find_chromium
 
 import supernode_dsl as cmx
 from supernode_dsl.emit.report import (
@@ -267,13 +268,6 @@ def test_cli_report_from_a_plan_file(tmp_path: Path) -> None:
     assert "equal loads" in html
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip("no Chromium (Debian: apt-get install chromium)")
-
-
 def test_report_renders_in_headless_chromium(r1_html: str, tmp_path: Path) -> None:
     """The page opens offline in a real browser: a full-page screenshot is produced and is
     not blank (the browser runs with networking off, as the report must need none)."""
@@ -281,7 +275,7 @@ def test_report_renders_in_headless_chromium(r1_html: str, tmp_path: Path) -> No
     page.write_text(r1_html, encoding="utf-8")
     shot = tmp_path / "report.png"
     subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,4000",
          f"--screenshot={shot}", page.as_uri()],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import DevToolsPipe
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
@@ -247,3 +248,46 @@ def test_cmx_plan_trace_failed_plan_writes_nothing(tmp_path: Path) -> None:
              "--trace", str(trace))
     assert r.returncode == 1 and "error[E" in r.stderr
     assert not plan.exists() and not trace.exists()
+
+
+def test_chromium_devtools_reads_the_trace_as_written(tmp_path: Path) -> None:
+    """The trace of the shipped CloudMatrix384 plan, handed to the trace engine of
+    Chromium's DevTools (the Performance panel's parser, which took over from
+    chrome://tracing), comes back with every process, every named stream and every event,
+    and no warning."""
+    trace = tmp_path / "pipeline.json"
+    subprocess.run([sys.executable, "-m", "supernode_dsl", "plan",
+                    "topologies/deepseek-r1-cloudmatrix384.cmx", "-o", str(tmp_path / "p.json"),
+                    "--trace", str(trace)], check=True, cwd=ROOT, capture_output=True)
+    doc = json.loads(trace.read_text())
+    expected: dict[tuple[int, int], int] = defaultdict(int)
+    for e in doc["traceEvents"]:
+        if e["ph"] == "X":
+            expected[(e["pid"], e["tid"])] += 1
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in doc["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "thread_name"}
+    with DevToolsPipe(tmp_path / "profile") as browser:
+        browser.navigate("devtools://devtools/bundled/inspector.html")
+        if not browser.evaluate(_HAS_ENGINE):
+            pytest.skip("this Chromium's DevTools has no models/trace module")
+        parsed = browser.evaluate(_PARSE.replace("TRACE", json.dumps(doc)))
+    threads = {(pid, tid): (name, count) for pid, tid, name, count in parsed["threads"]}
+    assert threads == {k: (names[k], n) for k, n in expected.items()}
+    assert parsed["warnings"] == []
+    step = max(e["ts"] + e["dur"] for e in doc["traceEvents"] if e["ph"] == "X")
+    assert parsed["max"] == pytest.approx(step, abs=1e-3)
+
+
+_ENGINE = "devtools://devtools/bundled/models/trace/trace.js"
+_HAS_ENGINE = f"import('{_ENGINE}').then(() => true, () => false)"
+_PARSE = """(async () => {
+  const T = await import('ENGINE');
+  const model = T.TraceModel.Model.createWithAllHandlers();
+  await model.parse((TRACE).traceEvents, {metadata: {}, isFreshRecording: false});
+  const data = model.parsedTrace(0).data;
+  const threads = [];
+  for (const [pid, p] of data.Renderer.processes)
+    for (const [tid, t] of p.threads) threads.push([pid, tid, t.name, t.entries.length]);
+  return {threads, warnings: Object.keys(data.Warnings.perWarning || {}),
+          max: data.Meta.traceBounds.max};
+})()""".replace("ENGINE", _ENGINE)
