@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["COLLECTIVES", "LOW_LATENCY", "CommPaths", "LayerShape", "Op", "collective_kernels",
+__all__ = ["COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths", "LayerShape", "Op",
            "distinct_devices", "layer_ops", "op_seconds", "step_ops"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
@@ -27,11 +27,9 @@ COLLECTIVES = ("dispatch", "combine")
 #: The suffix of a collective's low-latency kernel (decode), as in ``overhead.dispatch_ll``.
 LOW_LATENCY = "_ll"
 
-
-def collective_kernels() -> tuple[str, ...]:
-    """Every collective kernel a part may declare figures for: each collective's
-    high-throughput and low-latency kernel."""
-    return tuple(c + k for c in COLLECTIVES for k in ("", LOW_LATENCY))
+#: Every collective kernel a part may declare figures for: each collective's
+#: high-throughput and low-latency kernel.
+COLLECTIVE_KERNELS = tuple(c + k for c in COLLECTIVES for k in ("", LOW_LATENCY))
 
 
 @dataclass(frozen=True)

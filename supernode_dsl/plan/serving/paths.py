@@ -8,7 +8,7 @@ import networkx as nx
 
 from supernode_dsl.plan.devices import Device
 from supernode_dsl.plan.serving.hardware import DeviceFacts, route
-from supernode_dsl.plan.serving.ops import CommPaths, collective_kernels
+from supernode_dsl.plan.serving.ops import COLLECTIVE_KERNELS, CommPaths
 
 __all__ = ["instance_paths", "relays"]
 
@@ -53,6 +53,6 @@ def _collective(values: Mapping[str, float], per_plane: bool
                 ) -> tuple[tuple[str, float], ...]:
     """The entries of ``values`` that name a collective kernel (``dispatch``,
     ``combine_ll``; with ``per_plane``, behind a plane name: ``ub_dispatch``)."""
-    names = collective_kernels()
     return tuple((k, v) for k, v in values.items()
-                 if any(k == n or (per_plane and k.endswith("_" + n)) for n in names))
+                 if any(k == n or (per_plane and k.endswith("_" + n))
+                        for n in COLLECTIVE_KERNELS))
