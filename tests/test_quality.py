@@ -29,8 +29,8 @@ def test_ruff_clean() -> None:
 
 
 def test_mypy_clean() -> None:
-    result = subprocess.run([_tool("mypy"), str(ROOT / "supernode_dsl")], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run([_tool("mypy"), str(ROOT / "supernode_dsl"), str(ROOT / "tests")],
+                            cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

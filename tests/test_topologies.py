@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -51,20 +52,20 @@ def compiled(name: str, **defines: str) -> tuple[cmx.Model, nx.Graph]:
 
 
 @cache
-def _summary(name: str, defines: tuple[tuple[str, str], ...] = ()) -> dict:
+def _summary(name: str, defines: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     return plane_summary(_compiled(name, defines)[1])
 
 
-def summary(name: str, **defines: str) -> dict:
+def summary(name: str, **defines: str) -> dict[str, Any]:
     return _summary(name, tuple(sorted(defines.items())))
 
 
 def bisection(name: str, plane: str, **defines: str) -> float:
-    return summary(name, **defines)[plane]["bisection_bandwidth"]
+    return float(summary(name, **defines)[plane]["bisection_bandwidth"])
 
 
 def links(name: str, plane: str, **defines: str) -> int:
-    return summary(name, **defines)[plane]["links"]
+    return int(summary(name, **defines)[plane]["links"])
 
 
 # ---- every file ------------------------------------------------------------------------------
