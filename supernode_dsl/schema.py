@@ -37,8 +37,10 @@ __all__ = [
     "GRAPH_SCHEMA_VERSION",
     "LINK_ATTRS",
     "MODEL_ATTRS",
+    "NODE_ARRAY",
     "NODE_CATEGORY",
     "NODE_INDEX",
+    "NODE_INDICES",
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
@@ -50,7 +52,7 @@ __all__ = [
     "kind_name",
 ]
 
-SCHEMA_VERSION: Final = "1.0"
+SCHEMA_VERSION: Final = "1.1"
 
 #: The component categories a type may declare.
 CATEGORIES: Final = (
@@ -72,6 +74,8 @@ NODE_CATEGORY: Final = "category"  #: str, one of CATEGORIES
 NODE_TYPE: Final = "type"          #: str, the declared type name
 NODE_PARENT: Final = "parent"      #: str, path of the enclosing instance ('' for the root)
 NODE_INDEX: Final = "index"        #: int, position in instance order (depth-first, as declared)
+NODE_ARRAY: Final = "array"        #: str, the child declaration the instance is an element of
+NODE_INDICES: Final = "indices"    #: tuple[int, ...], its indices in that array (() if scalar)
 
 # ---- edge attributes (one edge = one bundle of parallel links of one plane) ----------------
 EDGE_PLANE: Final = "plane"                    #: str, declared plane name

@@ -69,13 +69,10 @@ class ChildArray:
         """Number of elements in the array."""
         return math.prod(self.shape)
 
-    def element_suffixes(self) -> Iterator[str]:
-        """``name[i][j]`` for every element, in row-major (local index) order."""
-        if not self.shape:
-            yield self.name
-            return
-        for idx in itertools.product(*(range(n) for n in self.shape)):
-            yield self.name + "".join(f"[{i}]" for i in idx)
+    def element_indices(self) -> Iterator[tuple[int, ...]]:
+        """The index tuple of every element, in row-major (local index) order (one empty
+        tuple for a scalar child)."""
+        yield from itertools.product(*(range(n) for n in self.shape))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +109,16 @@ class Spec:
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One instance in depth-first order: its path, template, parent path and global index."""
+    """One instance in depth-first order: its path, template, parent path and global index,
+    and the child declaration it is an element of (``array``, the root's name for the root)
+    with its indices in that array (``()`` for a scalar child and the root)."""
 
     path: str
     template: Template
     parent: str
     index: int
+    array: str = ""
+    indices: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +141,18 @@ class Model:
 
     def instances(self) -> Iterator[Instance]:
         """Every instance in depth-first declaration order (the "instance order")."""
-        stack: list[tuple[Template, str, str, int]] = [(self.root, self.root_name, "", 0)]
+        stack: list[Instance] = [Instance(self.root_name, self.root, "", 0, self.root_name)]
         while stack:
-            tpl, path, parent, base = stack.pop()
-            yield Instance(path, tpl, parent, base)
+            inst = stack.pop()
+            yield inst
             pending = []
-            for child in tpl.children:
+            for child in inst.template.children:
                 step = child.template.size
-                for k, suffix in enumerate(child.element_suffixes()):
-                    pending.append((child.template, f"{path}.{suffix}", path,
-                                    base + child.offset + k * step))
+                first = inst.index + child.offset
+                for k, idx in enumerate(child.element_indices()):
+                    suffix = child.name + "".join(f"[{i}]" for i in idx)
+                    pending.append(Instance(f"{inst.path}.{suffix}", child.template,
+                                            inst.path, first + k * step, child.name, idx))
             stack.extend(reversed(pending))
 
     def _count(self, key: str) -> Counter[str]:

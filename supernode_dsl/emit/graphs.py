@@ -19,8 +19,13 @@ def node_link_text(g: nx.Graph) -> str:
 
 
 def graphml_text(g: nx.Graph) -> str:
-    """The graph as GraphML; graph-level dicts (planes) are stored as JSON strings."""
+    """The graph as GraphML; graph-level dicts (planes) and node tuples (``indices``) are
+    stored as JSON strings (GraphML has no list type)."""
     h = g.copy()
+    for data in h.nodes.values():
+        for k, v in data.items():
+            if isinstance(v, tuple):
+                data[k] = json.dumps(list(v))
     _widen_mixed_numbers(h.nodes.values())
     _widen_mixed_numbers(d for _, _, d in h.edges(data=True))
     h.graph = {k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)

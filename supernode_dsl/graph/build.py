@@ -66,7 +66,7 @@ def _build(model: Model) -> nx.Graph:
         if tid not in shared:
             shared[tid] = _node_attrs(inst.template)
         g.add_node(inst.path, **shared[tid], path=inst.path, parent=inst.parent,
-                   index=inst.index)
+                   index=inst.index, array=inst.array, indices=inst.indices)
         if inst.template.links:
             linked.append((inst.template, inst.index))
     total = 0
