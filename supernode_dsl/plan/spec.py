@@ -15,7 +15,8 @@ from supernode_dsl.plan.attention import Attention, read_attention
 from supernode_dsl.schema import CACHE_POOLS, PRECISION_PARTS
 from supernode_dsl.units import Quantity
 
-__all__ = ["BYTES_PER_PARAM", "DeploymentSpec", "ModelArch", "RoleSpec", "read_deployment"]
+__all__ = ["BYTES_PER_PARAM", "DeploymentSpec", "ModelArch", "RoleSpec", "read_deployment",
+           "read_model"]
 
 #: Bytes per parameter (or value) of each precision a model may name.
 BYTES_PER_PARAM: dict[str, float] = {
@@ -195,7 +196,7 @@ def _precision(spec: Spec, sink: DiagnosticSink) -> dict[str, str]:
     return out
 
 
-def _model(spec: Spec, sink: DiagnosticSink) -> ModelArch | None:
+def read_model(spec: Spec, sink: DiagnosticSink) -> ModelArch | None:
     """The model ``spec`` declares; None (errors in ``sink``) if it does not add up."""
     attention = read_attention(spec, sink)
     precision = _precision(spec, sink)
@@ -295,7 +296,7 @@ def read_deployment(deployment: Spec, models: dict[str, Spec],
         sink.error("E022", f"deployment '{deployment.name}' needs `model = NAME` naming a "
                    "declared model", deployment.span)
         return None
-    arch = _model(models[name], sink)
+    arch = read_model(models[name], sink)
     if arch is None:
         return None
     arch = replace(arch, dispatch_bytes_per_token=_num(deployment, "dispatch_bytes_per_token"),
