@@ -4,22 +4,27 @@ attribute is read by the planner."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import supernode_dsl as cmx
-from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.diagnostics import DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate import Spec
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
-from supernode_dsl.plan.attention import ATTENTION_KINDS, GQA, MLA
+from supernode_dsl.plan.attention import ATTENTION_KINDS, GQA, KIND_ATTRS, MLA, read_attention
 from supernode_dsl.plan.memory import non_expert_params
 from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, layer_ops
 from supernode_dsl.plan.spec import ModelArch, read_deployment
 from supernode_dsl.schema import DEPLOYMENT_ATTRS, MODEL_ATTRS
+from supernode_dsl.units import Quantity
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGIES = ROOT / "topologies"
@@ -204,6 +209,41 @@ def test_message_sizes_can_be_overridden() -> None:
     assert arch.dispatch_bytes() == 4096 * 2
     arch = replace(arch, dispatch_bytes_per_token=4096 + 512, combine_bytes_per_token=8192)
     assert (arch.dispatch_bytes(), arch.combine_bytes()) == (4096 + 512, 8192)
+
+
+@given(kind=st.sampled_from(sorted(ATTENTION_KINDS)),
+       declared=st.sets(st.sampled_from(KIND_ATTRS)))
+def test_an_attribute_of_another_kind_is_reported_where_it_is_set(
+        kind: str, declared: set[str]) -> None:
+    # heads = 8, kv_heads = 2, every other count 64: valid whichever are declared
+    names = sorted(declared)
+    values = {n: (True if n == "qk_norm" else Quantity(2.0 if n == "kv_heads" else
+                                                        8.0 if n == "heads" else 64.0))
+              for n in names}
+    source = SourceText("m.cmx", "\n".join(["attention", *names]))
+    spans = [("attention", Span(source, 1, 1, 1, 2))] + [
+        (n, Span(source, i + 2, 1, i + 2, 2)) for i, n in enumerate(names)]
+    spec = Spec("M", "model", (("attention", kind), *values.items()), spans[0][1],
+                tuple(spans))
+    sink = DiagnosticSink()
+    shape = read_attention(spec, sink)
+    entry = ATTENTION_KINDS[kind]
+    foreign = {n for n in names if n not in entry.attrs}
+    missing = {n for n in entry.attrs if n not in declared and n not in entry.optional}
+    errors = [(d.code, d.span.line if d.span else 0) for d in sink.diagnostics]
+    assert sorted(e for e in errors if e[0] == "E002") == \
+        sorted(("E002", names.index(n) + 2) for n in foreign)
+    assert [e for e in errors if e[0] == "E019"] == ([("E019", 1)] if missing else [])
+    assert (shape is None) == bool(foreign or missing)
+
+
+def test_the_cli_reports_an_attribute_of_another_kind() -> None:
+    fixture = ROOT / "tests" / "errors" / "e002_attribute_of_other_kind.cmx"
+    run = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "plan", str(fixture),
+                          "-o", "-"], capture_output=True, text=True, check=False, cwd=ROOT)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert ":11:20: error[E002]: 'kv_lora_rank' is not an attribute of attention kind " \
+        "'gqa'" in run.stderr
 
 
 # ---- every attribute is read ----------------------------------------------------------------
