@@ -23,6 +23,7 @@ from supernode_dsl.units import (
 )
 
 __all__ = [
+    "CACHE_POOLS",
     "CATEGORIES",
     "DEPLOYMENT_ATTRS",
     "EDGE_BANDWIDTH",
@@ -44,6 +45,7 @@ __all__ = [
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
+    "PRECISION_PARTS",
     "ROLES",
     "SCHEMA_VERSION",
     "SPEC_CATEGORIES",
@@ -113,17 +115,24 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
 #: Attributes of a link block.
 LINK_ATTRS: Final[dict[str, Kind]] = {"bw": BANDWIDTH, "latency": TIME, "count": COUNT}
 
-#: Attributes of a ``model`` declaration (a transformer, possibly mixture-of-experts).
+#: The parts of a model whose number format a ``precision.<part>`` attribute names.
+PRECISION_PARTS: Final = ("experts", "dense", "attention", "gate", "embedding", "norms",
+                          "dispatch", "combine", "kv_cache")
+
+#: Attributes of a ``model`` declaration (a transformer, possibly mixture-of-experts).  The
+#: attention attributes belong to attention kinds (``plan/attention.py``): a model may set
+#: only those of the kind it declares.
 MODEL_ATTRS: Final[dict[str, Kind]] = {
-    "layers": COUNT, "dense_layers": COUNT, "hidden": COUNT, "vocab": COUNT,
-    "dense_intermediate": COUNT,
+    "layers": COUNT, "dense_layers": COUNT, "moe_every": COUNT, "hidden": COUNT,
+    "vocab": COUNT, "tie_embeddings": bool, "dense_intermediate": COUNT,
     "routed_experts": COUNT, "shared_experts": COUNT, "top_k": COUNT,
     "expert_groups": COUNT, "topk_groups": COUNT, "expert_intermediate": COUNT,
-    "attention": str, "heads": COUNT, "q_lora_rank": COUNT, "kv_lora_rank": COUNT,
+    "attention": str, "heads": COUNT,
+    "q_lora_rank": COUNT, "kv_lora_rank": COUNT,              # mla
     "qk_nope_dim": COUNT, "qk_rope_dim": COUNT, "v_head_dim": COUNT,
-    "kv_bytes_per_token_layer": BYTES,
+    "kv_heads": COUNT, "head_dim": COUNT, "qk_norm": bool,    # gqa, mha
     "mtp_depth": COUNT,
-    "precision.*": str,
+    **{f"precision.{part}": str for part in PRECISION_PARTS},
 }
 
 _ROLE_ATTRS: Final[dict[str, Kind]] = {
@@ -138,17 +147,27 @@ _ROLE_ATTRS: Final[dict[str, Kind]] = {
     "context_len": COUNT,      # tokens of KV cache per sequence
     "sequences_per_device": COUNT,
     "hbm_reserve": BYTES,      # activations and workspace held back per device
-    "batch_per_npu": COUNT,    # decode: requests per accelerator (0: the largest meeting the SLO)
-    "tokens_per_npu": COUNT,   # prefill: prompt tokens per accelerator per forward pass
-    "attention_tp": COUNT,     # prefill: tensor-parallel degree of the hybrid attention
     "microbatches": COUNT,     # 0: the planner chooses; otherwise a fixed count
 }
+
+#: Attributes only one role has.
+_ROLE_ONLY_ATTRS: Final[dict[str, dict[str, Kind]]] = {
+    "decode": {"batch_per_npu": COUNT},    # requests per accelerator (0: the largest meeting
+                                           # the SLO)
+    "prefill": {"tokens_per_npu": COUNT,   # prompt tokens per accelerator per forward pass
+                "attention_tp": COUNT},    # tensor-parallel degree of the hybrid attention
+}
+
+#: The caching-pool kinds ``cache.pool`` may name: ``cpu_dram``, EMS over the DRAM of the
+#: deployment's nodes' CPUs.
+CACHE_POOLS: Final = ("cpu_dram",)
 
 #: Attributes of a ``deployment`` declaration.
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
     "nodes_per_rack": COUNT,
-    "cache.pool": str, "cache.block_tokens": COUNT, "cache.plane": str,
+    "cache.pool": str,         # one of CACHE_POOLS
+    "cache.block_tokens": COUNT, "cache.plane": str,
     "cache.prefix_reuse": COUNT,      # share of a prompt's tokens found in the cache (0..1)
     "workload.prompt_len": COUNT, "workload.output_len": COUNT,
     "workload.tpot_slo": TIME,        # 0 s: no target
@@ -158,8 +177,10 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "mtp.accept": COUNT,              # acceptance of the speculative token (0: no MTP)
     "balance.perfect": bool,          # true: experts perfectly balanced; false: use the loads
     "kv_transfer.plane": str,         # plane carrying prefill -> decode KV cache
+    # overrides of the computed dispatch/combine message per token and destination
     "dispatch_bytes_per_token": BYTES, "combine_bytes_per_token": BYTES,
-    **{f"{role}.{name}": kind for role in ROLES for name, kind in _ROLE_ATTRS.items()},
+    **{f"{role}.{name}": kind for role in ROLES
+       for name, kind in {**_ROLE_ATTRS, **_ROLE_ONLY_ATTRS[role]}.items()},
 }
 
 

@@ -16,7 +16,9 @@ import networkx as nx
 import pytest
 
 import supernode_dsl as cmx
+from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.graph import plane_summary, shortest_path
+from supernode_dsl.plan.spec import read_model
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 GB = 1e9        # bytes per GB
@@ -37,6 +39,10 @@ COVERED = {
     "models/deepseek-v3.cmx",
     "deepseek-r1-cloudmatrix384.cmx",
     "deepseek-v3-h800.cmx",
+    "models/qwen3-235b-a22b.cmx",       # and tests/test_models.py
+    "models/mixtral-8x22b.cmx",
+    "qwen3-235b-cloudmatrix384.cmx",
+    "mixtral-8x22b-h800.cmx",
 }
 
 
@@ -354,18 +360,28 @@ def test_tpu_v4_torus_paths() -> None:
 
 # ---- deployments: the machine they import, unchanged, plus model and deployment specs -------
 
-def test_deepseek_model_file() -> None:
-    model, _ = compiled("models/deepseek-v3.cmx")
-    (spec,) = model.specs
-    assert spec.category == "model"
+@pytest.mark.parametrize(("name", "model", "kv_per_token"), [
     # (512 + 64) values per token per layer in BF16 (reference §6)
-    kv = spec.get("kv_bytes_per_token_layer")
-    assert kv is not None and getattr(kv, "value", None) == (512 + 64) * 2
+    ("models/deepseek-v3.cmx", "DeepSeekV3", (512 + 64) * 2 * 61),
+    # a key and a value per KV head per layer in BF16
+    ("models/qwen3-235b-a22b.cmx", "Qwen3_235B_A22B", 2 * 4 * 128 * 2 * 94),
+    ("models/mixtral-8x22b.cmx", "Mixtral8x22B", 2 * 8 * 128 * 2 * 56),
+])
+def test_model_files(name: str, model: str, kv_per_token: int) -> None:
+    compiled_model, _ = compiled(name)
+    (spec,) = compiled_model.specs
+    assert (spec.category, spec.name) == ("model", model)
+    sink = DiagnosticSink()
+    arch = read_model(spec, sink)
+    assert arch is not None and not sink.has_errors
+    assert arch.kv_bytes_per_token_layer * arch.layers == kv_per_token
 
 
 @pytest.mark.parametrize(("path", "accelerators", "deployment"), [
     ("deepseek-r1-cloudmatrix384.cmx", 384, "DeepSeekR1OnCloudMatrix384"),
     ("deepseek-v3-h800.cmx", 256 * 8, "DeepSeekV3OnH800"),
+    ("qwen3-235b-cloudmatrix384.cmx", 384, "Qwen3OnCloudMatrix384"),
+    ("mixtral-8x22b-h800.cmx", 256 * 8, "Mixtral8x22BOnH800"),
 ])
 def test_deployment_files(path: str, accelerators: int, deployment: str) -> None:
     model, _ = compiled(path)

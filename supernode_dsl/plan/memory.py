@@ -14,15 +14,19 @@ __all__ = ["memory_budget", "non_expert_params"]
 
 
 def non_expert_params(arch: ModelArch) -> dict[str, float]:
-    """Bytes of the weights every device of a data-parallel attention deployment holds."""
+    """Bytes of the weights every device of a data-parallel attention deployment holds: the
+    attention blocks (every layer and MTP module, by the attention kind), the dense FFN of
+    every layer that is not MoE, the routers of the MoE layers, the vocabulary matrices
+    (two, or one when tied) and two RMSNorm vectors per layer."""
     moe = len(arch.moe_layers)
     return {
         "attention": (arch.layers + arch.mtp_layers) * arch.attention_params()
         * arch.bytes_of("attention"),
-        "dense_ffn": arch.dense_layers * 3 * arch.hidden * arch.dense_intermediate
+        "dense_ffn": arch.dense_ffn_layers * 3 * arch.hidden * arch.dense_intermediate
         * arch.bytes_of("dense"),
         "router": moe * arch.hidden * arch.routed_experts * arch.bytes_of("gate"),
-        "embedding": 2 * arch.vocab * arch.hidden * arch.bytes_of("embedding"),
+        "embedding": arch.embedding_copies * arch.vocab * arch.hidden
+        * arch.bytes_of("embedding"),
         "norms": 2 * arch.layers * arch.hidden * arch.bytes_of("norms"),
     }
 
@@ -31,7 +35,8 @@ def memory_budget(arch: ModelArch, role: RoleSpec, capacity: float) -> dict[str,
     """Bytes per device of each term, for the fullest device kind of ``role``.
 
     A device holds either ``routed_slots + shared_slots`` experts per MoE layer or, when it is
-    one of the role's dedicated shared-expert devices, the shared experts.
+    one of the role's dedicated shared-expert devices, the shared experts (none when the
+    model has no shared expert: the deployment then declares no shared slot or device).
     """
     moe = len(arch.moe_layers)
     per_device_experts = role.routed_slots + role.shared_slots

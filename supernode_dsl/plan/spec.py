@@ -7,13 +7,16 @@ the experts) and derives the numbers the planner needs, each from the declared f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from supernode_dsl.diagnostics import DiagnosticSink, Span
 from supernode_dsl.elaborate import Spec
+from supernode_dsl.plan.attention import Attention, read_attention
+from supernode_dsl.schema import CACHE_POOLS, PRECISION_PARTS
 from supernode_dsl.units import Quantity
 
-__all__ = ["BYTES_PER_PARAM", "DeploymentSpec", "ModelArch", "RoleSpec", "read_deployment"]
+__all__ = ["BYTES_PER_PARAM", "DeploymentSpec", "ModelArch", "RoleSpec", "read_deployment",
+           "read_model"]
 
 #: Bytes per parameter (or value) of each precision a model may name.
 BYTES_PER_PARAM: dict[str, float] = {
@@ -35,33 +38,51 @@ def _int(spec: Spec, name: str, default: int = 0) -> int:
 
 @dataclass(frozen=True)
 class ModelArch:
-    """A transformer's shape, as the planner needs it (all sizes in parameters or bytes)."""
+    """A transformer's shape, as the planner needs it (all sizes in parameters or bytes).
+
+    Layers: the first ``dense_layers`` have a dense FFN; after them every ``moe_every``-th
+    layer is MoE (1: all of them) and the others dense.  ``shared_experts`` (0..n) are the
+    size of a routed expert.  The message sizes are the deployment's overrides, or None.
+    """
 
     name: str
     layers: int
     dense_layers: int
+    moe_every: int
     hidden: int
     vocab: int
+    tie_embeddings: bool
     dense_intermediate: int
     routed_experts: int
     shared_experts: int
     top_k: int
     expert_groups: int
+    topk_groups: int
     expert_intermediate: int
-    heads: int
-    q_lora_rank: int
-    kv_lora_rank: int
-    qk_nope_dim: int
-    qk_rope_dim: int
-    v_head_dim: int
-    kv_bytes_per_token_layer: float
+    attention: Attention
     mtp_layers: int
     precision: dict[str, str]
+    dispatch_bytes_per_token: float | None = None
+    combine_bytes_per_token: float | None = None
+
+    def is_moe(self, layer: int) -> bool:
+        """Whether layer ``layer`` (0-based) is MoE."""
+        i = layer - self.dense_layers
+        return i >= 0 and (i + 1) % self.moe_every == 0
 
     @property
     def moe_layers(self) -> list[int]:
-        """Indices of the MoE layers (every layer after the dense ones)."""
-        return list(range(self.dense_layers, self.layers))
+        """Indices of the MoE layers."""
+        return [i for i in range(self.layers) if self.is_moe(i)]
+
+    def moe_index(self, layer: int) -> int:
+        """Position of MoE layer ``layer`` among the MoE layers (its expert-load row)."""
+        return (layer - self.dense_layers + 1) // self.moe_every - 1
+
+    @property
+    def dense_ffn_layers(self) -> int:
+        """Layers with a dense FFN."""
+        return self.layers - len(self.moe_layers)
 
     def bytes_of(self, part: str) -> float:
         """Bytes per parameter of ``part`` (experts, attention, ...); BF16 if not declared."""
@@ -78,26 +99,35 @@ class ModelArch:
         return self.expert_params * self.bytes_of("experts")
 
     def attention_params(self) -> int:
-        """Parameters of one attention block (MLA projections when the ranks are declared)."""
-        h, n = self.hidden, self.heads
-        qk = self.qk_nope_dim + self.qk_rope_dim
-        if self.kv_lora_rank:
-            q = (h * self.q_lora_rank + self.q_lora_rank * n * qk) if self.q_lora_rank \
-                else h * n * qk
-            kv = h * (self.kv_lora_rank + self.qk_rope_dim) \
-                + self.kv_lora_rank * n * (self.qk_nope_dim + self.v_head_dim)
-            return q + kv + n * self.v_head_dim * h
-        return 4 * h * h
+        """Parameters of one attention block, from the attention kind's shape."""
+        return self.attention.params(self.hidden)
+
+    @property
+    def kv_bytes_per_token_layer(self) -> float:
+        """KV cache per token per layer: the values the attention kind caches, in the
+        ``kv_cache`` precision."""
+        return float(self.attention.kv_values() * self.bytes_of("kv_cache"))
+
+    @property
+    def embedding_copies(self) -> int:
+        """Vocabulary matrices held: the input embedding and the output head, or one shared
+        matrix when tied."""
+        return 1 if self.tie_embeddings else 2
 
     def dispatch_bytes(self) -> float:
-        """Bytes sent per token per destination on dispatch: the hidden vector in the
-        dispatch precision, plus (for 8-bit) its scale padded to 512 B as CloudMatrix-Infer
-        does (reference §4)."""
+        """Bytes sent per token per destination on dispatch: the deployment's override, or
+        the hidden vector in the dispatch precision, plus (for 8-bit) its scale padded to
+        512 B as CloudMatrix-Infer does (reference §4)."""
+        if self.dispatch_bytes_per_token is not None:
+            return self.dispatch_bytes_per_token
         size = self.bytes_of("dispatch")
         return self.hidden * size + (512 if size < 2 else 0)
 
     def combine_bytes(self) -> float:
-        """Bytes sent back per token per source on combine."""
+        """Bytes sent back per token per source on combine (the deployment's override, or
+        the hidden vector in the combine precision)."""
+        if self.combine_bytes_per_token is not None:
+            return self.combine_bytes_per_token
         return self.hidden * self.bytes_of("combine")
 
 
@@ -146,18 +176,64 @@ class DeploymentSpec:
     span: Span
 
 
-def _model(spec: Spec) -> ModelArch:
-    precision = {k.split(".", 1)[1]: str(v) for k, v in spec.attrs
-                 if k.startswith("precision.")}
-    kv = _num(spec, "kv_bytes_per_token_layer", 0.0) or 0.0
-    names = ("layers", "dense_layers", "hidden", "vocab", "dense_intermediate",
-             "routed_experts", "shared_experts", "top_k", "expert_groups",
-             "expert_intermediate", "heads", "q_lora_rank", "kv_lora_rank", "qk_nope_dim",
-             "qk_rope_dim", "v_head_dim")
-    values = {n: _int(spec, n) for n in names}
+_COUNTS = ("layers", "dense_layers", "hidden", "vocab", "dense_intermediate",
+           "routed_experts", "shared_experts", "top_k", "expert_groups", "topk_groups",
+           "expert_intermediate")
+
+
+def _precision(spec: Spec, sink: DiagnosticSink) -> dict[str, str]:
+    """The declared ``precision.<part>`` formats; an unknown format is E002."""
+    out: dict[str, str] = {}
+    for part in PRECISION_PARTS:
+        value = spec.get(f"precision.{part}")
+        if not isinstance(value, str):
+            continue
+        if value not in BYTES_PER_PARAM:
+            sink.error("E002", f"unknown precision '{value}' (known: "
+                       f"{', '.join(BYTES_PER_PARAM)})", spec.span_of(f"precision.{part}"))
+            continue
+        out[part] = value
+    return out
+
+
+def read_model(spec: Spec, sink: DiagnosticSink) -> ModelArch | None:
+    """The model ``spec`` declares; None (errors in ``sink``) if it does not add up."""
+    attention = read_attention(spec, sink)
+    precision = _precision(spec, sink)
+    values = {n: _int(spec, n) for n in _COUNTS}
     values["expert_groups"] = values["expert_groups"] or 1
-    return ModelArch(name=spec.name, kv_bytes_per_token_layer=kv, precision=precision,
-                     mtp_layers=_int(spec, "mtp_depth"), **values)
+    tied = spec.get("tie_embeddings")
+    arch = None if attention is None else ModelArch(
+        name=spec.name, moe_every=_int(spec, "moe_every", 1), attention=attention,
+        tie_embeddings=tied is True, precision=precision, mtp_layers=_int(spec, "mtp_depth"),
+        **values)
+    problems = _model_problems(arch) if arch is not None else []
+    for attr, why in problems:
+        sink.error("E005", f"'{attr}': {why}", spec.span_of(attr))
+    return None if problems else arch
+
+
+def _model_problems(a: ModelArch) -> list[tuple[str, str]]:
+    """(attribute, why) for each count of ``a`` that does not fit the others."""
+    out: list[tuple[str, str]] = []
+    if a.moe_every < 1:
+        out.append(("moe_every", "MoE comes every moe_every >= 1 layers"))
+    elif not a.moe_layers and a.routed_experts:
+        out.append(("dense_layers", f"{a.dense_layers} dense layers of {a.layers} leave no "
+                    "MoE layer"))
+    if a.top_k > a.routed_experts:
+        out.append(("top_k", f"a token cannot choose {a.top_k} of {a.routed_experts} experts"))
+    if a.routed_experts % a.expert_groups:
+        out.append(("expert_groups", f"{a.expert_groups} groups do not divide "
+                    f"{a.routed_experts} routed experts evenly"))
+    elif a.topk_groups > a.expert_groups:
+        out.append(("topk_groups", f"a token cannot use {a.topk_groups} of "
+                    f"{a.expert_groups} expert groups"))
+    elif a.topk_groups and a.topk_groups * a.routed_experts // a.expert_groups < a.top_k:
+        out.append(("topk_groups", f"{a.topk_groups} groups of "
+                    f"{a.routed_experts // a.expert_groups} experts hold fewer than the "
+                    f"top_k = {a.top_k} experts a token chooses"))
+    return out
 
 
 def _role(spec: Spec, role: str, arch: ModelArch, sink: DiagnosticSink) -> RoleSpec | None:
@@ -189,7 +265,27 @@ def _role(spec: Spec, role: str, arch: ModelArch, sink: DiagnosticSink) -> RoleS
     if arch.routed_experts and r.routed_devices < 1:
         sink.error("E022", f"{role}: no device is left for routed experts",
                    spec.span_of(f"{role}.shared_devices"))
+    for attr, why in _shared_problems(arch, r):
+        sink.error("E022", f"{role}: {why}", r.span_of(attr))
     return r
+
+
+def _shared_problems(arch: ModelArch, r: RoleSpec) -> list[tuple[str, str]]:
+    """(role attribute, why) where the role's shared-expert slots and devices do not match
+    the model's shared experts: every device with shared slots holds all of them, and a
+    model with shared experts needs one of the two."""
+    n = arch.shared_experts
+    if not n:
+        return [(attr, f"'{attr}' is {value}, but model '{arch.name}' has no shared expert")
+                for attr, value in (("shared_slots", r.shared_slots),
+                                    ("shared_devices", r.shared_devices)) if value]
+    if r.shared_slots not in (0, n):
+        return [("shared_slots", f"a device holds all {n} shared expert(s) or none, not "
+                 f"{r.shared_slots}")]
+    if not r.shared_slots and not r.shared_devices:
+        return [("instances", f"model '{arch.name}' has {n} shared expert(s) but no device "
+                 "holds one (set shared_slots or shared_devices)")]
+    return []
 
 
 def read_deployment(deployment: Spec, models: dict[str, Spec],
@@ -200,7 +296,12 @@ def read_deployment(deployment: Spec, models: dict[str, Spec],
         sink.error("E022", f"deployment '{deployment.name}' needs `model = NAME` naming a "
                    "declared model", deployment.span)
         return None
-    arch = _model(models[name])
+    arch = read_model(models[name], sink)
+    if arch is None:
+        return None
+    arch = replace(arch, dispatch_bytes_per_token=_num(deployment, "dispatch_bytes_per_token"),
+                   combine_bytes_per_token=_num(deployment, "combine_bytes_per_token"))
+    _check_serving(deployment, arch, sink)
     roles = [r for role in _role_order(deployment)
              if (r := _role(deployment, role, arch, sink)) is not None]
     if not roles:
@@ -209,6 +310,19 @@ def read_deployment(deployment: Spec, models: dict[str, Spec],
         return None
     return DeploymentSpec(deployment.name, arch, tuple(roles),
                           _int(deployment, "nodes_per_rack"), deployment.span)
+
+
+def _check_serving(spec: Spec, arch: ModelArch, sink: DiagnosticSink) -> None:
+    """The deployment's serving attributes that must match the model or the planner:
+    multi-token prediction needs an MTP module, the caching pool a kind the planner knows."""
+    accept = _num(spec, "mtp.accept", 0.0)
+    if accept and not arch.mtp_layers:
+        sink.error("E022", f"'mtp.accept' is {accept:g}, but model '{arch.name}' has no MTP "
+                   "module (mtp_depth = 0)", spec.span_of("mtp.accept"))
+    pool = spec.get("cache.pool")
+    if isinstance(pool, str) and pool not in CACHE_POOLS:
+        sink.error("E002", f"unknown caching pool '{pool}' (known: {', '.join(CACHE_POOLS)})",
+                   spec.span_of("cache.pool"))
 
 
 def _role_order(spec: Spec) -> list[str]:

@@ -99,9 +99,9 @@ class _Kind:
 
 
 def _imb(ctx: RoleContext, layer: int) -> float:
-    if ctx.workload.perfect_balance or layer < ctx.arch.dense_layers:
+    if ctx.workload.perfect_balance or not ctx.arch.is_moe(layer):
         return 1.0
-    idx = min(layer - ctx.arch.dense_layers, len(ctx.imbalance) - 1)
+    idx = min(ctx.arch.moe_index(layer), len(ctx.imbalance) - 1)
     return float(ctx.imbalance[idx])
 
 
@@ -267,7 +267,7 @@ def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]) -> list[
     out = []
     for layer, span in sched.layer_spans().items():
         kind = "head" if layer < 0 else "mtp" if layer >= ctx.arch.layers else \
-            "dense" if layer < ctx.arch.dense_layers else "moe"
+            "moe" if ctx.arch.is_moe(layer) else "dense"
         out.append({"layer": layer, "kind": kind, "span_us": _us(span),
                     "ops_us": {k: _us(v) for k, v in ops[layer].items()}})
     return out

@@ -3,9 +3,11 @@
 An :class:`Op` carries arithmetic (operations and their number format), HBM traffic and, for
 communication, the seconds its transfer takes on the graph's routes.  How long an op lasts
 depends on the share of the device's matrix cores its stream holds (:func:`op_seconds`).  The
-operator list follows CloudMatrix-Infer's kernels (MLAProlog, FusedAttention, O_proj; gate,
-dispatch, expert MLP, combine), which maps onto any MLA/MoE model the ``model`` declaration
-describes; everything is counted from the declared shapes and precisions.
+operator list follows CloudMatrix-Infer's kernels: the attention kind's operators
+(:mod:`supernode_dsl.plan.attention`: MLAProlog, FusedAttention, O_proj for MLA; QKV
+projection, attention, O projection for GQA/MHA), then a dense FFN or the MoE (gate,
+dispatch, expert MLP, combine) as the model declares each layer; everything is counted from
+the declared shapes and precisions.
 
 Conventions: one multiply-accumulate is 2 operations; byte counts are the weights read (every
 microbatch reads them again) plus the KV cache read by attention; activations are not counted
@@ -15,12 +17,16 @@ microbatch reads them again) plus the KV cache read by attention; activations ar
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
-from supernode_dsl.plan.spec import ModelArch
+
+if TYPE_CHECKING:  # the model imports its attention kinds, which build on these ops
+    from supernode_dsl.plan.spec import ModelArch
 
 __all__ = ["COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths", "LayerShape", "Op",
-           "distinct_devices", "layer_ops", "op_seconds", "step_ops"]
+           "attention_ops", "dense_ops", "distinct_devices", "gemm", "layer_ops", "moe_ops",
+           "op_seconds", "restage", "step_ops", "streams"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
@@ -135,100 +141,59 @@ class LayerShape:
     attention_tp: int = 1
 
 
-def _gemm(name: str, stream: str, stage: int, macs: float, params: float, nbytes: float,
-          fmt: str) -> Op:
+def gemm(name: str, stream: str, stage: int, macs: float, params: float, nbytes: float,
+         fmt: str) -> Op:
+    """A matrix multiply of ``macs`` multiply-accumulates over ``params`` weights of
+    ``nbytes`` bytes each."""
     return Op(name, stream, stage, ops=2 * macs, fmt=fmt, hbm_bytes=params * nbytes)
 
 
-def _streams(prefill: bool) -> tuple[str, str, str]:
+def streams(prefill: bool) -> tuple[str, str, str]:
     """(attention/compute stream, MoE stream, communication stream) names."""
     return ("cube", "cube", "copy") if prefill else ("attention", "moe", "moe")
 
 
 def attention_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
-    """MLAProlog, the hybrid-attention collectives (prefill), attention, O_proj.
-
-    Decode uses the absorbed form (W_UK folded into the query, W_UV into the output: the
-    cache stays compressed); prefill decompresses keys and values (W_UK, W_UV on every
-    token of the sequence) and attends causally.
-    """
-    h, n, t = a.hidden, a.heads, s.tokens
-    fmt, nb = a.precision.get("attention", "bf16"), a.bytes_of("attention")
-    qk = a.qk_nope_dim + a.qk_rope_dim
-    w_uk = a.kv_lora_rank * n * a.qk_nope_dim
-    w_uv = a.kv_lora_rank * n * a.v_head_dim
-    w_o = n * a.v_head_dim * h
-    down = h * a.q_lora_rank + a.q_lora_rank * n * qk + h * (a.kv_lora_rank + a.qk_rope_dim)
-    cmp_stream, _, comm_stream = _streams(s.prefill)
-    # A prefill microbatch may hold part of a prompt (``requests`` below 1): its tokens are
-    # then chunks of whole prompts, and causal attention over the chunks averages to
-    # attention over the whole prompt, so a sequence is ``t / requests`` tokens long.
-    per_seq = t / s.requests if s.requests > 0 else t
-    if s.prefill:
-        keys = s.context + (per_seq + 1) / 2
-        core = 2 * t * n * keys * (qk + a.v_head_dim)
-        prolog_macs = t * down + (t + s.requests * s.context) * (w_uk + w_uv)
-        o_macs = t * w_o
-        o_params = w_o
-        kv_read = s.requests * (s.context + per_seq) * a.kv_bytes_per_token_layer
-    else:
-        core = 2 * t * n * s.context * (2 * a.kv_lora_rank + a.qk_rope_dim)
-        prolog_macs = t * (down + w_uk)
-        o_macs = t * (w_uv + w_o)
-        o_params = w_uv + w_o
-        kv_read = s.requests * s.context * a.kv_bytes_per_token_layer
-    prolog_params = down + (w_uk + w_uv if s.prefill else w_uk)
-    ops = [
-        _gemm("mla_prolog", cmp_stream, 0, prolog_macs, prolog_params, nb, fmt),
-        Op("attention", cmp_stream, 0, ops=core, kind="attention", hbm_bytes=kv_read),
-        _gemm("o_proj", cmp_stream, 0, o_macs, o_params, nb, fmt),
-    ]
-    if s.prefill and s.attention_tp > 1:
-        tp = s.attention_tp
-        gathered = t * (tp - 1) * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_dim) * 2
-        exchanged = t * (tp - 1) / tp * n * a.v_head_dim * 2
-        ops.insert(1, Op("all_gather", comm_stream, 0,
-                         comm_s=paths.seconds(gathered / (tp - 1), gathered)))
-        ops.insert(3, Op("all_to_all", comm_stream, 0,
-                         comm_s=paths.seconds(exchanged, exchanged)))
-    return _restage(ops, s.prefill, 0)
+    """The attention operators of the model's attention kind
+    (:mod:`supernode_dsl.plan.attention`)."""
+    return a.attention.ops(a, s, paths)
 
 
 def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
     """Gate, dispatch, routed (and shared) expert MLPs, combine (prefill on the
     high-throughput collective kernels, decode on the low-latency ones)."""
-    _, moe_stream, comm_stream = _streams(s.prefill)
+    _, moe_stream, comm_stream = streams(s.prefill)
     gate_stream = "vector" if s.prefill else moe_stream
     ex = a.expert_params
     fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
     kernel = "" if s.prefill else LOW_LATENCY
     ops = [
-        _gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
+        gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
               a.hidden * a.routed_experts, a.bytes_of("gate"), a.precision.get("gate", "bf16")),
         Op("dispatch", comm_stream, 1, comm_s=paths.seconds(
             s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
             "dispatch" + kernel)),
     ]
-    held = s.routed_experts_held + (1 if s.shared_tokens else 0)
+    held = s.routed_experts_held + (a.shared_experts if s.shared_tokens else 0)
     if s.routed_tokens or s.shared_tokens:
-        ops.append(_gemm("experts", moe_stream, 1, (s.routed_tokens + s.shared_tokens) * ex,
-                         held * ex, nb, fmt))
+        ops.append(gemm("experts", moe_stream, 1, (s.routed_tokens + s.shared_tokens) * ex,
+                        held * ex, nb, fmt))
     ops.append(Op("combine", comm_stream, 1, comm_s=paths.seconds(
         s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
         "combine" + kernel)))
-    return _restage(ops, s.prefill, 1)
+    return restage(ops, s.prefill, 1)
 
 
 def dense_ops(a: ModelArch, s: LayerShape) -> list[Op]:
-    """The dense FFN of the first layers (data parallel: every device holds it)."""
-    _, moe_stream, _ = _streams(s.prefill)
+    """The dense FFN of a layer that is not MoE (data parallel: every device holds it)."""
+    _, moe_stream, _ = streams(s.prefill)
     params = 3 * a.hidden * a.dense_intermediate
-    return _restage([_gemm("dense_ffn", moe_stream, 1, s.tokens * params, params,
-                           a.bytes_of("dense"), a.precision.get("dense", "bf16"))],
-                    s.prefill, 1)
+    return restage([gemm("dense_ffn", moe_stream, 1, s.tokens * params, params,
+                         a.bytes_of("dense"), a.precision.get("dense", "bf16"))],
+                   s.prefill, 1)
 
 
-def _restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
+def restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
     """Prefill interleaves microbatches op by op (each op its own stage); decode runs a
     stream's ops of one layer back to back (one stage per stream)."""
     if not prefill:
@@ -238,7 +203,7 @@ def _restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
 
 def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list[Op]:
     """The ops of transformer layer ``layer`` (dense FFN or MoE) for one microbatch."""
-    tail = dense_ops(a, s) if layer < a.dense_layers else moe_ops(a, s, paths)
+    tail = moe_ops(a, s, paths) if a.is_moe(layer) else dense_ops(a, s)
     return attention_ops(a, s, paths) + tail
 
 
@@ -250,13 +215,13 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
     out: list[tuple[int, list[Op]]] = []
     head_tokens = s.tokens if not s.prefill else s.requests
     head = a.vocab * a.hidden
-    stream = _streams(s.prefill)[0]
-    lm = _gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
-               a.precision.get("embedding", "bf16"))
+    stream = streams(s.prefill)[0]
+    lm = gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
+              a.precision.get("embedding", "bf16"))
     if mtp and a.mtp_layers:
         proj = 2 * a.hidden * a.hidden
-        eh = _gemm("mtp_proj", stream, 0, s.tokens * proj, proj, a.bytes_of("attention"),
-                   a.precision.get("attention", "bf16"))
+        eh = gemm("mtp_proj", stream, 0, s.tokens * proj, proj, a.bytes_of("attention"),
+                  a.precision.get("attention", "bf16"))
         out.append((a.layers, [eh, *attention_ops(a, moe_shape, paths),
                                *moe_ops(a, moe_shape, paths)]))
         out.append((-1, [lm, lm]))
