@@ -24,6 +24,7 @@ from supernode_dsl.units import (
 
 __all__ = [
     "CATEGORIES",
+    "CHOICES",
     "DEPLOYMENT_ATTRS",
     "EDGE_BANDWIDTH",
     "EDGE_COUNT",
@@ -31,6 +32,7 @@ __all__ = [
     "EDGE_LINK_BANDWIDTH",
     "EDGE_PLANE",
     "ENDPOINT_EXCLUDED",
+    "EP_UNITS",
     "GRAPH_NAME",
     "GRAPH_PLANES",
     "GRAPH_ROOT",
@@ -42,6 +44,7 @@ __all__ = [
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
+    "OVERLAP_MODES",
     "ROLES",
     "SCHEMA_VERSION",
     "SPEC_CATEGORIES",
@@ -104,6 +107,7 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "cores.*": COUNT,
     "efficiency.*": COUNT,
     "overhead.*": TIME,       # fixed costs, e.g. overhead.op: every operator (launch, sync)
+    "overlap": str,           # how two microbatches share the device: one of OVERLAP_MODES
 }
 
 #: Attributes of a link block.
@@ -144,6 +148,7 @@ _ROLE_ATTRS: Final[dict[str, Kind]] = {
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
     "nodes_per_rack": COUNT,
+    "ep_unit": str,            # the expert-parallel device: one of EP_UNITS (default: scale-up)
     "cache.pool": str, "cache.block_tokens": COUNT, "cache.plane": str,
     "cache.prefix_reuse": COUNT,      # share of a prompt's tokens found in the cache (0..1)
     "workload.prompt_len": COUNT, "workload.output_len": COUNT,
@@ -157,6 +162,19 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "dispatch_bytes_per_token": BYTES, "combine_bytes_per_token": BYTES,
     **{f"{role}.{name}": kind for role in ROLES for name, kind in _ROLE_ATTRS.items()},
 }
+
+
+#: How the microbatches of a step share a device (a part's ``overlap``): ``core_split``, the
+#: matrix cores split between two streams that compute at once (Ascend's cube/vector split);
+#: ``comm_overlap``, one microbatch computes on every core while another's communication runs
+#: (DeepSeek's decode on H800).
+OVERLAP_MODES: Final = ("core_split", "comm_overlap")
+
+#: The levels a deployment's expert-parallel device may be (``ep_unit``).
+EP_UNITS: Final = ("die", "accelerator")
+
+#: String attributes whose value must be one of a fixed set.
+CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS}
 
 
 def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:

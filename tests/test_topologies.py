@@ -37,6 +37,7 @@ COVERED = {
     "models/deepseek-v3.cmx",
     "deepseek-r1-cloudmatrix384.cmx",
     "deepseek-v3-h800.cmx",
+    "deepseek-v3-gb200-nvl72.cmx",
 }
 
 
@@ -366,6 +367,7 @@ def test_deepseek_model_file() -> None:
 @pytest.mark.parametrize(("path", "accelerators", "deployment"), [
     ("deepseek-r1-cloudmatrix384.cmx", 384, "DeepSeekR1OnCloudMatrix384"),
     ("deepseek-v3-h800.cmx", 256 * 8, "DeepSeekV3OnH800"),
+    ("deepseek-v3-gb200-nvl72.cmx", 72, "DeepSeekV3OnGB200NVL72"),
 ])
 def test_deployment_files(path: str, accelerators: int, deployment: str) -> None:
     model, _ = compiled(path)
