@@ -23,14 +23,9 @@ from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.graph.devices import attachments, device_attrs, scale_up_plane
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
 from supernode_dsl.plan.devices import device_table, ep_unit
+from supernode_dsl.plan.serving import pipeline as pl
 from supernode_dsl.plan.serving.hardware import device_facts
 from supernode_dsl.plan.serving.ops import Op
-from supernode_dsl.plan.serving.pipeline import (
-    COMPUTE_STREAM,
-    comm_overlap_streams,
-    is_communication,
-    schedule,
-)
 from supernode_dsl.plan.spec import read_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,14 +206,14 @@ def _secs(op: Op) -> float:
        st.integers(1, 4))
 def test_comm_overlap_never_computes_two_microbatches_at_once(
         layers: list[list[Op]], microbatches: int) -> None:
-    sched = schedule(comm_overlap_streams(list(enumerate(layers))), microbatches, _secs)
+    sched = pl.schedule(pl.comm_overlap_streams(list(enumerate(layers))), microbatches, _secs)
     computing = sorted((e.start, e.end, e.microbatch) for e in sched.events
-                       if e.stream == COMPUTE_STREAM)
+                       if e.stream == pl.COMPUTE_STREAM)
     for (_, end, _), (start, _, _) in itertools.pairwise(computing):
         assert start >= end - 1e-12
     # every op that reads memory or computes is on the compute stream, the rest beside it
-    for layer, ops in comm_overlap_streams(list(enumerate(layers))):
-        assert all((o.stream == COMPUTE_STREAM) != is_communication(o) for o in ops)
+    for layer, ops in pl.comm_overlap_streams(list(enumerate(layers))):
+        assert all((o.stream == pl.COMPUTE_STREAM) != pl.is_communication(o) for o in ops)
         assert [replace(o, stream="", stage=0) for o in ops] == \
             [replace(o, stream="", stage=0) for o in layers[layer]]
 
