@@ -25,6 +25,7 @@ from supernode_dsl.units import (
 __all__ = [
     "CACHE_POOLS",
     "CATEGORIES",
+    "CHOICES",
     "DEPLOYMENT_ATTRS",
     "EDGE_BANDWIDTH",
     "EDGE_COUNT",
@@ -32,6 +33,7 @@ __all__ = [
     "EDGE_LINK_BANDWIDTH",
     "EDGE_PLANE",
     "ENDPOINT_EXCLUDED",
+    "EP_UNITS",
     "GRAPH_NAME",
     "GRAPH_PLANES",
     "GRAPH_ROOT",
@@ -45,6 +47,7 @@ __all__ = [
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
+    "OVERLAP_MODES",
     "PRECISION_PARTS",
     "ROLES",
     "SCHEMA_VERSION",
@@ -110,6 +113,7 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "cores.*": COUNT,
     "efficiency.*": COUNT,
     "overhead.*": TIME,       # fixed costs, e.g. overhead.op: every operator (launch, sync)
+    "overlap": str,           # how two microbatches share the device: one of OVERLAP_MODES
 }
 
 #: Attributes of a link block.
@@ -166,6 +170,7 @@ CACHE_POOLS: Final = ("cpu_dram",)
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
     "nodes_per_rack": COUNT,
+    "ep_unit": str,            # the expert-parallel device: one of EP_UNITS (default: scale-up)
     "cache.pool": str,         # one of CACHE_POOLS
     "cache.block_tokens": COUNT, "cache.plane": str,
     "cache.prefix_reuse": COUNT,      # share of a prompt's tokens found in the cache (0..1)
@@ -182,6 +187,19 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     **{f"{role}.{name}": kind for role in ROLES
        for name, kind in {**_ROLE_ATTRS, **_ROLE_ONLY_ATTRS[role]}.items()},
 }
+
+
+#: How the microbatches of a step share a device (a part's ``overlap``): ``core_split``, the
+#: matrix cores split between two streams that compute at once (Ascend's cube/vector split);
+#: ``comm_overlap``, one microbatch computes on every core while another's communication runs
+#: (DeepSeek's decode on H800).
+OVERLAP_MODES: Final = ("core_split", "comm_overlap")
+
+#: The levels a deployment's expert-parallel device may be (``ep_unit``).
+EP_UNITS: Final = ("die", "accelerator")
+
+#: String attributes whose value must be one of a fixed set.
+CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS}
 
 
 def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:

@@ -43,6 +43,7 @@ COVERED = {
     "models/mixtral-8x22b.cmx",
     "qwen3-235b-cloudmatrix384.cmx",
     "mixtral-8x22b-h800.cmx",
+    "deepseek-v3-gb200-nvl72.cmx",
 }
 
 
@@ -382,6 +383,7 @@ def test_model_files(name: str, model: str, kv_per_token: int) -> None:
     ("deepseek-v3-h800.cmx", 256 * 8, "DeepSeekV3OnH800"),
     ("qwen3-235b-cloudmatrix384.cmx", 384, "Qwen3OnCloudMatrix384"),
     ("mixtral-8x22b-h800.cmx", 256 * 8, "Mixtral8x22BOnH800"),
+    ("deepseek-v3-gb200-nvl72.cmx", 72, "DeepSeekV3OnGB200NVL72"),
 ])
 def test_deployment_files(path: str, accelerators: int, deployment: str) -> None:
     model, _ = compiled(path)

@@ -14,6 +14,7 @@ from supernode_dsl.parse import Program, parse_text
 from supernode_dsl.parse import ast as A
 from supernode_dsl.schema import (
     CATEGORIES,
+    CHOICES,
     DEPLOYMENT_ATTRS,
     LINK_ATTRS,
     MODEL_ATTRS,
@@ -252,7 +253,7 @@ class Elaborator:
             return False
         if not isinstance(want, Dim) or not isinstance(value, Quantity):
             if want is str and isinstance(value, str):
-                return True
+                return self._check_choice(st, value)
             if want is bool and isinstance(value, bool):
                 return True
             self.sink.error("E004", f"'{st.name}' needs {kind_name(want)}", st.value.span)
@@ -269,6 +270,15 @@ class Elaborator:
             self.sink.error("E005", f"'{st.name}' cannot be negative", st.value.span)
             return False
         return True
+
+    def _check_choice(self, st: A.AttrStmt, value: str) -> bool:
+        """E002 unless ``value`` is one of the values :data:`CHOICES` allows ``st.name``."""
+        allowed = CHOICES.get(st.name)
+        if allowed is None or value in allowed:
+            return True
+        self.sink.error("E002", f"'{st.name}' cannot be '{value}' (choices: "
+                        f"{', '.join(allowed)})" + _suggest(value, list(allowed)), st.value.span)
+        return False
 
     def _build(self, decl: A.TypeDecl, local: dict[str, Value],
                overrides: tuple[tuple[str, Value], ...]) -> Template | None:

@@ -34,6 +34,7 @@ from supernode_dsl.emit.graphutil import UnionFind, graph_planes, ordered_nodes,
 from supernode_dsl.emit.jsontext import document_json
 from supernode_dsl.emit.templates import render
 from supernode_dsl.emit.yamltext import yaml_text
+from supernode_dsl.graph.devices import device_attrs
 from supernode_dsl.schema import (
     EDGE_BANDWIDTH,
     EDGE_LATENCY,
@@ -413,7 +414,7 @@ class AstraSystemEmitter(Emitter):
             "boost-mode": 0,
             "roofline-enabled": 0,
         }
-        first = _unit_attrs(ctx.graph, result.units[0])
+        first = device_attrs(ctx.graph, result.units[0])  # inherited facts too
         if "hbm_bw" in first:
             data["local-mem-bw"] = round(float(first["hbm_bw"]) / _GB, 6)
         if "compute.bf16" in first:
@@ -426,18 +427,6 @@ def _positive(ctx: EmitContext, name: str, default: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise emit_error(f"{name} must be a positive integer, not '{text}'")
     return int(text)
-
-
-def _unit_attrs(g: nx.Graph, unit: str) -> dict[str, Any]:
-    """A unit's attributes; an accelerator without its own hbm_bw/compute sums its dies'."""
-    attrs = dict(g.nodes[unit])
-    for key in ("hbm_bw", "compute.bf16"):
-        if key not in attrs:
-            parts = [float(g.nodes[c][key]) for c in g.nodes
-                     if g.nodes[c].get(NODE_PARENT) == unit and key in g.nodes[c]]
-            if parts:
-                attrs[key] = sum(parts)
-    return attrs
 
 
 class AstraCommGroupEmitter(Emitter):

@@ -19,7 +19,7 @@ import numpy as np
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
 from supernode_dsl.plan.build import deployment_summary, role_memory, role_plan
-from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table
+from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table, ep_unit
 from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import device_facts
 from supernode_dsl.plan.serving.params import Workload, read_workload
@@ -129,7 +129,7 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     workload = read_workload(spec, sink) if spec is not None else None
     sink.raise_if_errors()
     assert dep is not None and workload is not None
-    table = device_table(g, dep.nodes_per_rack)
+    table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()
     loads = _loads(dep, req.loads)

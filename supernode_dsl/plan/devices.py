@@ -1,9 +1,12 @@
 """The device table: every expert-parallel device of the topology with its NPU, node and rack,
 and the allocation of devices to the roles and instances of a deployment.
 
-An EP device is a die when the accelerator is built of dies (Ascend 910C: 2 per NPU), else
-the accelerator itself (H800).  Devices are taken in instance order; each role instance takes
-``npus`` consecutive accelerators, roles in the order the deployment first names them.
+An EP device is at the deployment's EP unit (:func:`ep_unit`): a die of an accelerator built
+of dies (Ascend 910C: 2 per NPU), or the accelerator itself (H800; a B200 package, whose
+NVLink attaches to the package, not its dies).  Its facts, the HBM here, follow the one rule
+of :mod:`supernode_dsl.graph.devices`.  Devices are taken in instance order; each role
+instance takes ``npus`` consecutive accelerators, roles in the order the deployment first
+names them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from dataclasses import dataclass
 import networkx as nx
 
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
+from supernode_dsl.graph.devices import attachments, device_attrs, has_dies, package_dies
 from supernode_dsl.plan.spec import DeploymentSpec, RoleSpec
 
-__all__ = ["Device", "RoleAllocation", "allocate", "ancestor", "device_table"]
+__all__ = ["Device", "RoleAllocation", "allocate", "ancestor", "device_table", "ep_unit"]
 
 
 @dataclass(frozen=True)
@@ -50,28 +54,50 @@ def ancestor(g: nx.Graph, path: str, category: str) -> str | None:
     return None
 
 
-def device_table(g: nx.Graph, nodes_per_rack: int = 0) -> list[list[Device]]:
-    """EP devices grouped per accelerator, accelerators in instance order."""
-    dies: dict[str, list[str]] = {}
-    accelerators: list[str] = []
-    for path, data in g.nodes(data=True):
-        cat = data[S.NODE_CATEGORY]
-        if cat == "accelerator":
-            accelerators.append(path)
-        elif cat == "die":
-            dies.setdefault(data[S.NODE_PARENT], []).append(path)
+def ep_unit(g: nx.Graph, deployment: DeploymentSpec) -> str:
+    """The deployment's EP unit: its ``ep_unit``, else the level the scale-up plane attaches
+    to (when no plane leaves a package: the dies if the accelerators have them).
+
+    E022 at ``ep_unit`` when it contradicts the topology: dies asked for where no
+    accelerator has any, or a level that no plane links to another package (its devices'
+    tokens could reach no other device).
+    """
+    ranked = attachments(g)
+    wanted = deployment.ep_unit
+    if not wanted:
+        if ranked:
+            return ranked[0].level
+        return "die" if has_dies(g) else "accelerator"
+    why = ""
+    if wanted == "die" and not has_dies(g):
+        why = "no accelerator of the topology has dies"
+    elif ranked and wanted not in {a.level for a in ranked}:
+        other = "accelerator" if wanted == "die" else "die"
+        why = (f"no plane links a{'n' if wanted == 'accelerator' else ''} {wanted} to another "
+               f"package: the scale-up plane '{ranked[0].plane}' attaches to the {other}s "
+               f"(use ep_unit = \"{other}\", or leave it out)")
+    if why:
+        raise CmxError([Diagnostic("E022", f"ep_unit = \"{wanted}\", but {why}",
+                                   deployment.ep_unit_span or deployment.span)])
+    return wanted
+
+
+def device_table(g: nx.Graph, nodes_per_rack: int = 0,
+                 unit: str = "die") -> list[list[Device]]:
+    """EP devices grouped per accelerator, accelerators in instance order; with ``unit =
+    "die"`` the dies of an accelerator that has them, else the accelerator itself."""
+    dies = package_dies(g)
     node_order: dict[str, int] = {}
     out: list[list[Device]] = []
-    for acc in accelerators:
+    for acc, own in dies.items():
         node = ancestor(g, acc, "node") or acc
         node_index = node_order.setdefault(node, len(node_order))
         rack_path = ancestor(g, acc, "rack")
         rack = (node_index // nodes_per_rack if nodes_per_rack else None) if rack_path is None \
             else g.nodes[rack_path][S.NODE_INDEX]
-        units = dies.get(acc) or [acc]
-        share = float(g.nodes[acc].get("hbm", 0.0)) / len(units)
+        units = own if unit == "die" and own else (acc,)
         out.append([Device(u, acc, node, node_index, rack,
-                           float(g.nodes[u].get("hbm", share)) or share) for u in units])
+                           float(device_attrs(g, u, dies).get("hbm", 0.0))) for u in units])
     return out
 
 

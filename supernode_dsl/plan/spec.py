@@ -167,13 +167,22 @@ class RoleSpec:
 
 @dataclass(frozen=True)
 class DeploymentSpec:
-    """A deployment: the model, its roles in allocation order, and the racks' size."""
+    """A deployment: the model, its roles in allocation order, the racks' size, and the
+    expert-parallel unit it asks for (``die`` or ``accelerator``; ``""``: the level the
+    topology's scale-up plane attaches to), with where it is set.
+
+    The unit is the deployment's, not a role's: the device table is one for the whole
+    deployment (the plan lists every device once), roles take whole accelerators, and a
+    package's dies cannot be both one device and two.
+    """
 
     name: str
     model: ModelArch
     roles: tuple[RoleSpec, ...]
     nodes_per_rack: int
     span: Span
+    ep_unit: str = ""
+    ep_unit_span: Span | None = None
 
 
 _COUNTS = ("layers", "dense_layers", "hidden", "vocab", "dense_intermediate",
@@ -308,8 +317,11 @@ def read_deployment(deployment: Spec, models: dict[str, Spec],
         sink.error("E022", f"deployment '{deployment.name}' declares no role "
                    "(set prefill.instances or decode.instances)", deployment.span)
         return None
+    unit = deployment.get("ep_unit")
     return DeploymentSpec(deployment.name, arch, tuple(roles),
-                          _int(deployment, "nodes_per_rack"), deployment.span)
+                          _int(deployment, "nodes_per_rack"), deployment.span,
+                          ep_unit=unit if isinstance(unit, str) else "",
+                          ep_unit_span=deployment.span_of("ep_unit"))
 
 
 def _check_serving(spec: Spec, arch: ModelArch, sink: DiagnosticSink) -> None:

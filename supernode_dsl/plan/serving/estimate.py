@@ -29,7 +29,13 @@ from supernode_dsl.plan.serving.ops import (
     step_ops,
 )
 from supernode_dsl.plan.serving.params import Workload
-from supernode_dsl.plan.serving.pipeline import Schedule, schedule
+from supernode_dsl.plan.serving.pipeline import (
+    COMM_STREAM,
+    COMPUTE_STREAM,
+    Schedule,
+    comm_overlap_streams,
+    schedule,
+)
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
 __all__ = ["RoleContext", "Split", "decode_estimate", "prefill_estimate"]
@@ -46,6 +52,13 @@ class RoleContext:
     paths: CommPaths
     imbalance: np.ndarray          # busiest routed device's load / mean, per MoE layer
     devices_per_npu: int
+
+    @property
+    def overlap(self) -> str:
+        """How microbatches share a device: the part's ``overlap``, else ``comm_overlap``
+        (the cautious one: no two microbatches compute at once, and it needs no core
+        counts)."""
+        return self.facts.overlap or "comm_overlap"
 
     @property
     def mtp(self) -> bool:
@@ -66,6 +79,9 @@ class RoleContext:
         out += [f"efficiency.{name} not declared: 1 (the peak)"
                 for name in ("gemm", "attention", "memory", *planes)
                 if name not in f.efficiency]
+        if not f.overlap:
+            out.append("overlap not declared: comm_overlap (one microbatch computes at a "
+                       "time while another communicates)")
         if "op" not in f.overhead:
             out.append("overhead.op not declared: operators cost no fixed time")
         if self.role.name == "decode":
@@ -177,6 +193,8 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")
                  for layer, ops in layers} for layers in per_kind]
     patched = _with_waits(per_kind, expert_s)
+    if ctx.overlap == "comm_overlap":
+        patched = [comm_overlap_streams(layers) for layers in patched]
     return [(name, schedule(layers, m, secs)) for name, layers in zip(names, patched,
                                                                        strict=True)]
 
@@ -187,9 +205,11 @@ def _candidates(ctx: RoleContext) -> list[Split]:
     if ctx.role.name == "prefill":
         counts = [fixed] if fixed else [1, 2, 4]
         return [Split(m, 0) for m in counts]
+    counts = [fixed] if fixed else [1, 2, 3]
+    if ctx.overlap == "comm_overlap":
+        return [Split(m, 0) for m in counts]
     _, total = ctx.facts.matrix_cores
     step = max(1, total // 12)
-    counts = [fixed] if fixed else [1, 2, 3]
     out = []
     for m in counts:
         if m == 1:
@@ -218,6 +238,8 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
     cores = dict(ctx.facts.cores)
     _, total = ctx.facts.matrix_cores
+    if ctx.overlap == "comm_overlap":
+        return {COMPUTE_STREAM: cores, COMM_STREAM: {}}
     if ctx.role.name == "prefill":
         families = list(cores.items())
         out: dict[str, dict[str, int]] = {"cube": dict(families[:1])}

@@ -3,9 +3,10 @@ compiled graph: peaks per number format, HBM bandwidth, cores, measured efficien
 every pair of devices the plane, bandwidth and latency the traffic between them gets.
 
 Nothing here is a built-in constant: a device's facts are its graph attributes (set in the
-``.cmx`` part libraries, each with its source) and a path's figures come from the graph's
-links.  An efficiency that a part does not declare is 1 (the peak), and the estimate lists it
-among its assumptions.
+``.cmx`` part libraries, each with its source, and inherited between a package and its dies
+by the rule of :mod:`supernode_dsl.graph.devices`) and a path's figures come from the
+graph's links.  An efficiency that a part does not declare is 1 (the peak), and the estimate
+lists it among its assumptions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import networkx as nx
 
 from supernode_dsl import schema as S
 from supernode_dsl.graph.analysis import shortest_path
+from supernode_dsl.graph.devices import device_attrs
 
 __all__ = ["DeviceFacts", "Route", "device_facts", "plane_route", "route"]
 
@@ -33,7 +35,9 @@ class DeviceFacts:
 
     ``peak`` maps a number format to operations per second; ``cores`` the core families
     (``aic``, ``aiv``, ``sm``) to counts; ``efficiency`` the declared ``efficiency.*`` values;
-    ``overhead`` the declared ``overhead.*`` times in seconds (``op``: every operator).
+    ``overhead`` the declared ``overhead.*`` times in seconds (``op``: every operator);
+    ``overlap`` how two microbatches share the device (one of ``schema.OVERLAP_MODES``; ``""``
+    when the part does not say).
     """
 
     type_name: str
@@ -43,6 +47,7 @@ class DeviceFacts:
     cores: Mapping[str, int]
     efficiency: Mapping[str, float]
     overhead: Mapping[str, float] = field(default_factory=dict)
+    overlap: str = ""
 
     def peak_of(self, fmt: str) -> float:
         """Operations per second in ``fmt`` (or an equal-width format); 0 if none declared."""
@@ -73,21 +78,20 @@ def _families(data: Mapping[str, object], prefix: str) -> dict[str, float]:
 
 
 def device_facts(g: nx.Graph, path: str) -> DeviceFacts:
-    """The facts of device ``path``; a die inherits what it lacks from its accelerator."""
-    data: dict[str, object] = {}
-    parent = g.nodes[path][S.NODE_PARENT]
-    if g.nodes[path][S.NODE_CATEGORY] == "die" and parent:
-        data.update(g.nodes[parent])
-    data.update(g.nodes[path])
+    """The facts of device ``path``, with what it inherits from its package or its dies by
+    the rule of :func:`supernode_dsl.graph.devices.device_attrs`."""
+    data = device_attrs(g, path)
+    overlap = data.get("overlap")
     cores = {k: int(v) for k, v in _families(data, "cores.").items()}
     return DeviceFacts(
         type_name=str(data.get(S.NODE_TYPE, "")),
         peak=_families(data, "compute."),
-        hbm=float(data.get("hbm", 0.0)),  # type: ignore[arg-type]
-        hbm_bw=float(data.get("hbm_bw", 0.0)),  # type: ignore[arg-type]
+        hbm=float(data.get("hbm", 0.0)),
+        hbm_bw=float(data.get("hbm_bw", 0.0)),
         cores=cores,
         efficiency=_families(data, "efficiency."),
         overhead=_families(data, "overhead."),
+        overlap=overlap if isinstance(overlap, str) else "",
     )
 
 
