@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import dijkstra, maximum_flow
 from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.graph.gcpause import gc_paused
+from supernode_dsl.graph.instances import unit_owner
 
 __all__ = [
     "PathResult",
@@ -131,12 +132,10 @@ def bisection_bandwidth(g: nx.Graph, plane: str, arrays: PlaneArrays | None = No
 
 
 def _below(g: nx.Graph, arrays: PlaneArrays, roots: Iterable[str]) -> list[int]:
-    """Plane endpoints at or below any of ``roots`` (instance paths)."""
-    prefixes = tuple(roots)
-    dotted = tuple(p + "." for p in prefixes)
+    """Plane endpoints at or below any of ``roots`` (instances; follows ``parent``)."""
+    below = unit_owner(g, roots)
     ends = set(plane_endpoints(g, arrays))
-    return [i for i, n in enumerate(arrays.nodes)
-            if n in ends and (n in prefixes or n.startswith(dotted))]
+    return [i for i, n in enumerate(arrays.nodes) if n in ends and n in below]
 
 
 def cut_bandwidth(g: nx.Graph, plane: str, group_a: Iterable[str],

@@ -16,14 +16,8 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic
-from supernode_dsl.graph.instances import (
-    Segment,
-    graph_planes,
-    index_vector,
-    ordered_nodes,
-    segments,
-    unit_owner,
-)
+from supernode_dsl.graph import instances
+from supernode_dsl.graph.instances import Segment
 from supernode_dsl.graph.unionfind import UnionFind
 from supernode_dsl.schema import (
     EDGE_BANDWIDTH,
@@ -55,7 +49,7 @@ def npu_units(g: nx.Graph, unit: str) -> list[str]:
     (``unit='die'``).  E026 for an unknown ``unit`` or a graph with neither."""
     if unit not in UNIT_CHOICES:
         raise _error(f"unknown unit '{unit}' (choices: {', '.join(UNIT_CHOICES)})")
-    nodes = ordered_nodes(g)
+    nodes = instances.ordered_nodes(g)
     accs = [n for n in nodes if g.nodes[n].get(NODE_CATEGORY) == "accelerator"]
     dies = [n for n in nodes if g.nodes[n].get(NODE_CATEGORY) == "die"]
     if not accs and not dies:
@@ -116,10 +110,10 @@ def _direction_key(g: nx.Graph, a: str, b: str, memo: dict[str, tuple[Segment, .
                    ) -> frozenset[int]:
     """Positions of the full index vector in which ``a`` and ``b`` differ; ``{-1}`` when
     they are elements of different arrays (or of the same one at the same indices)."""
-    sa, sb = segments(g, a, memo), segments(g, b, memo)
+    sa, sb = instances.segments(g, a, memo), instances.segments(g, b, memo)
     if [(n, len(i)) for n, i in sa] != [(n, len(i)) for n, i in sb]:
         return frozenset({-1})
-    ia, ib = index_vector(g, a, memo), index_vector(g, b, memo)
+    ia, ib = instances.index_vector(g, a, memo), instances.index_vector(g, b, memo)
     return frozenset(i for i, (x, y) in enumerate(zip(ia, ib, strict=True))
                      if x != y) or frozenset({-1})
 
@@ -179,9 +173,9 @@ def _plane_edges(g: nx.Graph, plane: str, owner: dict[str, str], uid: dict[str, 
 
 def _candidates(g: nx.Graph, units: list[str], uid: dict[str, int], notes: list[str]
                 ) -> list[_Candidate]:
-    owner = unit_owner(g, units)
+    owner = instances.unit_owner(g, units)
     cands: list[_Candidate] = []
-    for plane in graph_planes(g):
+    for plane in instances.graph_planes(g):
         kept, touches_unit = _plane_edges(g, plane, owner, uid)
         if not any(a in uid or b in uid for a, b, _, _ in kept):
             if touches_unit:
