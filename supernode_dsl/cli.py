@@ -27,8 +27,15 @@ from supernode_dsl.emit import (
     node_link_text,
     write_atomic,
 )
-from supernode_dsl.graph import build_graph, cut_bandwidth, plane_summary, shortest_path
-from supernode_dsl.graph.select import PatternError, select
+from supernode_dsl.graph import (
+    PatternError,
+    Summary,
+    build_graph,
+    cut_bandwidth,
+    select,
+    shortest_path,
+    summarize,
+)
 
 __all__ = ["main"]
 
@@ -115,61 +122,37 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
     _write(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))
 
 
-def info_data(model: Model, g: nx.Graph) -> dict[str, Any]:
-    """The data behind ``cmx info``: counts, planes with bisection bandwidth, parameters."""
-    summary = plane_summary(g)
-    descriptions = g.graph[S.GRAPH_PLANES]
-    return {
-        "name": model.root_name,
-        "root_type": model.root.type_name,
-        "instances": model.num_instances,
-        "counts": {"by_category": model.count_by_category(),
-                   "by_type": model.count_by_type()},
-        "planes": {p: {**summary[p], "description": descriptions[p]} for p in summary},
-        "params": {k: _param_json(v) for k, v in model.params},
-        "schema_version": S.SCHEMA_VERSION,
-    }
-
-
-def _param_json(v: object) -> object:
-    value = getattr(v, "value", v)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 @cli.command()
 @_compile_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool) -> None:
     """Counts by category and type, and links and bisection bandwidth per plane."""
     model = _model(file, defines, max_instances)
-    data = info_data(model, _graph(model))
+    summary = summarize(model, _graph(model))
     if as_json:
-        click.echo(info_json(data), nl=False)
+        click.echo(info_json(summary.to_json()), nl=False)
         return
-    _print_info(data)
+    _print_info(summary)
 
 
-def _print_info(data: dict[str, Any]) -> None:
+def _print_info(summary: Summary) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{data['name']}[/] ({data['root_type']}): "
-                  f"{data['instances']:,} instances")
+    console.print(f"[bold]{summary.name}[/] ({summary.root_type}): "
+                  f"{summary.instances:,} instances")
     t = Table("category", "count", title="instances by category")
-    for k, v in data["counts"]["by_category"].items():
+    for k, v in summary.by_category:
         t.add_row(k, f"{v:,}")
     console.print(t)
     t = Table("type", "count", title="instances by type")
-    for k, v in data["counts"]["by_type"].items():
+    for k, v in summary.by_type:
         t.add_row(k, f"{v:,}")
     console.print(t)
     t = Table("plane", "links", "bisection (GB/s, one way)", "description", title="planes")
-    for k, v in data["planes"].items():
-        t.add_row(k, f"{v['links']:,}", f"{v['bisection_bandwidth'] / 1e9:,.1f}",
-                  v["description"])
+    for p in summary.planes:
+        t.add_row(p.name, f"{p.links:,}", f"{p.bisection_bandwidth / 1e9:,.1f}", p.description)
     console.print(t)
 
 
@@ -372,7 +355,7 @@ def _one(g: nx.Graph, pattern: str) -> str:
     try:
         hits = select(g, pattern)
     except PatternError as e:
-        _fail([Diagnostic("E020", f"'{pattern}': {e}")])
+        _fail([e.diagnostic])
     if len(hits) != 1:
         what = "no instance" if not hits else f"{len(hits)} instances"
         _fail([Diagnostic("E020", f"'{pattern}' matches {what}; give one instance path")])
@@ -435,7 +418,7 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
         try:
             hits = select(g, pattern)
         except PatternError as e:
-            _fail([Diagnostic("E020", f"'{pattern}': {e}")])
+            _fail([e.diagnostic])
         if not hits:
             _fail([Diagnostic("E020", f"'{pattern}' matches no instance")])
         groups.append(hits)

@@ -86,6 +86,7 @@ BAD_QUERIES = {
     "path-unknown": ["path", "n.die[0]", "n.nope[1]"],
     "cut-unknown": ["cut", "nope[0:2]", "n.die[2:4]"],
     "unknown-plane": ["cut", "n.die[0:2]", "n.die[2:4]", "--plane", "nosuchplane"],
+    "cut-syntax": ["cut", "n.die[0:]", "n.die[2:4]"],
 }
 DIE0, DIE1 = "cm384.node[0].npu[0].die[0]", "cm384.node[1].npu[0].die[0]"
 
@@ -334,3 +335,6 @@ def test_bad_query_is_e020(runs: Runs, key: str) -> None:
     assert_input_error(proc, "E020")
     if key == "unknown-plane":
         assert "unknown plane 'nosuchplane'" in proc.stderr
+    if key == "cut-syntax":  # the grammar's own message, located in the selector
+        assert proc.stderr.startswith("<selector>:1:9: error[E020]: unexpected ']'")
+        assert " 1 | n.die[0:]" in proc.stderr

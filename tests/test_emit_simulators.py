@@ -15,7 +15,8 @@ import pytest
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit import EmitContext, available_emitters
-from supernode_dsl.emit.simulators import TopologyApproximationWarning, collapse, npu_units
+from supernode_dsl.emit.simulators import TopologyApproximationWarning
+from supernode_dsl.graph import collapse, npu_units
 from supernode_dsl.plan import PlanRequest, plan_deployment
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -52,7 +52,7 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
 from supernode_dsl.emit.graphviz import DOT_MISSING, dot_text, format_bandwidth, run_dot
 from supernode_dsl.emit.templates import render
-from supernode_dsl.graph import plane_summary, shortest_path
+from supernode_dsl.graph import plane_summary, shortest_path, summarize
 from supernode_dsl.graph.analysis import all_plane_arrays, plane_endpoints
 
 __all__ = [
@@ -126,15 +126,16 @@ def _param_text(v: object) -> str:
 
 
 def _summary(model: Model, g: nx.Graph) -> dict[str, Any]:
+    s = summarize(model, g, bandwidth=False)  # the bandwidth section computes the planes
     return {
-        "name": model.root_name,
-        "root_type": model.root.type_name,
-        "instances": f"{model.num_instances:,}",
-        "links": f"{g.number_of_edges():,}",
-        "by_category": [(k, f"{v:,}") for k, v in model.count_by_category().items()],
-        "by_type": [(k, f"{v:,}") for k, v in model.count_by_type().items()],
-        "params": [(k, _param_text(v)) for k, v in model.params],
-        "schema_version": S.SCHEMA_VERSION,
+        "name": s.name,
+        "root_type": s.root_type,
+        "instances": f"{s.instances:,}",
+        "links": f"{s.link_bundles:,}",
+        "by_category": [(k, f"{v:,}") for k, v in s.by_category],
+        "by_type": [(k, f"{v:,}") for k, v in s.by_type],
+        "params": [(k, _param_text(v)) for k, v in s.params],
+        "schema_version": s.schema_version,
     }
 
 

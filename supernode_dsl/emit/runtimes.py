@@ -18,15 +18,9 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import networkx as nx
-import numpy as np
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import dijkstra
-
-from supernode_dsl import schema as S
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
 from supernode_dsl.emit.jsontext import document_json
-from supernode_dsl.graph.analysis import all_plane_arrays
+from supernode_dsl.graph import busiest_plane, message_costs
 
 __all__ = [
     "EMITTERS",
@@ -34,14 +28,11 @@ __all__ = [
     "SglangExpertLocationEmitter",
     "SglangRankCostEmitter",
     "VllmAscendExpertMapEmitter",
-    "rank_cost_seconds",
     "routed_devices",
 ]
 
 #: The dispatch message of DeepSeek-V3 in 8-bit: 7,168 B of hidden state + 512 B of scales.
 DEFAULT_MESSAGE_BYTES = 7680
-
-_HOP_EPSILON = 1e-12  # s per hop: ties between equal-latency paths go to the fewest hops
 
 
 # ---- plan access -----------------------------------------------------------------------------
@@ -139,94 +130,14 @@ class SglangExpertLocationEmitter(Emitter):
 
 # ---- sglang-rank-cost ------------------------------------------------------------------------
 
-def _default_plane(g: nx.Graph, devices: Sequence[str]) -> str:
-    """The plane with the most links (parallel links counted) incident to ``devices``;
-    ties go to the plane declared first."""
-    counts: dict[str, int] = dict.fromkeys(g.graph.get(S.GRAPH_PLANES, {}), 0)
-    for d in devices:
-        if d not in g:
-            raise emit_error(f"device '{d}' of the plan is not in the compiled graph")
-        for _, _, data in g.edges(d, data=True):
-            plane = data[S.EDGE_PLANE]
-            counts[plane] = counts.get(plane, 0) + data[S.EDGE_COUNT]
-    best = max(counts.values(), default=0)
-    if best == 0:
-        raise emit_error("no plane links the devices; name one with -O plane=...")
-    return next(p for p, c in counts.items() if c == best)
-
-
-def rank_cost_seconds(g: nx.Graph, plane: str, devices: Sequence[str],
-                      message_bytes: int) -> np.ndarray:
-    """Cost in seconds of one message between every pair of ``devices`` on ``plane``.
-
-    ``cost[a, b] = latency + message_bytes / bandwidth`` of the lowest-latency path (ties:
-    fewest hops; the path :func:`~supernode_dsl.graph.analysis.shortest_path` takes), where
-    latency is the sum of its link latencies and bandwidth its bottleneck (B/s, one
-    direction).  Symmetric (the cheaper direction of each pair), zero diagonal.  One
-    Dijkstra per device over the plane's arrays, then pointer doubling along the
-    predecessor trees: O(R * n log n) in numpy.  Raises E026 if the plane misses a device or
-    does not join two of them.
-    """
-    arrays = all_plane_arrays(g).get(plane)
-    if arrays is None:
-        planes = ", ".join(g.graph.get(S.GRAPH_PLANES, {}))
-        raise emit_error(f"no plane '{plane}' (planes: {planes})")
-    pos = {name: i for i, name in enumerate(arrays.nodes)}
-    missing = [d for d in devices if d not in pos]
-    if missing:
-        raise emit_error(f"plane '{plane}' does not reach device '{missing[0]}'")
-    n = len(arrays.nodes)
-    src = np.concatenate([arrays.src, arrays.dst])
-    dst = np.concatenate([arrays.dst, arrays.src])
-    lat = np.concatenate([arrays.latency, arrays.latency])
-    bw = np.concatenate([arrays.bandwidth, arrays.bandwidth])
-    mat = csr_array((lat + _HOP_EPSILON, (src, dst)), shape=(n, n))
-    idx = np.fromiter((pos[d] for d in devices), dtype=np.int64, count=len(devices))
-    dist, pred = dijkstra(mat, directed=True, indices=idx, return_predecessors=True)
-    reach = np.isfinite(dist[:, idx])
-    if not reach.all():
-        a, b = (int(x) for x in np.argwhere(~reach)[0])
-        raise emit_error(f"plane '{plane}' does not join '{devices[a]}' and '{devices[b]}'")
-    # Edge (parent -> v) of every tree node, looked up by key parent * n + v.
-    keys = src * n + dst
-    order = np.argsort(keys)
-    keys, lat, bw = keys[order], lat[order], bw[order]
-    rows = len(devices)
-    self_col = np.broadcast_to(np.arange(n), (rows, n))
-    has_parent = pred >= 0
-    jump = np.where(has_parent, pred, self_col)
-    where = np.searchsorted(keys, jump * n + self_col)
-    where = np.minimum(where, len(keys) - 1)
-    acc_lat = np.where(has_parent, lat[where], 0.0)
-    acc_bw = np.where(has_parent, bw[where], np.inf)
-    while True:
-        nxt = np.take_along_axis(jump, jump, axis=1)
-        acc_lat = acc_lat + np.where(jump != nxt, np.take_along_axis(acc_lat, jump, axis=1), 0.0)
-        acc_bw = np.minimum(acc_bw, np.take_along_axis(acc_bw, jump, axis=1))
-        if np.array_equal(nxt, jump):
-            break
-        jump = nxt
-    path_lat = acc_lat[:, idx]
-    path_bw = acc_bw[:, idx]
-    with np.errstate(divide="ignore"):
-        cost = path_lat + np.where(np.isinf(path_bw), 0.0, message_bytes / path_bw)
-    if not np.isfinite(cost).all():
-        a, b = (int(x) for x in np.argwhere(~np.isfinite(cost))[0])
-        raise emit_error(f"the path from '{devices[a]}' to '{devices[b]}' on plane '{plane}' "
-                         "has no bandwidth")
-    cost = np.minimum(cost, cost.T)
-    np.fill_diagonal(cost, 0.0)
-    return np.asarray(cost, dtype=np.float64)
-
-
 class SglangRankCostEmitter(Emitter):
     """SGLang's topology-aware balancer input: ``{"rank_cost_matrix": R x R}`` in us.
 
     Over the routed EP ranks of one instance (``ranks=routed``, the ranks
     ``sglang-expert-location`` numbers) or every EP rank (``ranks=all``, dedicated
     shared-expert devices included), in rank order; entries from
-    :func:`rank_cost_seconds`, in microseconds rounded to 1e-6 us.  The document has this
-    one key only.
+    :func:`supernode_dsl.graph.message_costs` on the chosen plane, in microseconds rounded
+    to 1e-6 us.  The document has this one key only.
     """
 
     name = "sglang-rank-cost"
@@ -249,8 +160,8 @@ class SglangRankCostEmitter(Emitter):
         message = _int_option(ctx, "message_bytes", DEFAULT_MESSAGE_BYTES)
         devices = (routed_devices(role, entry, instance) if which == "routed"
                    else list(entry["instance_devices"][instance]))
-        plane = ctx.options.get("plane") or _default_plane(ctx.graph, devices)
-        cost = rank_cost_seconds(ctx.graph, plane, devices, message)
+        plane = ctx.options.get("plane") or busiest_plane(ctx.graph, devices)
+        cost = message_costs(ctx.graph, plane, devices, message)
         matrix = [[round(float(v) * 1e6, 6) + 0.0 for v in row] for row in cost]
         return document_json({"rank_cost_matrix": matrix})
 

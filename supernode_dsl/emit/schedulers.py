@@ -22,7 +22,6 @@ their instance paths with ``.`` as ``-`` and the brackets dropped (``cluster.lea
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -30,9 +29,9 @@ from typing import Any, ClassVar
 import networkx as nx
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
-from supernode_dsl.emit.graphutil import UnionFind, graph_planes, ordered_nodes, unit_owner
 from supernode_dsl.emit.templates import render
 from supernode_dsl.emit.yamltext import yaml_text
+from supernode_dsl.graph import UnionFind, graph_planes, ordered_nodes, segments, unit_owner
 from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY
 
 __all__ = [
@@ -57,11 +56,11 @@ def hostlist(names: Sequence[str]) -> str:
     number is kept as it is (leading zeros of a number stay in the prefix: ``n007``)."""
     groups: list[tuple[str, list[int]]] = []
     for name in dict.fromkeys(names):
-        m = re.fullmatch(r"(.*?)(0|[1-9]\d*)", name)
-        if m is None:
+        prefix, number = _trailing_number(name)
+        if number is None:
             groups.append((name, []))
             continue
-        prefix, num = m.group(1), int(m.group(2))
+        num = int(number)
         if groups and groups[-1][0] == prefix and groups[-1][1]:
             groups[-1][1].append(num)
         else:
@@ -77,6 +76,18 @@ def hostlist(names: Sequence[str]) -> str:
     return ",".join(parts)
 
 
+def _trailing_number(name: str) -> tuple[str, str | None]:
+    """``name`` split into a prefix and the number it ends in, written without leading zeros
+    (``n007`` -> ``n00``, ``7``; ``n00`` -> ``n0``, ``0``); ``None`` when it ends in no
+    digit."""
+    digits = len(name) - len(name.rstrip("0123456789"))
+    if digits == 0:
+        return name, None
+    head, tail = name[:-digits], name[-digits:]
+    number = tail.lstrip("0") or "0"
+    return head + tail[:len(tail) - len(number)], number
+
+
 def _ranges(nums: list[int]) -> str:
     out: list[str] = []
     start = prev = nums[0]
@@ -90,8 +101,11 @@ def _ranges(nums: list[int]) -> str:
     return ",".join(out)
 
 
-def _switch_name(path: str) -> str:
-    return path.replace("][", "-").replace("[", "").replace("]", "").replace(".", "-")
+def _switch_name(g: nx.Graph, switch: str) -> str:
+    """The switch's position with ``-`` between names and indices (``cluster.leaf[0][1]`` ->
+    ``cluster-leaf0-1``), from its ``array`` and ``indices`` and its ancestors'."""
+    return "-".join(array + "-".join(str(i) for i in indices)
+                    for array, indices in segments(g, switch))
 
 
 @dataclass
@@ -223,19 +237,19 @@ def _tree(g: nx.Graph, owner: Mapping[str, str], name: Mapping[str, str], planes
         frontier = sorted(set(nxt), key=order.__getitem__)
     result: dict[str, _Switch] = {}
     for s in sorted(level, key=lambda s: (level[s], order[s])):
-        sw = _Switch(_switch_name(s), level=level[s])
+        sw = _Switch(_switch_name(g, s), level=level[s])
         sw.nodes = [name[n] for n in sorted(attach.get(s, set()), key=order.__getitem__)
                     if leaf_of.get(n) == s]
         if s in fabric:
-            sw.children = [_switch_name(t) for t in sorted(fabric[s], key=order.__getitem__)
+            sw.children = [_switch_name(g, t) for t in sorted(fabric[s], key=order.__getitem__)
                            if level.get(t) == level[s] - 1]
-            sw.parents = [_switch_name(t) for t in sorted(fabric[s], key=order.__getitem__)
+            sw.parents = [_switch_name(g, t) for t in sorted(fabric[s], key=order.__getitem__)
                           if level.get(t) == level[s] + 1]
         result[s] = sw
     switches = list(result.values())
     tops = [s for s in switches if not s.parents]
     if len(tops) > 1:
-        virtual = _Switch(f"{_switch_name(root)}-root",
+        virtual = _Switch(f"{root}-root",
                           children=[s.name for s in tops],
                           level=max(s.level for s in tops) + 1)
         for top in tops:

@@ -1,24 +1,74 @@
-"""Stage 3, graph: :class:`~supernode_dsl.elaborate.Model` -> ``networkx.Graph``.
+"""Stage 3, graph: :class:`~supernode_dsl.elaborate.Model` -> ``networkx.Graph``, and the
+analyses on it.
 
 Entry point: :func:`build_graph`.  Node and edge attributes are defined in
-:mod:`supernode_dsl.schema` (SI units).  Analyses on the graph (max-flow, bisection, path and
-cut queries) live in :mod:`supernode_dsl.graph.analysis`.
+:mod:`supernode_dsl.schema` (SI units).  Each analysis has one home here, with its contract
+in its docstring and in ``docs/graph-contract.md``:
+
+* :mod:`~supernode_dsl.graph.analysis`: max-flow, bisection, path and cut queries, the
+  cost of a message between every pair of devices (:func:`message_costs`);
+* :mod:`~supernode_dsl.graph.dimensions`: the symmetric-dimension collapse (ASTRA-sim);
+* :mod:`~supernode_dsl.graph.summary`: the ``cmx info`` summary;
+* :mod:`~supernode_dsl.graph.select`: instances by path pattern (the grammar's references);
+* :mod:`~supernode_dsl.graph.instances` and :mod:`~supernode_dsl.graph.unionfind`: instance
+  order, ownership and position, and disjoint sets.
 """
 
 from supernode_dsl.graph.analysis import (
     PathResult,
+    PlaneArrays,
+    all_plane_arrays,
     bisection_bandwidth,
+    busiest_plane,
     cut_bandwidth,
+    message_costs,
+    plane_arrays,
+    plane_endpoints,
     plane_summary,
     shortest_path,
 )
 from supernode_dsl.graph.build import build_graph
+from supernode_dsl.graph.dimensions import UNIT_CHOICES, Collapse, Dimension, collapse, npu_units
+from supernode_dsl.graph.instances import (
+    Segment,
+    graph_planes,
+    index_vector,
+    ordered_nodes,
+    segments,
+    unit_owner,
+)
+from supernode_dsl.graph.select import PatternError, select
+from supernode_dsl.graph.summary import PlaneInfo, Summary, summarize
+from supernode_dsl.graph.unionfind import UnionFind
 
 __all__ = [
+    "UNIT_CHOICES",
+    "Collapse",
+    "Dimension",
     "PathResult",
+    "PatternError",
+    "PlaneArrays",
+    "PlaneInfo",
+    "Segment",
+    "Summary",
+    "UnionFind",
+    "all_plane_arrays",
     "bisection_bandwidth",
     "build_graph",
+    "busiest_plane",
+    "collapse",
     "cut_bandwidth",
+    "graph_planes",
+    "index_vector",
+    "message_costs",
+    "npu_units",
+    "ordered_nodes",
+    "plane_arrays",
+    "plane_endpoints",
     "plane_summary",
+    "segments",
+    "select",
     "shortest_path",
+    "summarize",
+    "unit_owner",
 ]

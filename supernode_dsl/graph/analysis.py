@@ -1,4 +1,5 @@
-"""Analyses on a compiled graph: max-flow, bisection bandwidth, path and cut queries.
+"""Analyses on a compiled graph: max-flow, bisection bandwidth, path and cut queries, and the
+cost of a message between every pair of a set of devices.
 
 Max-flow runs on scipy's compiled implementation (``scipy.sparse.csgraph.maximum_flow``),
 which needs 32-bit integer capacities: bandwidths are expressed in a unit chosen so the total
@@ -21,14 +22,18 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from supernode_dsl import schema as S
+from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.graph.gcpause import gc_paused
+from supernode_dsl.graph.instances import unit_owner
 
 __all__ = [
     "PathResult",
     "PlaneArrays",
     "all_plane_arrays",
     "bisection_bandwidth",
+    "busiest_plane",
     "cut_bandwidth",
+    "message_costs",
     "plane_arrays",
     "plane_endpoints",
     "plane_summary",
@@ -127,12 +132,10 @@ def bisection_bandwidth(g: nx.Graph, plane: str, arrays: PlaneArrays | None = No
 
 
 def _below(g: nx.Graph, arrays: PlaneArrays, roots: Iterable[str]) -> list[int]:
-    """Plane endpoints at or below any of ``roots`` (instance paths)."""
-    prefixes = tuple(roots)
-    dotted = tuple(p + "." for p in prefixes)
+    """Plane endpoints at or below any of ``roots`` (instances; follows ``parent``)."""
+    below = unit_owner(g, roots)
     ends = set(plane_endpoints(g, arrays))
-    return [i for i, n in enumerate(arrays.nodes)
-            if n in ends and (n in prefixes or n.startswith(dotted))]
+    return [i for i, n in enumerate(arrays.nodes) if n in ends and n in below]
 
 
 def cut_bandwidth(g: nx.Graph, plane: str, group_a: Iterable[str],
@@ -141,6 +144,20 @@ def cut_bandwidth(g: nx.Graph, plane: str, group_a: Iterable[str],
     instances of ``group_a`` to those at or below ``group_b``."""
     arrays = plane_arrays(g, plane)
     return _max_flow(arrays, _below(g, arrays, group_a), _below(g, arrays, group_b))
+
+
+def _lowest_latency(arrays: PlaneArrays, sources: int | np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Dijkstra on link latency (s) from ``sources`` (indices into ``arrays``): distances and
+    predecessors, one row per source (a single source gives 1-d arrays).  Each hop adds
+    ``_HOP_EPSILON``, so ties go to the path with the fewest hops."""
+    n = len(arrays.nodes)
+    weights = np.concatenate([arrays.latency, arrays.latency]) + _HOP_EPSILON
+    rows = np.concatenate([arrays.src, arrays.dst])
+    cols = np.concatenate([arrays.dst, arrays.src])
+    mat = csr_array((weights, (rows, cols)), shape=(n, n))
+    dist, pred = dijkstra(mat, directed=True, indices=sources, return_predecessors=True)
+    return dist, pred
 
 
 @dataclass(frozen=True)
@@ -162,12 +179,7 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
     pos = {n: i for i, n in enumerate(arrays.nodes)}
     if a not in pos or b not in pos:
         return None
-    n = len(arrays.nodes)
-    weights = np.concatenate([arrays.latency, arrays.latency]) + _HOP_EPSILON
-    rows = np.concatenate([arrays.src, arrays.dst])
-    cols = np.concatenate([arrays.dst, arrays.src])
-    mat = csr_array((weights, (rows, cols)), shape=(n, n))
-    dist, pred = dijkstra(mat, directed=True, indices=pos[a], return_predecessors=True)
+    dist, pred = _lowest_latency(arrays, pos[a])
     if not np.isfinite(dist[pos[b]]):
         return None
     hops = [pos[b]]
@@ -194,3 +206,92 @@ def plane_summary(g: nx.Graph) -> dict[str, dict[str, float | int]]:
             "bisection_bandwidth": bisection_bandwidth(g, plane, arrays),
         }
     return out
+
+
+def _error(message: str) -> CmxError:
+    return CmxError([Diagnostic("E026", message)])
+
+
+def busiest_plane(g: nx.Graph, devices: Sequence[str]) -> str:
+    """The plane with the most links (parallel links counted) incident to ``devices``; ties
+    go to the plane declared first.  E026 when a device is not in ``g`` or no plane links
+    the devices."""
+    counts: dict[str, int] = dict.fromkeys(g.graph.get(S.GRAPH_PLANES, {}), 0)
+    for d in devices:
+        if d not in g:
+            raise _error(f"device '{d}' of the plan is not in the compiled graph")
+        for _, _, data in g.edges(d, data=True):
+            plane = data[S.EDGE_PLANE]
+            counts[plane] = counts.get(plane, 0) + data[S.EDGE_COUNT]
+    best = max(counts.values(), default=0)
+    if best == 0:
+        raise _error("no plane links the devices; name one with -O plane=...")
+    return next(p for p, c in counts.items() if c == best)
+
+
+def message_costs(g: nx.Graph, plane: str, devices: Sequence[str],
+                  message_bytes: int) -> np.ndarray:
+    """Cost in seconds of one message of ``message_bytes`` B between every pair of
+    ``devices`` on ``plane``: a float64 array ``cost[a, b]`` in the order of ``devices``.
+
+    ``cost[a, b] = latency + message_bytes / bandwidth`` of the lowest-latency path (ties:
+    fewest hops; the path :func:`shortest_path` takes), where latency is the sum of its link
+    latencies (s) and bandwidth its bottleneck edge ``bandwidth`` (B/s, one direction).
+    Guarantees: symmetric (the cheaper direction of each pair), zero diagonal, every entry
+    finite.  One Dijkstra per device over the plane's arrays, then pointer doubling along
+    the predecessor trees: O(R * n log n) in numpy.  E026 if the plane is unknown, misses a
+    device or does not join two of them.
+    """
+    arrays = all_plane_arrays(g).get(plane)
+    if arrays is None:
+        planes = ", ".join(g.graph.get(S.GRAPH_PLANES, {}))
+        raise _error(f"no plane '{plane}' (planes: {planes})")
+    pos = {name: i for i, name in enumerate(arrays.nodes)}
+    missing = [d for d in devices if d not in pos]
+    if missing:
+        raise _error(f"plane '{plane}' does not reach device '{missing[0]}'")
+    idx = np.fromiter((pos[d] for d in devices), dtype=np.int64, count=len(devices))
+    dist, pred = _lowest_latency(arrays, idx)
+    reach = np.isfinite(dist[:, idx])
+    if not reach.all():
+        a, b = (int(x) for x in np.argwhere(~reach)[0])
+        raise _error(f"plane '{plane}' does not join '{devices[a]}' and '{devices[b]}'")
+    path_lat, path_bw = _tree_paths(arrays, pred)
+    with np.errstate(divide="ignore"):
+        cost = path_lat[:, idx] + np.where(np.isinf(path_bw[:, idx]), 0.0,
+                                           message_bytes / path_bw[:, idx])
+    if not np.isfinite(cost).all():
+        a, b = (int(x) for x in np.argwhere(~np.isfinite(cost))[0])
+        raise _error(f"the path from '{devices[a]}' to '{devices[b]}' on plane '{plane}' "
+                     "has no bandwidth")
+    cost = np.minimum(cost, cost.T)
+    np.fill_diagonal(cost, 0.0)
+    return np.asarray(cost, dtype=np.float64)
+
+
+def _tree_paths(arrays: PlaneArrays, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latency (s) and bottleneck bandwidth (B/s; inf for the root itself) from each row's
+    root to every node along the predecessor trees ``pred`` (one row per root), by pointer
+    doubling."""
+    n = len(arrays.nodes)
+    src = np.concatenate([arrays.src, arrays.dst])
+    dst = np.concatenate([arrays.dst, arrays.src])
+    lat = np.concatenate([arrays.latency, arrays.latency])
+    bw = np.concatenate([arrays.bandwidth, arrays.bandwidth])
+    # Edge (parent -> v) of every tree node, looked up by key parent * n + v.
+    keys = src * n + dst
+    order = np.argsort(keys)
+    keys, lat, bw = keys[order], lat[order], bw[order]
+    self_col = np.broadcast_to(np.arange(n), pred.shape)
+    has_parent = pred >= 0
+    jump = np.where(has_parent, pred, self_col)
+    where = np.minimum(np.searchsorted(keys, jump * n + self_col), len(keys) - 1)
+    acc_lat = np.where(has_parent, lat[where], 0.0)
+    acc_bw = np.where(has_parent, bw[where], np.inf)
+    while True:
+        nxt = np.take_along_axis(jump, jump, axis=1)
+        acc_lat = acc_lat + np.where(jump != nxt, np.take_along_axis(acc_lat, jump, axis=1), 0.0)
+        acc_bw = np.minimum(acc_bw, np.take_along_axis(acc_bw, jump, axis=1))
+        if np.array_equal(nxt, jump):
+            return acc_lat, acc_bw
+        jump = nxt

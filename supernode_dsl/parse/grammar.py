@@ -40,13 +40,17 @@ class _DropNewlinesInBrackets:
 
 
 @functools.cache
-def get_parser() -> Lark:
-    """The LALR(1) parser for .cmx, built once per process."""
+def get_parser(start: str = "start") -> Lark:
+    """The LALR(1) parser for .cmx starting at the grammar rule ``start``, built once per
+    process and rule: ``start`` for a file, ``ref`` for one instance reference (the query
+    selectors of :mod:`supernode_dsl.graph.select`, one line: no post-lexer, so a line
+    break is an error)."""
     return Lark(
         grammar_path().read_text(encoding="utf-8"),
+        start=start,
         parser="lalr",
         lexer="contextual",
-        postlex=_DropNewlinesInBrackets(),
+        postlex=_DropNewlinesInBrackets() if start == "start" else None,
         propagate_positions=True,
         maybe_placeholders=False,
         strict=False,
