@@ -16,27 +16,18 @@ from hypothesis import strategies as st
 
 import supernode_dsl as cmx
 from supernode_dsl.emit import EmitContext, available_emitters
-from supernode_dsl.emit.options import (
-    Option,
-    OptionError,
-    check_options,
-    choice_option,
-    int_option,
-    ipv4_option,
-    names_option,
-    optional_text_option,
-    text_option,
-)
+from supernode_dsl.emit import options as opt
+from supernode_dsl.emit.options import Option, OptionError, check_options
 
 ROOT = Path(__file__).resolve().parent.parent
 RING = ROOT / "tests" / "fixtures" / "ring2.cmx"
 
-LAYERS = choice_option("layers", "rows", ("model", "moe"))
-COUNT = int_option("count", "how many", 4, minimum=1)
-BASE = ipv4_option("base", "first address", "10.0.0.0")
-PLANES = names_option("plane", "planes")
-LABEL = text_option("label", "text before the number", "instances")
-PREFIX = optional_text_option("prefix", "name prefix")
+LAYERS = opt.choice_option("layers", "rows", ("model", "moe"))
+COUNT = opt.int_option("count", "how many", 4, minimum=1)
+BASE = opt.ipv4_option("base", "first address", "10.0.0.0")
+PLANES = opt.names_option("plane", "planes")
+LABEL = opt.text_option("label", "text before the number", "instances")
+PREFIX = opt.optional_text_option("prefix", "name prefix")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
