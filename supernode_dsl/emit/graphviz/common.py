@@ -154,35 +154,55 @@ class Machine:
 
     def __init__(self, g: nx.Graph) -> None:
         self.g = g
-        self.order: dict[str, int] = {}
         nodes = sorted(g.nodes(data=True), key=lambda nd: (int(nd[1].get(NODE_INDEX, 0)),
                                                            str(nd[0])))
+        self._tree(nodes)
+        self._templates(nodes)
+        self._planes()
+
+    def _tree(self, nodes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Instance order, children and roots (instances without a parent in the graph)."""
+        self.order: dict[str, int] = {}
         self.children: dict[str, list[str]] = defaultdict(list)
         self.roots: list[str] = []
         for i, (path, data) in enumerate(nodes):
             self.order[path] = i
             parent = str(data.get(NODE_PARENT, ""))
-            if parent and parent in g:
+            if parent and parent in self.g:
                 self.children[parent].append(path)
             else:
                 self.roots.append(path)
+
+    def _templates(self, nodes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Every instance's template: its parent's template (parents come first in instance
+        order) and its own array with one ``[*]`` per index; the array of every template;
+        how many instances each has; and the box keys of split switch arrays."""
         self.template: dict[str, str] = {}
         #: the array (child declaration) name of every template
         self.template_array: dict[str, str] = {}
         first: dict[str, set[int]] = defaultdict(set)
-        for p, data in nodes:
-            t = self._template(p, data)
-            self.template[p] = t
-            self.template_array.setdefault(t, self.array(p))
-            if len(idx := self.indices(p)) >= 2:
+        for path, data in nodes:
+            own = str(data.get(NODE_ARRAY, path)) + "[*]" * len(data.get(NODE_INDICES, ()))
+            parent = str(data.get(NODE_PARENT, ""))
+            t = f"{self.template[parent]}.{own}" if parent in self.template else own
+            self.template[path] = t
+            self.template_array.setdefault(t, self.array(path))
+            if len(idx := self.indices(path)) >= 2:
                 first[t].add(idx[0])
         self.template_count: Counter[str] = Counter(self.template.values())
         self.first_dim = {t: len(v) for t, v in first.items()}
         #: split switch box key -> (the template it splits, its first index)
         self.split: dict[str, tuple[str, int]] = {}
-        planes = g.graph.get(GRAPH_PLANES) or {}
+        for path in self.order:
+            if (key := self.box_key(path)) != self.template[path]:
+                self.split[key] = (self.template[path], self.indices(path)[0])
+
+    def _planes(self) -> None:
+        """The planes (declared ones first, in declaration order), their descriptions and
+        colours."""
+        planes = self.g.graph.get(GRAPH_PLANES) or {}
         seen = list(planes) if isinstance(planes, Mapping) else []
-        for _u, _v, d in g.edges(data=True):
+        for _u, _v, d in self.g.edges(data=True):
             plane = str(d.get(EDGE_PLANE, ""))
             if plane not in seen:
                 seen.append(plane)
@@ -190,13 +210,6 @@ class Machine:
         self.plane_text = {p: str(planes.get(p, "")) if isinstance(planes, Mapping) else ""
                            for p in seen}
         self.colour = {p: PALETTE[i % len(PALETTE)] for i, p in enumerate(seen)}
-
-    def _template(self, path: str, data: Mapping[str, Any]) -> str:
-        """The template of ``path``: its parent's template (parents come first in instance
-        order) and its own array with one ``[*]`` per index."""
-        own = str(data.get(NODE_ARRAY, path)) + "[*]" * len(data.get(NODE_INDICES, ()))
-        parent = str(data.get(NODE_PARENT, ""))
-        return f"{self.template[parent]}.{own}" if parent in self.template else own
 
     def array(self, path: str) -> str:
         """The child declaration ``path`` is an element of (``npu`` for ``a.node[3].npu[5]``)."""
@@ -247,9 +260,7 @@ class Machine:
             idx = self.indices(path)
             head, _, seg = t.rpartition(".")
             seg = f"{self.array(path)}[{idx[0]}]" + "[*]" * (len(idx) - 1)
-            key = f"{head}.{seg}" if head else seg
-            self.split[key] = (t, idx[0])
-            return key
+            return f"{head}.{seg}" if head else seg
         return t
 
     def types_label(self, paths: Iterable[str]) -> str:
