@@ -21,12 +21,16 @@ from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import CmxError, Diagnostic, render
 from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
+    EmitContext,
+    Emitter,
+    available_emitters,
     document_json,
     graphml_text,
     info_json,
     node_link_text,
     write_atomic,
 )
+from supernode_dsl.emit.options import OptionError
 from supernode_dsl.graph import (
     PatternError,
     Summary,
@@ -255,12 +259,10 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
              max_instances: int, plan_path: Path | None, options: tuple[str, ...],
              output: Path | None) -> None:
     """Write FILE in FORMAT for another tool (simulators, runtimes, schedulers, drawings)."""
-    from supernode_dsl.emit import EmitContext, available_emitters
-
     emitters = available_emitters()
     if list_formats:
         for name, cls in emitters.items():
-            extra = "".join(f"\n      -O {k}=...  {v}" for k, v in cls.options.items())
+            extra = "".join(f"\n      {o.describe()}" for o in cls.options)
             click.echo(f"  {name:<22} {cls.description}{extra}")
         return
     if fmt is None or file is None or output is None:
@@ -269,21 +271,36 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
         _fail([Diagnostic("E026", f"unknown format '{fmt}' (formats: "
                           f"{', '.join(emitters)}; see cmx emit --list)")])
     cls = emitters[fmt]
-    opts: dict[str, str] = {}
-    for item in options:
-        key, _, value = item.partition("=")
-        opts[key.strip()] = value.strip()
-    unknown = sorted(set(opts) - set(cls.options))
-    if unknown:
-        _fail([Diagnostic("E026", f"'{fmt}' has no option '{unknown[0]}' (options: "
-                          f"{', '.join(cls.options) or 'none'})")])
+    opts = _emit_options(cls, options)
     model = _model(file, defines, max_instances)
     g = _graph(model)
     plan = _read_json(plan_path, "E024") if plan_path else None
+    _run_emitter(cls(), EmitContext(model, g, plan, str(file), opts,
+                                    plan_file=str(plan_path) if plan_path else ""), output)
+
+
+def _emit_options(cls: type[Emitter], items: tuple[str, ...]) -> dict[str, str]:
+    """The ``-O key=value`` options, checked against ``cls``'s declarations: a usage error
+    (exit status 2) naming the option and the values it accepts."""
+    opts: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.UsageError(f"-O {item!r}: write -O key=value")
+        opts[key.strip()] = value.strip()
+    try:
+        cls.check_options(opts)
+    except OptionError as err:
+        raise click.UsageError(err.message) from None
+    return opts
+
+
+def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
+    """Run ``emitter``, print its warnings and write its output; diagnostics exit 1."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = cls().emit(EmitContext(model, g, plan, str(file), opts))
+            data = emitter.emit(ctx)
         except CmxError as err:
             _fail(err.diagnostics)
     for w in caught:
@@ -302,15 +319,14 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
                loads_path: Path | None, plan_path: Path | None, deployment: str | None,
                output: Path) -> None:
     """Write one self-contained HTML report of FILE: summary, diagrams, bandwidth, and the
-    deployment's expert-load heatmaps and memory budget (from --plan or the file's own)."""
-    from supernode_dsl.emit.report import ReportInputs, declared_deployments, report_html
-    from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
-    from supernode_dsl.plan.loads import read_loads
+    deployment's expert-load heatmaps and memory budget (from --plan or the file's own).
+    The same page as `cmx emit report` (this command runs that emitter)."""
+    from supernode_dsl.emit.report import ReportEmitter
+    from supernode_dsl.plan import validate_plan
 
     model = _model(file, defines, max_instances)
     g = _graph(model)
     try:
-        loads = read_loads(loads_path) if loads_path else None
         plan: dict[str, Any] | None = None
         if plan_path is not None:
             plan = _read_json(plan_path, "E024")
@@ -322,15 +338,13 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
                 _fail([Diagnostic("E024", f"'{plan_path}' plans the topology "
                                   f"'{plan['source'].get('topology')}', not "
                                   f"'{model.root_name}'")])
-        elif deployment is not None or declared_deployments(model):
-            plan = plan_deployment(model, g, PlanRequest(deployment=deployment, loads=loads))
-        text = report_html(model, g, ReportInputs(
-            source=str(file), plan=plan, loads=loads,
-            plan_name=str(plan_path) if plan_path else None,
-            loads_name=str(loads_path) if loads_path else None))
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, text)
+    given = {"deployment": deployment, "expert_loads": str(loads_path) if loads_path else None}
+    options = {k: v for k, v in given.items() if v is not None}
+    _run_emitter(ReportEmitter(), EmitContext(model, g, plan, str(file), options,
+                                              plan_file=str(plan_path) if plan_path else ""),
+                 output)
 
 
 def _write(output: Path, text: str | bytes) -> None:

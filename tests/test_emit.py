@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CM384 = ROOT / "topologies" / "cloudmatrix384.cmx"
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "supernode_dsl", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_every_emitter_is_well_formed() -> None:
@@ -30,7 +33,8 @@ def test_every_emitter_is_well_formed() -> None:
     for name, cls in emitters.items():
         assert cls.name == name and name == name.lower() and " " not in name
         assert cls.description and "\n" not in cls.description
-        assert all(isinstance(k, str) and v for k, v in cls.options.items())
+        assert all(o.name and o.help and "\n" not in o.describe() for o in cls.options)
+        assert len({o.name for o in cls.options}) == len(cls.options)
 
 
 class _ThirdParty(Emitter):
@@ -86,7 +90,7 @@ def test_emit_errors(tmp_path: Path) -> None:
     r = _run("emit", "no-such-format", str(CM384), "-o", str(tmp_path / "x"))
     assert r.returncode == 1 and "error[E026]" in r.stderr and "Traceback" not in r.stderr
     r = _run("emit", "graphml", str(CM384), "-O", "colour=red", "-o", str(tmp_path / "x"))
-    assert r.returncode == 1 and "has no option 'colour'" in r.stderr
+    assert r.returncode == 2 and "has no option 'colour'" in r.stderr   # usage
     r = _run("emit", "graphml", str(CM384))
     assert r.returncode == 2            # usage: -o is required
     assert not (tmp_path / "x").exists()
@@ -98,3 +102,51 @@ def test_require_plan_is_an_e026() -> None:
     with pytest.raises(CmxError) as exc:
         ctx.require_plan("some-format")
     assert exc.value.codes == ["E026"] and "--plan" in str(exc.value)
+
+
+def test_builtins_are_registered_only_in_builtin() -> None:
+    """pyproject.toml declares no entry point for a built-in emitter (BUILTIN is the one
+    registry), and every built-in is found without entry points."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project.get("entry-points", {}).get(base.ENTRY_POINT_GROUP, {})
+    assert not [v for v in declared.values() if v.startswith("supernode_dsl.")]
+    from supernode_dsl.emit.builtin import BUILTIN
+
+    assert {cls.name for cls in BUILTIN} <= set(available_emitters())
+    assert len({cls.name for cls in BUILTIN}) == len(BUILTIN)
+    assert "report" in {cls.name for cls in BUILTIN}
+
+
+def _docs_block(lang: str) -> str:
+    """The first ``lang`` code block of the "Writing an emitter" part of docs/emitters.md."""
+    text = (ROOT / "docs" / "emitters.md").read_text(encoding="utf-8")
+    part = text[text.index("## Writing an emitter"):]
+    found = re.search(rf"```{lang}\n(.*?)```", part, re.S)
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_documented_plugin_works_from_its_own_package(tmp_path: Path) -> None:
+    """The emitter and entry point of docs/emitters.md, installed as a package of its own
+    (a dist-info on the path): listed with its option, run, and its options checked."""
+    entry = tomllib.loads(_docs_block("toml"))["project"]["entry-points"][base.ENTRY_POINT_GROUP]
+    ((name, target),) = entry.items()
+    module = target.split(":")[0]
+    path = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
+    path.parent.mkdir(parents=True)
+    (path.parent / "__init__.py").write_text("")
+    path.write_text(_docs_block("python"))
+    info = tmp_path / "my_package-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-package\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[{base.ENTRY_POINT_GROUP}]\n{name} = {target}\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    listed = _run("emit", "--list", env=env)
+    assert listed.returncode == 0 and f"  {name} " in listed.stdout
+    assert "-O label=TEXT  text before the number (default: instances)" in listed.stdout
+    ring = ROOT / "tests" / "fixtures" / "ring2.cmx"
+    r = _run("emit", name, str(ring), "-O", "label=chips", "-o", "-", env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "chips: 3\n"              # the pair and its two chips
+    r = _run("emit", name, str(ring), "-O", "colour=red", "-o", "-", env=env)
+    assert r.returncode == 2 and "'instance-count' has no option 'colour'" in r.stderr

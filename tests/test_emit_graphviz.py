@@ -97,7 +97,7 @@ def test_emitters_are_registered_with_their_options() -> None:
     found = available_emitters()
     for cls in EMITTERS:
         assert found[cls.name] is cls
-        assert set(cls.options) == {"view", "node", "plane"}
+        assert {o.name for o in cls.options} == {"view", "node", "plane"}
     assert (DotEmitter.suffix, SvgEmitter.suffix, PngEmitter.suffix) == (".dot", ".svg", ".png")
 
 

@@ -55,10 +55,7 @@ EMIT = ROOT / "supernode_dsl" / "emit"
 #: ``parent``).  Paths are relative to ``supernode_dsl/emit``.
 RE_ALLOWED = {
     "yamltext.py": "whether a YAML scalar may be written plain",
-    "report.py": "the cleaning of Graphviz SVG (prologue, comments, namespaces, ids)",
-    # Temporary: the helper splitting emit/graphviz.py by view removes its path regexes; the
-    # coordinator deletes this entry when merging that work.
-    "graphviz.py": "instance paths (being removed by the graphviz split)",
+    "report/diagrams.py": "the cleaning of Graphviz SVG (prologue, comments, namespaces, ids)",
 }
 _REGEX_MODULES = frozenset({"re", "regex"})
 

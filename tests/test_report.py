@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browser import find_chromium
+from markupsafe import Markup
 
 import supernode_dsl as cmx
 from supernode_dsl.emit.report import (
@@ -31,9 +32,12 @@ from supernode_dsl.emit.report import (
     op_colour,
     report_html,
     representatives,
+    timeline_lanes,
+    timeline_svg,
     zoom_layers,
     zoom_window,
 )
+from supernode_dsl.emit.templates import environment, render
 from supernode_dsl.plan import PlanRequest, plan_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,6 +270,60 @@ def test_cli_report_from_a_plan_file(tmp_path: Path) -> None:
     html = out.read_text(encoding="utf-8")
     assert "plan.json" in html and re.search(r"Role decode", html)
     assert "equal loads" in html
+    # The report emitter gives the same bytes as `cmx report`.
+    again = tmp_path / "emitted.html"
+    proc = _cli("emit", "report", str(CM384), "--plan", str(plan), "-o", str(again))
+    assert proc.returncode == 0, proc.stderr
+    assert again.read_bytes() == out.read_bytes()
+
+
+_EVIL = """plane ici "<script>alert('plane')</script> & co"
+param label = "<script>alert(1)</script>"
+
+accelerator Chip {
+    hbm = 16 GB
+}
+
+node Pair {
+    chip[2]: Chip
+    link ici chip[i] <-> chip[(i + 1) % 2] { bw = 50 GB/s, latency = 1 us }
+}
+
+instance pair: Pair
+"""
+
+
+def test_user_text_is_escaped_in_the_report(tmp_path: Path) -> None:
+    """A plane description and a string parameter with <script> in a .cmx file come out
+    escaped (autoescape), and the page still has no script element."""
+    path = tmp_path / "evil.cmx"
+    path.write_text(_EVIL)
+    model = cmx.compile_file(path)
+    html = report_html(model, cmx.build_graph(model),
+                       ReportInputs(source=str(path), diagrams=False))
+    assert "<script" not in html
+    assert "<td>&lt;script&gt;alert(&#39;plane&#39;)&lt;/script&gt; &amp; co</td>" in html
+    assert '<td class="num">&lt;script&gt;alert(1)&lt;/script&gt;</td>' in html
+    assert "&amp;lt;" not in html                 # nothing escaped twice
+    _parse(html)
+
+
+def test_only_html_templates_autoescape() -> None:
+    env = environment()
+    assert env.autoescape("report/report.html.j2") is True  # type: ignore[operator]
+    for name in ("dot/base.dot.j2", "slurm/topology.conf.j2", "ns3/topology.txt.j2"):
+        assert env.autoescape(name) is False  # type: ignore[operator]
+    conf = render("slurm/topology.conf.j2", header=["a<b & 'c'"], switches=[])
+    assert "# a<b & 'c'" in conf
+
+
+def test_charts_are_markup_so_they_are_not_escaped(
+        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+    _model, _g, _loads, plan = r1
+    lanes = timeline_lanes(plan["roles"]["decode"]["pipeline"]["schedule"])
+    svg = timeline_svg("decode", lanes, 0.0, 10.0, "zoom")
+    assert isinstance(svg, Markup)
+    assert isinstance(inline_svg('<svg width="1pt" height="1pt"></svg>', "x"), Markup)
 
 
 def test_report_renders_in_headless_chromium(r1_html: str, tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
 """Stage 5, emit: outputs for other tools, written atomically and deterministically.
 
 * :mod:`~supernode_dsl.emit.base`: the :class:`Emitter` plugin interface and
-  :func:`available_emitters` (built-ins plus the ``supernode_dsl.emitters`` entry points);
-  ``cmx emit FORMAT FILE -o PATH`` runs one.
+  :func:`available_emitters` (the built-ins of :mod:`~supernode_dsl.emit.builtin` plus the
+  ``supernode_dsl.emitters`` entry points); ``cmx emit FORMAT FILE -o PATH`` runs one.
+* :mod:`~supernode_dsl.emit.options`: the :class:`Option` declarations of ``-O`` options.
+* :mod:`~supernode_dsl.emit.graphviz` (drawings) and :mod:`~supernode_dsl.emit.report` (the
+  HTML report), packages split by view and by section.
 * :mod:`~supernode_dsl.emit.graphs`: networkx node-link JSON and GraphML.
 * :mod:`~supernode_dsl.emit.jsontext`: deterministic JSON for reports and plans.
 * :mod:`~supernode_dsl.emit.templates`: the one strict jinja2 environment over ``codegen/``.
@@ -13,15 +16,33 @@ from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, em
 from supernode_dsl.emit.files import write_atomic
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 from supernode_dsl.emit.jsontext import document_json, info_json
+from supernode_dsl.emit.options import (
+    Option,
+    OptionError,
+    choice_option,
+    int_option,
+    ipv4_option,
+    names_option,
+    optional_text_option,
+    text_option,
+)
 
 __all__ = [
     "EmitContext",
     "Emitter",
+    "Option",
+    "OptionError",
     "available_emitters",
+    "choice_option",
     "document_json",
     "emit_error",
     "graphml_text",
     "info_json",
+    "int_option",
+    "ipv4_option",
+    "names_option",
     "node_link_text",
+    "optional_text_option",
+    "text_option",
     "write_atomic",
 ]

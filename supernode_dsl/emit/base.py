@@ -1,12 +1,16 @@
-"""Emitters: one small class per output format, found through an entry-point group.
+"""Emitters: one small class per output format.
 
 An emitter has a ``name`` (what ``cmx emit NAME`` takes), a one-line ``description``, the
-``options`` it understands (``-O key=value``; name -> help) and ``emit(context)``, which
-returns the whole output (text or bytes) or raises :class:`~supernode_dsl.diagnostics.CmxError`
-with an ``E026`` diagnostic.  Outputs must be deterministic: same input, same bytes.
+``options`` it understands (``-O key=value``: a tuple of
+:class:`~supernode_dsl.emit.options.Option` declarations, read with :meth:`EmitContext.value`)
+and ``emit(context)``, which returns the whole output (text or bytes) or raises
+:class:`~supernode_dsl.diagnostics.CmxError` with an ``E026`` diagnostic.  Outputs must be
+deterministic: same input, same bytes.
 
-Third parties add formats from their own package by declaring an entry point in the group
-``supernode_dsl.emitters`` that names an :class:`Emitter` subclass::
+The built-in emitters are registered in one place, the ``BUILTIN`` tuple of
+:mod:`supernode_dsl.emit.builtin`.  Third parties add formats from their own package by
+declaring an entry point in the group ``supernode_dsl.emitters`` that names an
+:class:`Emitter` subclass (a built-in name always wins over an entry point)::
 
     [project.entry-points."supernode_dsl.emitters"]
     my-format = "my_package.module:MyEmitter"
@@ -18,32 +22,41 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import networkx as nx
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
+from supernode_dsl.emit.options import Option, check_options
 
 __all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
 
 ENTRY_POINT_GROUP = "supernode_dsl.emitters"
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class EmitContext:
     """Everything an emitter may read: the compiled model and graph, the plan (if one was
-    given with ``--plan``), the source file name and the ``-O`` options."""
+    given with ``--plan``), the source file name, the ``-O`` options as given (name ->
+    text; read them typed with :meth:`value`) and the name of the plan file (``""`` when
+    no ``--plan`` was given)."""
 
     model: Model
     graph: nx.Graph
     plan: Mapping[str, Any] | None = None
     source: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
+    plan_file: str = ""
 
-    def option(self, name: str, default: str) -> str:
-        """The value of ``-O name=...``, or ``default``."""
-        return self.options.get(name, default)
+    def value(self, option: Option[T]) -> T:
+        """The typed value of ``option`` (its default when not given).  Raises
+        :class:`~supernode_dsl.emit.options.OptionError` for a value the declaration does
+        not accept (``cmx emit`` has checked every value before the emitter runs)."""
+        text = self.options.get(option.name)
+        return option.default if text is None else option.read(text)
 
     def require_plan(self, emitter: str) -> Mapping[str, Any]:
         """The plan, or an E026 error saying that ``emitter`` needs ``--plan``."""
@@ -58,13 +71,21 @@ class Emitter(abc.ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
-    options: ClassVar[Mapping[str, str]] = {}
+    #: The ``-O`` options, each declared once (``cmx emit --list`` prints them).
+    options: ClassVar[tuple[Option[Any], ...]] = ()
     #: The file name suffix the output usually has (``.json``, ``.dot``, ``.png``).
     suffix: ClassVar[str] = ""
 
     @abc.abstractmethod
     def emit(self, ctx: EmitContext) -> str | bytes:
         """The whole output for ``ctx``; deterministic."""
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, str]) -> None:
+        """Raise :class:`~supernode_dsl.emit.options.OptionError` (naming the option and the
+        values it accepts) unless every option in ``given`` is declared and its value
+        accepted; the framework calls this before :meth:`emit`."""
+        check_options(cls.name, cls.options, given)
 
 
 def emit_error(message: str) -> CmxError:
@@ -73,8 +94,9 @@ def emit_error(message: str) -> CmxError:
 
 
 def available_emitters() -> dict[str, type[Emitter]]:
-    """Every emitter: the built-in ones and those of installed packages (entry points),
-    sorted by name.  A broken third-party entry point is skipped, not fatal."""
+    """Every emitter: the built-in ones (``BUILTIN``) and those of installed packages (entry
+    points of the group :data:`ENTRY_POINT_GROUP`), sorted by name.  A built-in name wins
+    over an entry point of the same name; a broken entry point is skipped, not fatal."""
     from supernode_dsl.emit.builtin import BUILTIN
 
     found: dict[str, type[Emitter]] = {e.name: e for e in BUILTIN}

@@ -1,8 +1,11 @@
-"""The emitters shipped with cmx; each also has an entry point in pyproject.toml."""
+"""The emitters shipped with cmx, registered here and only here: :data:`BUILTIN`.
+
+Entry points (group ``supernode_dsl.emitters``) are for emitters of other packages;
+:func:`~supernode_dsl.emit.base.available_emitters` adds them to these."""
 
 from __future__ import annotations
 
-from supernode_dsl.emit import graphviz, runtimes, schedulers, simulators, trace
+from supernode_dsl.emit import graphviz, report, runtimes, schedulers, simulators, trace
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 
@@ -31,6 +34,7 @@ class GraphMLEmitter(Emitter):
         return graphml_text(ctx.graph)
 
 
+#: Every built-in emitter (``cmx emit --list`` sorts them by name).
 BUILTIN: tuple[type[Emitter], ...] = (
     NodeLinkEmitter,
     GraphMLEmitter,
@@ -39,4 +43,5 @@ BUILTIN: tuple[type[Emitter], ...] = (
     *simulators.EMITTERS,
     *schedulers.EMITTERS,
     *trace.EMITTERS,
+    *report.EMITTERS,
 )

@@ -15,11 +15,19 @@ numbered, the placeholder addresses of the rank table) are documented in
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
 from supernode_dsl.emit.jsontext import document_json
+from supernode_dsl.emit.options import (
+    Option,
+    choice_option,
+    int_option,
+    ipv4_option,
+    optional_text_option,
+    text_option,
+)
 from supernode_dsl.graph import busiest_plane, message_costs
 
 __all__ = [
@@ -34,39 +42,43 @@ __all__ = [
 #: The dispatch message of DeepSeek-V3 in 8-bit: 7,168 B of hidden state + 512 B of scales.
 DEFAULT_MESSAGE_BYTES = 7680
 
+# ---- options ---------------------------------------------------------------------------------
+
+ROLE = text_option("role", "the plan role", "decode")
+INSTANCE = int_option("instance", "instance number of the role", 0)
+LAYERS = choice_option("layers", "rows: model = one per model layer (dense rows trivial), "
+                       "moe = one per MoE layer", ("model", "moe"))
+PLANE = optional_text_option("plane", "plane the EP traffic uses (default: the plane with "
+                             "most links at the devices)")
+MESSAGE_BYTES = int_option("message_bytes", "bytes of one message (7 KiB of 8-bit hidden "
+                           "state + 512 B of scales)", DEFAULT_MESSAGE_BYTES)
+RANKS = choice_option("ranks", "routed = the ranks holding routed experts, all = every EP rank",
+                      ("routed", "all"))
+LAYER_ID = choice_option("layer_id", "model = the model's layer number, moe = the MoE layer "
+                         "ordinal", ("model", "moe"))
+TABLE_ROLES = text_option("role", "all (every role: one table for the deployment) or role "
+                          "names, comma-separated", "all")
+UNIT = choice_option("unit", "npu = one device per NPU, die = one device per EP device",
+                     ("npu", "die"))
+SERVER_IP_BASE = ipv4_option("server_ip_base", "node i gets server_id base + i + 1",
+                             "10.0.0.0")
+DEVICE_IP_BASE = ipv4_option("device_ip_base", "device k (global ordinal) gets device_ip "
+                             "base + k + 1", "192.168.0.0")
+
 
 # ---- plan access -----------------------------------------------------------------------------
 
-def _role(ctx: EmitContext, plan: Mapping[str, Any], default: str = "decode"
-          ) -> tuple[str, Mapping[str, Any]]:
+def _role(ctx: EmitContext, plan: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """The ``-O role=`` role of the plan and its entry, or E026 naming the plan's roles."""
-    name = ctx.option("role", default)
+    name = ctx.value(ROLE)
     roles: Mapping[str, Any] = plan["roles"]
     if name not in roles:
         raise emit_error(f"the plan has no role '{name}' (roles: {', '.join(roles) or 'none'})")
     return name, roles[name]
 
 
-def _int_option(ctx: EmitContext, name: str, default: int, minimum: int = 0) -> int:
-    raw = ctx.option(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise emit_error(f"option {name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise emit_error(f"option {name}={value} must be at least {minimum}")
-    return value
-
-
-def _choice(ctx: EmitContext, name: str, choices: Sequence[str]) -> str:
-    value = ctx.option(name, choices[0])
-    if value not in choices:
-        raise emit_error(f"option {name}={value!r}: expected one of {', '.join(choices)}")
-    return value
-
-
 def _instance(ctx: EmitContext, role: str, entry: Mapping[str, Any]) -> int:
-    number = _int_option(ctx, "instance", 0)
+    number = ctx.value(INSTANCE)
     if number >= len(entry["instance_devices"]):
         raise emit_error(f"role '{role}' has {len(entry['instance_devices'])} instance(s); "
                          f"there is no instance {number}")
@@ -106,17 +118,13 @@ class SglangExpertLocationEmitter(Emitter):
 
     name = "sglang-expert-location"
     description = "SGLang --init-expert-location JSON (physical_to_logical_map) of one role"
-    options: ClassVar[Mapping[str, str]] = {
-        "role": "role whose placement to write (default decode)",
-        "layers": "model (default: one row per model layer, dense rows trivial) or moe "
-                  "(one row per MoE layer)",
-    }
+    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, LAYERS)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
         plan = ctx.require_plan(self.name)
         role, entry = _role(ctx, plan)
-        layers = _choice(ctx, "layers", ("model", "moe"))
+        layers = ctx.value(LAYERS)
         routed_devices(role, entry)
         placement = entry["expert_placement"]
         phy2log: list[list[int]] = [list(r) for r in placement["phy2log"]]
@@ -142,25 +150,18 @@ class SglangRankCostEmitter(Emitter):
 
     name = "sglang-rank-cost"
     description = "SGLang topology-aware balancer rank_cost_matrix (us) of one role instance"
-    options: ClassVar[Mapping[str, str]] = {
-        "role": "role whose EP ranks to cost (default decode)",
-        "instance": "instance number of the role (default 0)",
-        "plane": "plane the EP traffic uses (default: the plane with most links at the devices)",
-        "message_bytes": f"bytes of one message (default {DEFAULT_MESSAGE_BYTES}: 7 KiB of "
-                         "8-bit hidden state + 512 B of scales)",
-        "ranks": "routed (default: the ranks holding routed experts) or all (every EP rank)",
-    }
+    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, INSTANCE, PLANE, MESSAGE_BYTES, RANKS)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
         plan = ctx.require_plan(self.name)
         role, entry = _role(ctx, plan)
         instance = _instance(ctx, role, entry)
-        which = _choice(ctx, "ranks", ("routed", "all"))
-        message = _int_option(ctx, "message_bytes", DEFAULT_MESSAGE_BYTES)
+        which = ctx.value(RANKS)
+        message = ctx.value(MESSAGE_BYTES)
         devices = (routed_devices(role, entry, instance) if which == "routed"
                    else list(entry["instance_devices"][instance]))
-        plane = ctx.options.get("plane") or busiest_plane(ctx.graph, devices)
+        plane = ctx.value(PLANE) or busiest_plane(ctx.graph, devices)
         cost = message_costs(ctx.graph, plane, devices, message)
         matrix = [[round(float(v) * 1e6, 6) + 0.0 for v in row] for row in cost]
         return document_json({"rank_cost_matrix": matrix})
@@ -181,16 +182,13 @@ class VllmAscendExpertMapEmitter(Emitter):
 
     name = "vllm-ascend-expert-map"
     description = "vllm-ascend / MindIE expert map JSON (device_expert per layer) of one role"
-    options: ClassVar[Mapping[str, str]] = {
-        "role": "role whose placement to write (default decode)",
-        "layer_id": "model (default: the model's layer number) or moe (MoE layer ordinal)",
-    }
+    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, LAYER_ID)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
         plan = ctx.require_plan(self.name)
         role, entry = _role(ctx, plan)
-        numbering = _choice(ctx, "layer_id", ("model", "moe"))
+        numbering = ctx.value(LAYER_ID)
         devices = routed_devices(role, entry)
         placement = entry["expert_placement"]
         per = placement["slots_per_device"]
@@ -208,15 +206,11 @@ class VllmAscendExpertMapEmitter(Emitter):
 
 # ---- hccl-rank-table -------------------------------------------------------------------------
 
-def _address(base: str, offset: int, option: str) -> str:
-    try:
-        start = ipaddress.IPv4Address(base)
-    except ipaddress.AddressValueError:
-        raise emit_error(f"option {option}={base!r} is not an IPv4 address") from None
+def _address(start: ipaddress.IPv4Address, offset: int, option: str) -> str:
     try:
         return str(start + offset)
     except ipaddress.AddressValueError:
-        raise emit_error(f"option {option}={base}: {offset} addresses do not fit after it"
+        raise emit_error(f"option {option}={start}: {offset} addresses do not fit after it"
                          ) from None
 
 
@@ -236,25 +230,19 @@ class HcclRankTableEmitter(Emitter):
 
     name = "hccl-rank-table"
     description = "HCCL rank table v1.2 JSON of the deployment's NPUs (placeholder addresses)"
-    options: ClassVar[Mapping[str, str]] = {
-        "role": "all (default: every role, one table for the deployment) or role names, "
-                "comma-separated",
-        "unit": "npu (default: one device per NPU) or die (one device per EP device)",
-        "server_ip_base": "node i gets server_id base + i + 1 (default 10.0.0.0)",
-        "device_ip_base": "device k (global ordinal) gets device_ip base + k + 1 "
-                          "(default 192.168.0.0)",
-    }
+    options: ClassVar[tuple[Option[Any], ...]] = (TABLE_ROLES, UNIT, SERVER_IP_BASE,
+                                                   DEVICE_IP_BASE)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
         plan = ctx.require_plan(self.name)
-        unit = _choice(ctx, "unit", ("npu", "die"))
+        unit = ctx.value(UNIT)
         table: list[Mapping[str, Any]] = plan["devices"]
         key = "npu" if unit == "npu" else "path"
         # Roles in the order the deployment names them = order of first device in the table.
         plan_roles = list(dict.fromkeys(d["role"] for d in table if d["role"] in plan["roles"]))
         plan_roles += [r for r in plan["roles"] if r not in plan_roles]
-        wanted = ctx.option("role", "all")
+        wanted = ctx.value(TABLE_ROLES)
         roles = plan_roles if wanted == "all" else [r.strip() for r in wanted.split(",")]
         for r in roles:
             if r not in plan["roles"]:
@@ -284,8 +272,8 @@ class HcclRankTableEmitter(Emitter):
                     if u not in seen:
                         seen.add(u)
                         ranked.append(u)
-        server_base = ctx.option("server_ip_base", "10.0.0.0")
-        device_base = ctx.option("device_ip_base", "192.168.0.0")
+        server_base = ctx.value(SERVER_IP_BASE)
+        device_base = ctx.value(DEVICE_IP_BASE)
         servers: dict[str, list[dict[str, str]]] = {}
         for rank, u in enumerate(ranked):
             servers.setdefault(node_of[u], []).append({

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import networkx as nx
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
+from supernode_dsl.emit.options import Option, choice_option, names_option, optional_text_option
 from supernode_dsl.emit.templates import render
 from supernode_dsl.emit.yamltext import yaml_text
 from supernode_dsl.graph import UnionFind, graph_planes, ordered_nodes, segments, unit_owner
@@ -46,8 +47,14 @@ __all__ = [
 
 _NPU = frozenset({"accelerator", "die"})
 _FORWARD = frozenset({"switch", "nic"})
-_PREFIX_HELP = "Slurm node name prefix (default: ROOT-n, names ROOT-n0, ROOT-n1, ...)"
-_PLANE_HELP = "comma-separated scale-out planes for the tree (default: every scale-out plane)"
+NODE_PREFIX = optional_text_option("node_prefix", "Slurm node name prefix (default: ROOT-n, "
+                                   "names ROOT-n0, ROOT-n1, ...)")
+PLANES = names_option("plane", "comma-separated scale-out planes for the tree (default: every "
+                      "scale-out plane)")
+CONVENTION = choice_option("convention", "topograph = accelerator.topograph.run/domain, "
+                           "fabric.topograph.run/tier-N; legacy = "
+                           "network.topology.nvidia.com/...", ("topograph", "legacy"))
+FORMAT = choice_option("format", "output syntax", ("json", "yaml"))
 
 
 def hostlist(names: Sequence[str]) -> str:
@@ -260,11 +267,9 @@ def _tree(g: nx.Graph, owner: Mapping[str, str], name: Mapping[str, str], planes
 
 
 def _topology(ctx: EmitContext) -> SchedulerTopology:
-    prefix = ctx.options.get("node_prefix")
-    plane_text = ctx.options.get("plane")
-    planes = None if plane_text is None else [p.strip() for p in plane_text.split(",")
-                                               if p.strip()]
-    return scheduler_topology(ctx.graph, prefix, planes)
+    planes = ctx.value(PLANES)
+    return scheduler_topology(ctx.graph, ctx.value(NODE_PREFIX),
+                              None if planes is None else list(planes))
 
 
 def _header(ctx: EmitContext, what: str, topo: SchedulerTopology) -> list[str]:
@@ -282,7 +287,7 @@ class SlurmTopologyYamlEmitter(Emitter):
 
     name = "slurm-topology-yaml"
     description = "Slurm topology.yaml (block topology per supernode, tree for scale-out)"
-    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP}
+    options: ClassVar[tuple[Option[Any], ...]] = (NODE_PREFIX, PLANES)
     suffix = ".yaml"
 
     def emit(self, ctx: EmitContext) -> str:
@@ -322,7 +327,7 @@ class SlurmTopologyConfEmitter(Emitter):
 
     name = "slurm-topology-conf"
     description = "Slurm topology.conf (tree plugin) from the scale-out switch hierarchy"
-    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP}
+    options: ClassVar[tuple[Option[Any], ...]] = (NODE_PREFIX, PLANES)
     suffix = ".conf"
 
     def emit(self, ctx: EmitContext) -> str:
@@ -336,7 +341,6 @@ class SlurmTopologyConfEmitter(Emitter):
                       header=_header(ctx, "Slurm topology.conf", topo), switches=lines)
 
 
-_CONVENTIONS = ("topograph", "legacy")
 _LEGACY_TIERS = ("leaf", "spine", "core")
 
 
@@ -352,21 +356,12 @@ class K8sNodeLabelsEmitter(Emitter):
 
     name = "k8s-node-labels"
     description = "Kubernetes node labels in NVIDIA Topograph's convention (JSON or YAML)"
-    options: ClassVar[Mapping[str, str]] = {"node_prefix": _PREFIX_HELP, "plane": _PLANE_HELP,
-               "convention": "topograph (default: accelerator.topograph.run/domain, "
-                             "fabric.topograph.run/tier-N) or legacy "
-                             "(network.topology.nvidia.com/...)",
-               "format": "json (default) or yaml"}
+    options: ClassVar[tuple[Option[Any], ...]] = (NODE_PREFIX, PLANES, CONVENTION, FORMAT)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
-        convention = ctx.option("convention", "topograph")
-        if convention not in _CONVENTIONS:
-            raise emit_error(f"convention must be one of {', '.join(_CONVENTIONS)}, "
-                             f"not '{convention}'")
-        fmt = ctx.option("format", "json")
-        if fmt not in ("json", "yaml"):
-            raise emit_error(f"format must be json or yaml, not '{fmt}'")
+        convention = ctx.value(CONVENTION)
+        fmt = ctx.value(FORMAT)
         topo = _topology(ctx)
         domain = {n: b for b, ns in topo.blocks.items() for n in ns}
         by_name = {s.name: s for s in topo.switches}

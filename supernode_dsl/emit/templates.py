@@ -1,5 +1,9 @@
 """The one jinja2 environment for text formats: templates live under ``codegen/``, one
-folder per target; undefined variables are errors (StrictUndefined), not empty strings."""
+folder per target; undefined variables are errors (StrictUndefined), not empty strings.
+
+HTML templates (``*.html``, ``*.html.j2``) are autoescaped: every value is HTML-escaped
+unless it is :class:`markupsafe.Markup`, which the code that builds HTML or SVG returns.
+Every other template (DOT, YAML, Slurm configuration, ns-3) is rendered as is."""
 
 from __future__ import annotations
 
@@ -31,7 +35,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"),
+                                            default_for_string=False, default=False),
     )
 
 

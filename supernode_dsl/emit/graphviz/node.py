@@ -1,0 +1,224 @@
+"""The node view (``-O view=node``): one ``node`` instance in detail.
+
+Every instance inside the chosen node is drawn (containers as clusters, sibling groups as
+dashed clusters); links leaving it end at collapsed boxes of the outside, keyed as in the
+supernode view; a bundle of more than 8 links that joins every member of one sibling group
+to every member of another is drawn as one edge between the two groups.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from supernode_dsl.emit.base import emit_error
+from supernode_dsl.emit.graphviz.common import (
+    FILL,
+    TIMES,
+    Agg,
+    Attrs,
+    Box,
+    Cluster,
+    Machine,
+    edge_attrs,
+    edge_label,
+    format_bandwidth,
+    last_segment,
+    quote,
+)
+from supernode_dsl.schema import EDGE_PLANE, NODE_PARENT
+
+__all__ = ["node_view"]
+
+_COLLAPSE_MIN = 9    # bundles of more edges than this between two groups are merged
+
+
+def _pick_node(m: Machine, which: str) -> str:
+    candidates = [p for p in m.order if m.cat(p) == "node"] or list(m.roots)
+    if which.strip().lstrip("-").isdigit():
+        k = int(which)
+        if not 0 <= k < len(candidates):
+            raise emit_error(f"node={which}: the topology has {len(candidates)} node instance"
+                             f"{'s' if len(candidates) != 1 else ''} "
+                             f"(node=0..{len(candidates) - 1})")
+        return candidates[k]
+    if which in m.order:
+        return which
+    raise emit_error(f"node={which!r}: give an ordinal (0..{len(candidates) - 1}) or an "
+                     f"instance path such as {candidates[0]!r}")
+
+
+def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
+    """One node instance (``which``: an ordinal among the ``node`` instances or a path) in
+    detail, its links out of it collapsed to outside boxes; only ``plane``'s links if given.
+    E026 for a node that does not exist."""
+    top = _pick_node(m, which)
+    inside = set(m.descendants(top))
+    sn_box: dict[str, str] = {}
+    for p in m.order:
+        if p in inside:
+            continue
+        # the supernode-view box head of p: its outermost non-cluster ancestor
+        head = p
+        for anc in reversed(m.ancestors(p)):
+            if not m.is_cluster(anc) or anc == p:
+                head = anc
+                break
+        sn_box[p] = m.box_key(head)
+
+    def group_of(path: str, lca: str) -> tuple[str, str]:
+        """The sibling group (parent, template of the child) of ``path`` under ``lca``."""
+        chain = m.ancestors(path)
+        child = chain[chain.index(lca) - 1] if lca != path else path
+        return (str(m.g.nodes[child].get(NODE_PARENT, "")), last_segment(m.template[child]))
+
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for p in m.descendants(top):
+        if p != top:
+            groups[(str(m.g.nodes[p].get(NODE_PARENT, "")), last_segment(m.template[p]))].append(p)
+
+    group_cluster: dict[tuple[str, str], str] = {}
+    inst_cluster: dict[str, str] = {}
+
+    def build(path: str, depth: int) -> Cluster:
+        cat = m.cat(path)
+        label = f"{path if depth == 0 else last_segment(path)}: {m.typ(path)}"
+        c = Cluster(f"cluster:{path}", [
+            ("label", quote(label)), ("style", quote("rounded,filled")),
+            ("fillcolor", quote(FILL.get(cat, "#FFFFFF"))), ("color", quote("#555555")),
+            ("tooltip", quote(f"{path} ({cat})"))], m.order[path], None)
+        inst_cluster[path] = c.id
+        kids = m.children.get(path, [])
+        seen: list[str] = []
+        for k in kids:
+            seg = last_segment(m.template[k])
+            if seg not in seen:
+                seen.append(seg)
+        for seg in seen:
+            members = groups[(path, seg)]
+            target = c
+            if len(members) > 1:
+                first, final = (",".join(map(str, m.indices(x))) for x in (members[0],
+                                                                            members[-1]))
+                span = f"{m.array(members[0])}[{first}..{final}]"
+                g_cluster = Cluster(f"cluster:{path}.{seg}", [
+                    ("label", quote(f"{span}: {len(members)} {TIMES} {m.types_label(members)}")),
+                    ("style", quote("dashed,rounded")), ("color", quote("#888888")),
+                    ("fontsize", quote("11"))], m.order[members[0]], c.id)
+                group_cluster[(path, seg)] = g_cluster.id
+                c.clusters.append(g_cluster)
+                target = g_cluster
+            if len(members) > 1 and not any(m.children.get(x) for x in members):
+                target.ranks.append(list(members))
+            for x in members:
+                if m.children.get(x):
+                    target.clusters.append(build(x, depth + 1))
+                else:
+                    xcat = m.cat(x)
+                    label_x = (last_segment(x) if len(members) > 1
+                               else f"{last_segment(x)}\n{m.typ(x)}")
+                    target.boxes.append(Box(x, [
+                        ("label", quote(label_x)), ("shape", quote("box")),
+                        ("fillcolor", quote(FILL.get(xcat, "#FFFFFF"))),
+                        ("tooltip", quote(f"{x}: {m.typ(x)} ({xcat})"))], m.order[x]))
+        return c
+
+    main = build(top, 0)
+    if not m.children.get(top):
+        main.boxes.append(Box(top, [("label", quote(m.typ(top))), ("shape", quote("box"))],
+                               m.order[top]))
+
+    internal: dict[tuple[str, tuple[str, str], tuple[str, str]], list[tuple[str, str,
+                                                                         Mapping[str, Any]]]]
+    internal = defaultdict(list)
+    external: dict[tuple[str, str, str], Agg] = defaultdict(Agg)
+    for u, v, d in m.g.edges(data=True):
+        p = str(d.get(EDGE_PLANE, ""))
+        if plane is not None and p != plane:
+            continue
+        ui, vi = u in inside, v in inside
+        if not ui and not vi:
+            continue
+        if ui and vi:
+            lca = m.lca(u, v)
+            assert lca is not None
+            ga, gb = group_of(u, lca), group_of(v, lca)
+            if (m.order[u], u) > (m.order[v], v):
+                u, v, ga, gb = v, u, gb, ga
+            internal[(p, ga, gb)].append((u, v, d))
+        else:
+            if vi:
+                u, v = v, u
+            external[(u, sn_box[v], p)].add(d, u, v)
+
+    ext_boxes: dict[str, Box] = {}
+    ext_peers: dict[str, set[str]] = defaultdict(set)
+    for (_u, key, _p), agg in external.items():
+        ext_peers[key] |= agg.heads
+    for key in sorted(ext_peers, key=lambda k: (min(m.order[x] for x in ext_peers[k]), k)):
+        peers = sorted(ext_peers[key], key=m.order.__getitem__)
+        cat = m.cat(peers[0])
+        n = len(peers)
+        lines = [key, f"{n} {TIMES} {m.types_label(peers)}" if n > 1 else m.types_label(peers)]
+        ext_boxes[key] = Box(f"outside:{key}", [
+            ("label", quote("\n".join(lines))), ("shape", quote("box3d" if n > 1 else "box")),
+            ("style", quote("filled,dashed")), ("fillcolor", quote(FILL.get(cat, "#FFFFFF"))),
+            ("tooltip", quote(f"outside {top}: {key} ({n} linked)"))],
+            min(m.order[x] for x in peers))
+
+    items: list[tuple[tuple[int, int, int, str, str], str, str, str, Agg, str, Attrs]] = []
+    for (p, ga, gb), bundle in internal.items():
+        agg = Agg()
+        for u, v, d in bundle:
+            agg.add(d, u, v)
+        tails, heads_ = agg.tails, agg.heads
+        complete = (ga != gb and len(bundle) >= _COLLAPSE_MIN
+                    and len(bundle) == len(tails) * len(heads_))
+        if complete:
+            t_rep = min(tails, key=m.order.__getitem__)
+            h_rep = min(heads_, key=m.order.__getitem__)
+            extra: Attrs = []
+            for side, grp in (("ltail", ga), ("lhead", gb)):
+                cid = group_cluster.get(grp)
+                if cid is None:
+                    members = groups[grp]
+                    cid = inst_cluster.get(members[0]) if len(members) == 1 else None
+                if cid is not None:
+                    extra.append((side, quote(cid)))
+            what = f"every {m.array(t_rep)} ↔ every {m.array(h_rep)}"
+            label = f"{what}\n{edge_label(agg, 1, '')}"
+            items.append(((m.order[t_rep], m.order[h_rep], m.planes.index(p), t_rep, h_rep),
+                          t_rep, h_rep, p, agg, label, extra))
+            continue
+        for u, v, d in bundle:
+            one = Agg()
+            one.add(d, u, v)
+            items.append(((m.order[u], m.order[v], m.planes.index(p), u, v), u, v, p, one,
+                          edge_label(one, 1, ""), []))
+    for (u, key, p), agg in external.items():
+        target = ext_boxes[key]
+        items.append(((m.order[u], target.order, m.planes.index(p), u, key), u, target.id, p,
+                      agg, edge_label(agg, 1, ""), []))
+    items.sort(key=lambda it: it[0])
+    totals = [it[4].bandwidth for it in items if it[4].bandwidth > 0]
+    lo, hi = (min(totals), max(totals)) if totals else (0.0, 0.0)
+    edges: list[tuple[str, str, Attrs]] = []
+    def leaf_of(path: str) -> str:
+        while m.children.get(path):
+            path = m.children[path][0]
+        return path
+
+    for _k, u, v, p, agg, label, extra in items:
+        names = {k for k, _v in extra}
+        if m.children.get(u) and u in inst_cluster and "ltail" not in names:
+            extra = [*extra, ("ltail", quote(inst_cluster[u]))]
+        if m.children.get(v) and v in inst_cluster and "lhead" not in names:
+            extra = [*extra, ("lhead", quote(inst_cluster[v]))]
+        u, v = leaf_of(u) if u in inside else u, leaf_of(v) if v in inside else v
+        tip = f"{p}: {u} -- {v}: {agg.links:,} links, {format_bandwidth(agg.bandwidth)}"
+        edges.append((u, v, edge_attrs(m, p, agg, label, tip, "", lo, hi) + extra))
+    planes_drawn = [p for p in m.planes if any(it[3] == p for it in items)]
+    return {"clusters": [main], "boxes": list(ext_boxes.values()), "edges": edges,
+            "planes": planes_drawn, "node": top}
+
