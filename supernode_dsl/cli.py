@@ -6,12 +6,11 @@ usage.  Outputs are written atomically.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import networkx as nx
@@ -29,6 +28,9 @@ from supernode_dsl.emit import (
 )
 from supernode_dsl.graph import build_graph, cut_bandwidth, plane_summary, shortest_path
 from supernode_dsl.graph.select import PatternError, select
+
+if TYPE_CHECKING:
+    from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["main"]
 
@@ -173,20 +175,22 @@ def _print_info(data: dict[str, Any]) -> None:
     console.print(t)
 
 
-def _read_json(path: Path, code: str) -> Any:
-    """A JSON document from ``path``; mistakes are diagnostics with the line and column."""
-    from supernode_dsl.diagnostics import SourceText, Span
+def _read_plan(path: Path, model: Model, g: nx.Graph, file: Path) -> PlanDocument:
+    """The plan in ``path``, checked (E024, located) and made for ``file``'s topology and
+    deployment."""
+    from supernode_dsl.plan.document import PlanDocument, PlanOrigin
+    from supernode_dsl.plan.document.fingerprint import check_plan_for
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        _fail([Diagnostic(code, f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
+        _fail([Diagnostic("E024", f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        src = SourceText(str(path), text)
-        _fail([Diagnostic(code, f"not valid JSON: {err.msg}",
-                          Span(src, err.lineno, err.colno, err.lineno, err.colno + 1))])
+        doc = PlanDocument.from_text(text, str(path))
+        check_plan_for(doc, model, g, PlanOrigin(str(path), text), str(file))
+    except CmxError as err:
+        _fail(err.diagnostics)
+    return doc
 
 
 def _deployment_options(f: F) -> F:
@@ -227,7 +231,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         raise click.UsageError("-o - and --trace - would both write to standard output")
     model = _model(file, defines, max_instances)
     g = _graph(model)
-    previous = _read_json(previous_path, "E024") if previous_path else None
+    previous = _read_plan(previous_path, model, g, file) if previous_path else None
     try:
         loads = read_loads(loads_path) if loads_path else None
         doc = plan_deployment(model, g, PlanRequest(
@@ -237,7 +241,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
                     "previous": str(previous_path) if previous_path else None}))
     except CmxError as err:
         _fail(err.diagnostics)
-    problems = validate_plan(doc)
+    problems = validate_plan(doc.to_json())
     if problems:
         click.echo("cmx: internal error: the plan fails its own checks:", err=True)
         for p in problems:
@@ -247,7 +251,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         trace = chrome_trace(doc) if trace_path is not None else None
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, document_json(doc))
+    _write(output, document_json(doc.to_json()))
     if trace_path is not None and trace is not None:
         _write(trace_path, trace)
     for line in plan_summary(doc):
@@ -296,7 +300,7 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
                           f"{', '.join(cls.options) or 'none'})")])
     model = _model(file, defines, max_instances)
     g = _graph(model)
-    plan = _read_json(plan_path, "E024") if plan_path else None
+    plan = _read_plan(plan_path, model, g, file) if plan_path else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -321,24 +325,16 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
     """Write one self-contained HTML report of FILE: summary, diagrams, bandwidth, and the
     deployment's expert-load heatmaps and memory budget (from --plan or the file's own)."""
     from supernode_dsl.emit.report import ReportInputs, declared_deployments, report_html
-    from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+    from supernode_dsl.plan import PlanRequest, plan_deployment
     from supernode_dsl.plan.loads import read_loads
 
     model = _model(file, defines, max_instances)
     g = _graph(model)
     try:
         loads = read_loads(loads_path) if loads_path else None
-        plan: dict[str, Any] | None = None
+        plan: PlanDocument | None = None
         if plan_path is not None:
-            plan = _read_json(plan_path, "E024")
-            problems = validate_plan(plan) if isinstance(plan, dict) else ["not a JSON object"]
-            if problems:
-                _fail([Diagnostic("E024", f"'{plan_path}' is not a valid plan: {problems[0]}")])
-            assert plan is not None
-            if plan["source"].get("topology") != model.root_name:
-                _fail([Diagnostic("E024", f"'{plan_path}' plans the topology "
-                                  f"'{plan['source'].get('topology')}', not "
-                                  f"'{model.root_name}'")])
+            plan = _read_plan(plan_path, model, g, file)
         elif deployment is not None or declared_deployments(model):
             plan = plan_deployment(model, g, PlanRequest(deployment=deployment, loads=loads))
         text = report_html(model, g, ReportInputs(

@@ -18,12 +18,13 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import networkx as nx
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
+from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
 
@@ -33,11 +34,12 @@ ENTRY_POINT_GROUP = "supernode_dsl.emitters"
 @dataclass(frozen=True)
 class EmitContext:
     """Everything an emitter may read: the compiled model and graph, the plan (if one was
-    given with ``--plan``), the source file name and the ``-O`` options."""
+    given with ``--plan``: already checked, and made for this topology and deployment), the
+    source file name and the ``-O`` options."""
 
     model: Model
     graph: nx.Graph
-    plan: Mapping[str, Any] | None = None
+    plan: PlanDocument | None = None
     source: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
 
@@ -45,7 +47,7 @@ class EmitContext:
         """The value of ``-O name=...``, or ``default``."""
         return self.options.get(name, default)
 
-    def require_plan(self, emitter: str) -> Mapping[str, Any]:
+    def require_plan(self, emitter: str) -> PlanDocument:
         """The plan, or an E026 error saying that ``emitter`` needs ``--plan``."""
         if self.plan is None:
             raise emit_error(f"'{emitter}' needs a plan: run `cmx plan FILE -o plan.json` "

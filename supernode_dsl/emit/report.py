@@ -54,6 +54,7 @@ from supernode_dsl.emit.graphviz import DOT_MISSING, dot_text, format_bandwidth,
 from supernode_dsl.emit.templates import render
 from supernode_dsl.graph import plane_summary, shortest_path
 from supernode_dsl.graph.analysis import all_plane_arrays, plane_endpoints
+from supernode_dsl.plan.document import PlanDocument
 
 __all__ = [
     "MEMORY_TERMS",
@@ -94,13 +95,13 @@ class ReportInputs:
     """What a report is made of besides the compiled model and graph.
 
     ``source`` and ``plan_name``/``loads_name`` are file names shown on the page (reduced to
-    their base name); ``plan`` is a valid plan document of this topology (or None: no
-    deployment section); ``loads`` the [MoE layers x routed experts] loads the heatmap is drawn
-    with (None: equal loads); ``diagrams`` False leaves the Graphviz drawings out.
+    their base name); ``plan`` is a plan of this topology (or None: no deployment
+    section); ``loads`` the [MoE layers x routed experts] loads the heatmap is drawn with
+    (None: equal loads); ``diagrams`` False leaves the Graphviz drawings out.
     """
 
     source: str
-    plan: Mapping[str, Any] | None = None
+    plan: PlanDocument | None = None
     loads: np.ndarray | None = None
     plan_name: str | None = None
     loads_name: str | None = None
@@ -442,11 +443,11 @@ def _deployment(plan: Mapping[str, Any] | None, inputs: ReportInputs) -> dict[st
     }
 
 
-def check_loads(plan: Mapping[str, Any], loads: np.ndarray) -> None:
+def check_loads(plan: PlanDocument, loads: np.ndarray) -> None:
     """E021 unless ``loads`` has the shape of every role's placement [layers x logical]."""
-    for name, role in plan["roles"].items():
-        p = role["expert_placement"]
-        shape = (len(p["phy2log"]), int(p["num_logical"]))
+    for name, role in plan.roles.items():
+        p = role.expert_placement
+        shape = (len(p.phy2log), p.num_logical)
         if loads.shape != shape:
             raise CmxError([Diagnostic(
                 "E021", f"expert loads have shape {list(loads.shape)}; the plan's {name} "
@@ -1150,15 +1151,17 @@ def report_context(model: Model, g: nx.Graph, inputs: ReportInputs) -> dict[str,
     summary = _summary(model, g)
     bandwidth = _bandwidth(g)
     planes = [p["name"] for p in bandwidth["planes"]]
+    # The sections read the plan's JSON form (the numbers as the plan file holds them).
+    plan = inputs.plan.to_json() if inputs.plan is not None else None
     return {
         "title": f"{model.root_name}: {model.root.type_name}",
         "source": _base(inputs.source) or "",
         "summary": summary,
         "diagrams": _diagrams(g, planes, inputs.diagrams),
         "bandwidth": bandwidth,
-        "deployment": _deployment(inputs.plan, inputs),
-        "pipeline": _pipeline(inputs.plan),
-        "performance": _performance(inputs.plan),
+        "deployment": _deployment(plan, inputs),
+        "pipeline": _pipeline(plan),
+        "performance": _performance(plan),
     }
 
 
