@@ -9,7 +9,8 @@ A 1.2 plan records two sha256 digests (hex):
   sorted, so the digest does not depend on insertion order or the hash seed.
 * ``deployment``: the deployment declaration the plan was made for and the ``model`` it
   names: for each, ``[category, name, [[attribute, repr(value)], ...]]`` with the
-  attributes sorted, so the values after ``-D`` count and source positions do not.
+  attributes sorted, so the values after ``-D`` count and source positions do not (nor
+  does the workload read from the deployment: it is part of the declaration).
 
 :func:`check_plan_for` compares a plan with a compiled file.  A plan without a fingerprint
 (schema 1.0 or 1.1) can only be checked by its topology name, its deployment's name and its
@@ -95,9 +96,14 @@ def _made_for(doc: PlanDocument) -> str:
 def check_plan_for(doc: PlanDocument, model: Model, g: nx.Graph, origin: PlanOrigin,
                    file: str) -> None:
     """E024, naming the plan's topology and deployment and ``file``'s, unless ``doc`` was
-    made for the compiled ``model``/``g`` (file name ``file``)."""
+    made for the compiled ``model``/``g`` (file name ``file``).
+
+    The topology must be the same; so must the deployment when ``file`` declares it.  A
+    file that declares other deployments but not the plan's is refused; a file that
+    declares none (the bare topology a deployment file imports) is checked by its topology
+    only."""
     src, names = doc.source, _deployments(model)
-    if src.deployment not in names:
+    if names and src.deployment not in names:
         raise _mismatch(origin, ("source", "deployment"),
                         f"{_made_for(doc)}; {file} declares "
                         f"{', '.join(repr(n) for n in names) or 'no deployment'} on "
@@ -112,8 +118,8 @@ def check_plan_for(doc: PlanDocument, model: Model, g: nx.Graph, origin: PlanOri
                         f"{doc.fingerprint.topology[:_SHORT]}); {file} compiles to topology "
                         f"'{model.root_name}' with fingerprint {topology[:_SHORT]} (another "
                         "machine, or other -D values)")
-    deployment = deployment_fingerprint(model, src.deployment) or ""
-    if doc.fingerprint.deployment != deployment:
+    deployment = deployment_fingerprint(model, src.deployment)
+    if deployment is not None and doc.fingerprint.deployment != deployment:
         raise _mismatch(origin, ("fingerprint", "deployment"),
                         f"{_made_for(doc)} (deployment fingerprint "
                         f"{doc.fingerprint.deployment[:_SHORT]}); deployment "
