@@ -1,7 +1,7 @@
 """The ``chrome-trace`` emitter: a Chrome / Perfetto trace of the planned microbatch pipeline.
 
-Most checks use the tiny plan with synthetic pipelines (two roles, two device kinds each, non-overlapping
-events per stream); the CLI checks run ``python -m supernode_dsl`` as a subprocess.
+Most checks use the tiny plan with synthetic pipelines (two roles, two device kinds each,
+non-overlapping events per stream); the CLI checks run ``python -m supernode_dsl`` as a subprocess.
 """
 
 from __future__ import annotations
