@@ -189,8 +189,11 @@ def test_cli_plan_without_deployment_or_unknown_name(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_cli_plan_rejects_a_previous_plan_of_another_shape(tmp_path: Path) -> None:
+def test_cli_plan_rejects_a_previous_plan_of_another_deployment(tmp_path: Path) -> None:
     prev = tmp_path / "prev.json"
     assert _run("plan", str(CM384), "-o", str(prev)).returncode == 0
     r = _run("plan", str(TINY), "--previous", str(prev), "-o", str(tmp_path / "p.json"))
     assert r.returncode == 1 and "error[E024]" in r.stderr
+    # the message names the plan's deployment and topology, and the file's
+    assert "'DeepSeekR1OnCloudMatrix384' on topology 'cm384'" in r.stderr
+    assert "'TinyOnPod' on topology 'pod'" in r.stderr and "Traceback" not in r.stderr
