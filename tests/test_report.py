@@ -413,7 +413,7 @@ def test_partial_plan_keeps_what_it_has(
     assert plan.serving is not None
     roles = {**plan.roles, "prefill": replace(plan.roles["prefill"], pipeline=None)}
     part = replace(plan, roles=roles,
-                   serving=replace(plan.serving, roles=None, cache_pool=CachePool(0),
+                   serving=replace(plan.serving, roles=None, cache_pool=CachePool(servers=0),
                                    kv_transfer=None, pd_mapping=None))
     html = report_html(model, g, ReportInputs(source=str(R1), plan=part, diagrams=False))
     _parse(html)

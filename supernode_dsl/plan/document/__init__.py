@@ -46,10 +46,10 @@ class Source:
 
     file: str
     defines: Mapping[str, str]
-    deployment: str
-    topology: str
     expert_loads: str | None
     previous: str | None
+    deployment: str
+    topology: str
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,17 @@ class PlanOrigin:
     text: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PlanDocument:
     """A plan: devices, roles, serving plan, and what it was made for."""
 
+    schema_id: str | None = field(default=None, metadata={"name": "$schema", **OMIT})
     schema_version: str
     generator: str
     source: Source
     model: ModelSummary
     devices: tuple[DeviceRow, ...]
     roles: Mapping[str, RolePlan]
-    schema_id: str | None = field(default=None, metadata={"name": "$schema", **OMIT})
     serving: Serving | None = field(default=None, metadata=OMIT)
     fingerprint: Fingerprint | None = field(default=None, metadata=OMIT)
 

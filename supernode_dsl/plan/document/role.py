@@ -101,13 +101,13 @@ class ScheduleEvent:
     dur_us: float = field(metadata=rounded(3))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DeviceSchedule:
     """The schedule of one device kind."""
 
     device_kind: str
-    events: tuple[ScheduleEvent, ...]
     step_us: float = field(metadata=rounded(3))
+    events: tuple[ScheduleEvent, ...]
 
 
 @dataclass(frozen=True)
@@ -119,17 +119,17 @@ class Candidate:
     step_us: float = field(metadata=rounded(3))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Pipeline:
     """The microbatch pipeline of one step."""
 
     microbatches: int
     split: CoreSplit
-    candidates: tuple[Candidate, ...]
-    schedule: tuple[DeviceSchedule, ...]
     step_us: float = field(metadata=rounded(3))
     no_overlap_us: float = field(metadata=rounded(3))
     speedup: float = field(metadata=rounded(4))
+    candidates: tuple[Candidate, ...]
+    schedule: tuple[DeviceSchedule, ...]
 
 
 @dataclass(frozen=True)
@@ -142,33 +142,34 @@ class LayerEstimate:
     ops_us: Mapping[str, float] = field(metadata=rounded(3))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Estimate:
     """The role's performance estimate.  Decode fills ``batch_per_npu`` ...
-    ``meets_tpot_slo``, prefill ``tokens_per_npu`` ... ``meets_ttft_slo``; the others are
-    None.  ``batch_chosen_by`` and the ``meets_*`` flag are None while the planner is still
-    choosing the batch."""
+    ``tpot_ms`` and ``meets_tpot_slo``, prefill ``tokens_per_npu`` ... ``ttft_ms`` and
+    ``meets_ttft_slo``; the others are None.  ``batch_chosen_by`` and the ``meets_*`` flag
+    are None while the planner is still choosing the batch.  (Fields in the order the
+    planner has always written them.)"""
 
-    assumptions: tuple[str, ...]
-    per_layer: tuple[LayerEstimate, ...]
-    step_ms: float = field(metadata=rounded(4))
-    tokens_per_s_per_npu: float = field(metadata=rounded(2))
-    tokens_per_s_per_tflops: float = field(metadata=rounded(4))
-    batch_chosen_by: str | None = field(default=None, metadata=OMIT)
     batch_per_npu: int | None = field(default=None, metadata=OMIT)
     requests_per_device: float | None = field(default=None, metadata=OMIT)
     tokens_per_device_per_step: float | None = field(default=None, metadata=OMIT)
     accepted_tokens_per_step: float | None = field(default=None, metadata=OMIT)
     tpot_ms: float | None = field(default=None, metadata=rounded(4, omit=True))
-    meets_tpot_slo: bool | None = field(default=None, metadata=OMIT)
     tokens_per_npu: int | None = field(default=None, metadata=OMIT)
     prompts_per_device: float | None = field(default=None, metadata=OMIT)
     prefix_reused_tokens: int | None = field(default=None, metadata=OMIT)
     ttft_ms: float | None = field(default=None, metadata=rounded(4, omit=True))
+    step_ms: float = field(metadata=rounded(4))
+    tokens_per_s_per_npu: float = field(metadata=rounded(2))
+    tokens_per_s_per_tflops: float = field(metadata=rounded(4))
+    assumptions: tuple[str, ...]
+    per_layer: tuple[LayerEstimate, ...]
+    batch_chosen_by: str | None = field(default=None, metadata=OMIT)
+    meets_tpot_slo: bool | None = field(default=None, metadata=OMIT)
     meets_ttft_slo: bool | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RolePlan:
     """One role: its instances and devices, placement, balance, memory, and (1.1 and later)
     its KV capacity, pipeline and estimate."""
@@ -179,8 +180,8 @@ class RolePlan:
     instance_devices: tuple[tuple[str, ...], ...]
     expert_placement: ExpertPlacement
     balance: Balance
-    memory: Memory
     migration: Migration | None
+    memory: Memory
     kv: Kv | None = field(default=None, metadata=OMIT)
     pipeline: Pipeline | None = field(default=None, metadata=OMIT)
     estimate: Estimate | None = field(default=None, metadata=OMIT)

@@ -12,23 +12,23 @@ __all__ = ["CachePlacement", "CachePool", "KvTransfer", "PdMapping", "ReuseEffec
            "Serving", "WorkloadSummary"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkloadSummary:
     """The serving parameters the plan used."""
 
     prompt_len: int
     output_len: int
+    tpot_slo_ms: float = field(metadata=rounded(6))
+    ttft_slo_ms: float = field(metadata=rounded(6))
     arrival_rate: float
     mtp_accept: float
     perfect_balance: bool
     prefix_reuse: float
     decode_batch_per_npu: int
     prefill_tokens_per_npu: int
-    tpot_slo_ms: float = field(metadata=rounded(6))
-    ttft_slo_ms: float = field(metadata=rounded(6))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RoleSplit:
     """How many instances of each role a budget of accelerators should run."""
 
@@ -37,11 +37,11 @@ class RoleSplit:
     decode_instances: int
     npus_used: int
     fits_budget: bool
-    bottleneck: Literal["prefill", "decode"]
-    meets_arrival_rate: bool
     sustainable_requests_per_s: float = field(metadata=rounded(4))
     prefill_requests_per_s_per_instance: float = field(metadata=rounded(4))
     decode_requests_per_s_per_instance: float = field(metadata=rounded(4))
+    bottleneck: Literal["prefill", "decode"]
+    meets_arrival_rate: bool
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,12 @@ class ReuseEffect:
     tokens_per_s_per_npu: float = field(metadata=rounded(2))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CachePool:
     """The caching pool; with ``reason`` and no sizes when it could not be sized, and the
     load route and reuse effect only with a prefill role."""
 
     servers: int
-    reason: str | None = field(default=None, metadata=OMIT)
     capacity_bytes: float | None = field(default=None, metadata=OMIT)
     block_tokens: int | None = field(default=None, metadata=OMIT)
     block_bytes: float | None = field(default=None, metadata=OMIT)
@@ -107,15 +106,16 @@ class CachePool:
     placement: CachePlacement | None = field(default=None, metadata=OMIT)
     plane: str | None = field(default=None, metadata=OMIT)
     load_bandwidth: float | None = field(default=None, metadata=OMIT)
+    reason: str | None = field(default=None, metadata=OMIT)
     prefix_reuse_effect: tuple[ReuseEffect, ...] | None = field(default=None, metadata=OMIT)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Serving:
     """The deployment-wide serving plan; ``roles`` is None unless both roles exist."""
 
     workload: WorkloadSummary
     roles: RoleSplit | None
-    cache_pool: CachePool
     kv_transfer: KvTransfer | None = field(default=None, metadata=OMIT)
     pd_mapping: PdMapping | None = field(default=None, metadata=OMIT)
+    cache_pool: CachePool

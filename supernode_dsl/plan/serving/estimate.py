@@ -257,9 +257,9 @@ def pipeline_block(ctx: RoleContext, split: Split, scheds: list[tuple[str, Sched
         speedup=single / step if step else 1.0,
         candidates=tuple(Candidate(k.microbatches, _split_cores(ctx, k), _us(v))
                          for k, v in steps.items()),
-        schedule=tuple(DeviceSchedule(name, tuple(
+        schedule=tuple(DeviceSchedule(device_kind=name, step_us=_us(s.step), events=tuple(
             ScheduleEvent(e.name, e.stream, e.microbatch, e.layer, _us(e.start),
-                          _us(e.duration)) for e in s.events), _us(s.step))
+                          _us(e.duration)) for e in s.events))
             for name, s in scheds),
     )
 

@@ -159,12 +159,12 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
     cpus = _pool_cpus(g, list(dict.fromkeys(d.node for d in devices)))
     servers = pool_servers(g, cpus)
     if not servers:
-        return CachePool(0, reason="no CPU of the deployment's nodes declares `dram`")
+        return CachePool(servers=0, reason="no CPU of the deployment's nodes declares `dram`")
     try:
         pool = cache_pool(servers, block_tokens=workload.block_tokens,
                           kv_bytes_per_token=kv_bytes)
     except ValueError as err:  # sizes the planner could not check earlier (e.g. no KV)
-        return CachePool(len(servers), reason=str(err))
+        return CachePool(servers=len(servers), reason=str(err))
     if prefill is None:
         return pool
     cpu = cpus[servers[-1].name][0]
@@ -216,7 +216,8 @@ def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAll
     tokens = prefill.estimate.tokens_per_npu if prefill and prefill.estimate else None
     pool = _cache(g, workload, devices, kv_bytes_per_token, contexts.get("prefill"),
                   int(tokens or 0))
-    return Serving(_workload(workload), split, pool, transfer, mapping)
+    return Serving(workload=_workload(workload), roles=split, kv_transfer=transfer,
+                   pd_mapping=mapping, cache_pool=pool)
 
 
 def _workload(w: Workload) -> WorkloadSummary:
