@@ -291,7 +291,7 @@ def plan_inprocess(loads_path: str, repeat: int) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     for _ in range(repeat):
         start = time.perf_counter()
-        doc = plan_deployment(model, g, PlanRequest(loads=loads))
+        doc = plan_deployment(model, g, PlanRequest(loads=loads)).to_json()
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
     problems = validate_plan(doc)

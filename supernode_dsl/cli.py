@@ -6,12 +6,11 @@ usage.  Outputs are written atomically.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import networkx as nx
@@ -40,6 +39,9 @@ from supernode_dsl.graph import (
     shortest_path,
     summarize,
 )
+
+if TYPE_CHECKING:
+    from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["main"]
 
@@ -160,20 +162,22 @@ def _print_info(summary: Summary) -> None:
     console.print(t)
 
 
-def _read_json(path: Path, code: str) -> Any:
-    """A JSON document from ``path``; mistakes are diagnostics with the line and column."""
-    from supernode_dsl.diagnostics import SourceText, Span
+def _read_plan(path: Path, model: Model, g: nx.Graph, file: Path) -> PlanDocument:
+    """The plan in ``path``, checked (E024, located) and made for ``file``'s topology and
+    deployment."""
+    from supernode_dsl.plan.document import PlanDocument, PlanOrigin
+    from supernode_dsl.plan.document.fingerprint import check_plan_for
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        _fail([Diagnostic(code, f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
+        _fail([Diagnostic("E024", f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        src = SourceText(str(path), text)
-        _fail([Diagnostic(code, f"not valid JSON: {err.msg}",
-                          Span(src, err.lineno, err.colno, err.lineno, err.colno + 1))])
+        doc = PlanDocument.from_text(text, str(path))
+        check_plan_for(doc, model, g, PlanOrigin(str(path), text), str(file))
+    except CmxError as err:
+        _fail(err.diagnostics)
+    return doc
 
 
 def _deployment_options(f: F) -> F:
@@ -214,7 +218,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         raise click.UsageError("-o - and --trace - would both write to standard output")
     model = _model(file, defines, max_instances)
     g = _graph(model)
-    previous = _read_json(previous_path, "E024") if previous_path else None
+    previous = _read_plan(previous_path, model, g, file) if previous_path else None
     try:
         loads = read_loads(loads_path) if loads_path else None
         doc = plan_deployment(model, g, PlanRequest(
@@ -224,7 +228,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
                     "previous": str(previous_path) if previous_path else None}))
     except CmxError as err:
         _fail(err.diagnostics)
-    problems = validate_plan(doc)
+    problems = validate_plan(doc.to_json())
     if problems:
         click.echo("cmx: internal error: the plan fails its own checks:", err=True)
         for p in problems:
@@ -234,7 +238,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         trace = chrome_trace(doc) if trace_path is not None else None
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, document_json(doc))
+    _write(output, document_json(doc.to_json()))
     if trace_path is not None and trace is not None:
         _write(trace_path, trace)
     for line in plan_summary(doc):
@@ -274,7 +278,7 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
     opts = _emit_options(cls, options)
     model = _model(file, defines, max_instances)
     g = _graph(model)
-    plan = _read_json(plan_path, "E024") if plan_path else None
+    plan = _read_plan(plan_path, model, g, file) if plan_path else None
     _run_emitter(cls(), EmitContext(model, g, plan, str(file), opts,
                                     plan_file=str(plan_path) if plan_path else ""), output)
 
@@ -322,22 +326,13 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
     deployment's expert-load heatmaps and memory budget (from --plan or the file's own).
     The same page as `cmx emit report` (this command runs that emitter)."""
     from supernode_dsl.emit.report import ReportEmitter
-    from supernode_dsl.plan import validate_plan
 
     model = _model(file, defines, max_instances)
     g = _graph(model)
     try:
-        plan: dict[str, Any] | None = None
+        plan: PlanDocument | None = None
         if plan_path is not None:
-            plan = _read_json(plan_path, "E024")
-            problems = validate_plan(plan) if isinstance(plan, dict) else ["not a JSON object"]
-            if problems:
-                _fail([Diagnostic("E024", f"'{plan_path}' is not a valid plan: {problems[0]}")])
-            assert plan is not None
-            if plan["source"].get("topology") != model.root_name:
-                _fail([Diagnostic("E024", f"'{plan_path}' plans the topology "
-                                  f"'{plan['source'].get('topology')}', not "
-                                  f"'{model.root_name}'")])
+            plan = _read_plan(plan_path, model, g, file)
     except CmxError as err:
         _fail(err.diagnostics)
     given = {"deployment": deployment, "expert_loads": str(loads_path) if loads_path else None}

@@ -20,14 +20,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supernode_dsl.plan.document.codec import dump
 from supernode_dsl.plan.serving.cache import (
     PoolServer,
     block_keys,
     block_owner,
-    cache_pool,
     remap_fraction,
     ring_positions,
 )
+from supernode_dsl.plan.serving.cache import cache_pool as _cache_pool
+
+
+def cache_pool(servers: Any, **kw: Any) -> dict[str, Any]:
+    """The pool as its plan JSON (the planner writes it so)."""
+    out: dict[str, Any] = dump(_cache_pool(servers, **kw))
+    return out
+
 
 KV = 61 * 1_152  # DeepSeek-R1: 70,272 B of KV cache per token
 REPO = Path(__file__).resolve().parent.parent
@@ -99,9 +107,10 @@ def test_result_is_deterministic_plain_json() -> None:
 
 def test_result_does_not_depend_on_the_hash_seed() -> None:
     code = ("import json; from supernode_dsl.plan.serving.cache import PoolServer, cache_pool;"
+            "from supernode_dsl.plan.document.codec import dump;"
             "s=[PoolServer(f'n{i}', 1e12*(1+i%3)) for i in range(12)];"
-            "print(json.dumps(cache_pool(s, block_tokens=512, kv_bytes_per_token=70272,"
-            " sample_blocks=4096), sort_keys=True))")
+            "print(json.dumps(dump(cache_pool(s, block_tokens=512, kv_bytes_per_token=70272,"
+            " sample_blocks=4096)), sort_keys=True))")
     servers = [PoolServer(f"n{i}", 1e12 * (1 + i % 3)) for i in range(12)]
     here = json.dumps(cache_pool(servers, block_tokens=512, kv_bytes_per_token=KV,
                                  sample_blocks=4096), sort_keys=True)

@@ -25,7 +25,7 @@ from supernode_dsl.emit.runtimes import (
     VllmAscendExpertMapEmitter,
 )
 from supernode_dsl.graph.analysis import shortest_path
-from supernode_dsl.plan import PlanRequest, plan_deployment
+from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "plan" / "tiny.cmx"
@@ -33,10 +33,15 @@ CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
 
 
 @cache
-def _compiled(path: Path) -> tuple[cmx.Model, nx.Graph, dict[str, Any]]:
+def _compiled(path: Path) -> tuple[cmx.Model, nx.Graph, PlanDocument]:
     model = cmx.compile_file(path)
     g = cmx.build_graph(model)
     return model, g, plan_deployment(model, g, PlanRequest())
+
+
+def _plan_json(path: Path) -> tuple[Any, Any, dict[str, Any]]:
+    model, g, plan = _compiled(path)
+    return model, g, plan.to_json()
 
 
 def _ctx(path: Path, **options: str) -> EmitContext:
@@ -76,11 +81,11 @@ def test_outputs_are_deterministic(cls: type[Any]) -> None:
 
 @pytest.mark.parametrize("role", ["decode", "prefill"])
 def test_sglang_expert_location_is_the_plans_phy2log(role: str) -> None:
-    placement = _compiled(TINY)[2]["roles"][role]["expert_placement"]
+    placement = _plan_json(TINY)[2]["roles"][role]["expert_placement"]
     moe = _emit(SglangExpertLocationEmitter, TINY, role=role, layers="moe")
     assert moe == {"physical_to_logical_map": placement["phy2log"]}
     full = _emit(SglangExpertLocationEmitter, TINY, role=role)["physical_to_logical_map"]
-    assert len(full) == _compiled(TINY)[2]["model"]["layers"]
+    assert len(full) == _plan_json(TINY)[2]["model"]["layers"]
     for layer, row in zip(placement["moe_layers"], placement["phy2log"], strict=True):
         assert full[layer] == row
     dense = [i for i in range(len(full)) if i not in placement["moe_layers"]]
@@ -105,7 +110,7 @@ def _check_matrix(matrix: list[list[float]], size: int) -> None:
 
 
 def test_sglang_rank_cost_tiny_matches_the_path_query() -> None:
-    _, g, plan = _compiled(TINY)
+    _, g, plan = _plan_json(TINY)
     devices = plan["roles"]["decode"]["instance_devices"][0]
     matrix = _emit(SglangRankCostEmitter, TINY, ranks="all")["rank_cost_matrix"]
     _check_matrix(matrix, len(devices))
@@ -122,7 +127,7 @@ def test_sglang_rank_cost_tiny_matches_the_path_query() -> None:
 
 
 def test_sglang_rank_cost_prefill_instances_and_bad_options() -> None:
-    plan = _compiled(TINY)[2]
+    plan = _plan_json(TINY)[2]
     for instance in ("0", "1"):
         doc = _emit(SglangRankCostEmitter, TINY, role="prefill", instance=instance)
         assert list(doc) == ["rank_cost_matrix"]
@@ -135,7 +140,7 @@ def test_sglang_rank_cost_prefill_instances_and_bad_options() -> None:
 
 
 def test_sglang_rank_cost_cloudmatrix_decode_is_fast_and_node_aware() -> None:
-    _, _, plan = _compiled(CM384)
+    _, _, plan = _plan_json(CM384)
     entry = plan["roles"]["decode"]
     node = {d["path"]: d["node"] for d in plan["devices"]}
     for ranks, devices in (("routed", entry["expert_placement"]["instance_slot_devices"][0]),
@@ -156,7 +161,7 @@ def test_sglang_rank_cost_cloudmatrix_decode_is_fast_and_node_aware() -> None:
 @pytest.mark.parametrize("path,role", [(TINY, "decode"), (TINY, "prefill"), (CM384, "decode"),
                                        (CM384, "prefill")])
 def test_vllm_expert_map_matches_slot_device(path: Path, role: str) -> None:
-    placement = _compiled(path)[2]["roles"][role]["expert_placement"]
+    placement = _plan_json(path)[2]["roles"][role]["expert_placement"]
     doc = _emit(VllmAscendExpertMapEmitter, path, role=role)
     assert doc["moe_layer_count"] == len(placement["moe_layers"]) == len(doc["layer_list"])
     routed = list(dict.fromkeys(placement["slot_device"]))
@@ -201,7 +206,7 @@ def _check_rank_table(doc: dict[str, Any], plan: dict[str, Any], roles: list[str
 
 
 def test_hccl_rank_table_tiny() -> None:
-    plan = _compiled(TINY)[2]
+    plan = _plan_json(TINY)[2]
     doc = _emit(HcclRankTableEmitter, TINY)
     _check_rank_table(doc, plan, ["decode", "prefill"])
     assert doc["server_count"] == "2"
@@ -220,7 +225,7 @@ def test_hccl_rank_table_tiny() -> None:
 
 
 def test_hccl_rank_table_cloudmatrix() -> None:
-    plan = _compiled(CM384)[2]
+    plan = _plan_json(CM384)[2]
     doc = _emit(HcclRankTableEmitter, CM384)
     _check_rank_table(doc, plan, ["decode", "prefill"])
     assert sum(len(s["device"]) for s in doc["server_list"]) == 160 + 6 * 16
@@ -229,14 +234,14 @@ def test_hccl_rank_table_cloudmatrix() -> None:
 
 def test_cli_emits_the_sglang_expert_location(tmp_path: Path) -> None:
     plan_file = tmp_path / "plan.json"
-    plan_file.write_text(json.dumps(_compiled(TINY)[2]), encoding="utf-8")
+    plan_file.write_text(json.dumps(_plan_json(TINY)[2]), encoding="utf-8")
     out = tmp_path / "location.json"
     done = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit",
                            "sglang-expert-location", str(TINY), "--plan", str(plan_file),
                            "-O", "role=prefill", "-O", "layers=moe", "-o", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    placement = _compiled(TINY)[2]["roles"]["prefill"]["expert_placement"]
+    placement = _plan_json(TINY)[2]["roles"]["prefill"]["expert_placement"]
     assert json.loads(out.read_text()) == {"physical_to_logical_map": placement["phy2log"]}
     missing = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit",
                               "sglang-expert-location", str(TINY), "-o", str(out)],

@@ -12,7 +12,7 @@ import pytest
 
 import supernode_dsl as cmx
 from supernode_dsl.emit import EmitContext, available_emitters, document_json
-from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment, validate_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tests/fixtures/plan/tiny.cmx"
@@ -24,18 +24,18 @@ def at_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # relative file names only, in every golden
 
 
-def _tiny_plan() -> tuple[Any, Any, dict[str, Any]]:
+def _tiny_plan() -> tuple[Any, Any, PlanDocument]:
     model = cmx.compile_file(TINY)
     g = cmx.build_graph(model)
     loads = np.random.default_rng(2026).lognormal(0.0, 1.0, size=(4, 16)).round(3) * 100
     plan = plan_deployment(model, g, PlanRequest(loads=loads, source={"file": TINY}))
-    assert validate_plan(plan) == []
+    assert validate_plan(plan.to_json()) == []
     return model, g, plan
 
 
 def test_plan_golden(golden: Any) -> None:
     _, _, plan = _tiny_plan()
-    golden.check("plan/tiny.plan.json", document_json(plan))
+    golden.check("plan/tiny.plan.json", document_json(plan.to_json()))
 
 
 #: (format, file, defines, options, needs the tiny plan)

@@ -159,7 +159,7 @@ def test_the_shipped_gb200_plans_ep72_without_editing_its_topology(tmp_path: Pat
                    "    decode.redundant = 32; decode.batch_per_npu = 64\n"
                    "    decode.context_len = 2000\n}\n", encoding="utf-8")
     model = cmx.compile_file(src)
-    plan = plan_deployment(model, cmx.build_graph(model))
+    plan = plan_deployment(model, cmx.build_graph(model)).to_json()
     assert validate_plan(plan) == []
     (instance,) = plan["roles"]["decode"]["instance_devices"]
     assert len(instance) == 72 and all("die" not in d for d in instance)
@@ -181,7 +181,7 @@ def test_an_explicit_ep_unit_overrides_the_default() -> None:
         "    prefill.ep = 4\n    prefill.routed_slots = 5\n",
         "    prefill.ep = 2\n    prefill.routed_slots = 10\n")
     model = cmx.compile_string(text)
-    plan = plan_deployment(model, cmx.build_graph(model))
+    plan = plan_deployment(model, cmx.build_graph(model)).to_json()
     assert validate_plan(plan) == []
     # one device per NPU, with the HBM of its two 16 GB dies, reached over eth
     assert [d["path"] for d in plan["devices"][:2]] == ["pod.node[0].npu[0]",
@@ -221,7 +221,7 @@ def test_comm_overlap_never_computes_two_microbatches_at_once(
 @pytest.fixture(scope="module")
 def h800_plan() -> dict[str, Any]:
     model = cmx.compile_file(TOPOLOGIES / "deepseek-v3-h800.cmx")
-    return plan_deployment(model, cmx.build_graph(model))
+    return plan_deployment(model, cmx.build_graph(model)).to_json()
 
 
 def test_h800_decode_computes_on_every_sm_one_microbatch_at_a_time(
@@ -246,7 +246,7 @@ def test_h800_decode_computes_on_every_sm_one_microbatch_at_a_time(
 def test_an_undeclared_overlap_is_comm_overlap_and_an_assumption() -> None:
     text = TINY.read_text(encoding="utf-8").replace('; overlap = "core_split"', "")
     model = cmx.compile_string(text)
-    plan = plan_deployment(model, cmx.build_graph(model))
+    plan = plan_deployment(model, cmx.build_graph(model)).to_json()
     decode = plan["roles"]["decode"]
     assert set(decode["pipeline"]["split"]) == {"compute", "comm"}
     assert any(a.startswith("overlap not declared") for a in decode["estimate"]["assumptions"])
@@ -257,7 +257,7 @@ def test_an_undeclared_overlap_is_comm_overlap_and_an_assumption() -> None:
 @pytest.fixture(scope="module")
 def gb200_plan(gb200: tuple[cmx.Model, nx.Graph]) -> dict[str, Any]:
     model, g = gb200
-    return plan_deployment(model, g, PlanRequest())
+    return plan_deployment(model, g, PlanRequest()).to_json()
 
 
 def test_gb200_deployment_plans_and_validates(gb200_plan: dict[str, Any]) -> None:

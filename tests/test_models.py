@@ -53,7 +53,7 @@ def read_attrs() -> Iterator[set[str]]:
 
 def _plan(path: Path) -> dict[str, Any]:
     model = cmx.compile_file(path)
-    return plan_deployment(model, cmx.build_graph(model), PlanRequest())
+    return plan_deployment(model, cmx.build_graph(model), PlanRequest()).to_json()
 
 
 def _arch(path: Path) -> ModelArch:

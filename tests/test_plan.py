@@ -16,6 +16,7 @@ import pytest
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.plan import PlanRequest, plan_deployment, plan_schema, validate_plan
+from supernode_dsl.plan.document import PlanDocument
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "plan" / "tiny.cmx"
@@ -25,7 +26,7 @@ H800 = ROOT / "topologies" / "deepseek-v3-h800.cmx"
 
 def _plan(path: Path, defines: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
     model = cmx.compile_file(path, defines)
-    return plan_deployment(model, cmx.build_graph(model), PlanRequest(**kw))
+    return plan_deployment(model, cmx.build_graph(model), PlanRequest(**kw)).to_json()
 
 
 def _skewed(layers: int, experts: int, seed: int) -> np.ndarray:
@@ -41,7 +42,7 @@ def cm384_plan() -> dict[str, Any]:
 def test_schema_is_a_valid_versioned_json_schema() -> None:
     schema = plan_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
-    assert schema["$id"].endswith("/plan/1.1.json")
+    assert schema["$id"].endswith("/plan/1.2.json")
 
 
 def test_cloudmatrix_plan_is_valid_for_both_roles(cm384_plan: dict[str, Any]) -> None:
@@ -100,7 +101,7 @@ def test_unseen_loads_give_valid_balanced_plans(seed: int) -> None:
 def test_replanning_moves_fewer_experts(cm384_plan: dict[str, Any]) -> None:
     rng = np.random.default_rng(11)
     drifted = _skewed(58, 256, seed=7) * rng.lognormal(0.0, 0.3, size=(58, 256))
-    doc = _plan(CM384, loads=drifted, previous=cm384_plan)
+    doc = _plan(CM384, loads=drifted, previous=PlanDocument.from_json(cm384_plan, "prev.json"))
     assert validate_plan(doc) == []
     for name, role in doc["roles"].items():
         mig = role["migration"]
@@ -188,8 +189,11 @@ def test_cli_plan_without_deployment_or_unknown_name(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_cli_plan_rejects_a_previous_plan_of_another_shape(tmp_path: Path) -> None:
+def test_cli_plan_rejects_a_previous_plan_of_another_deployment(tmp_path: Path) -> None:
     prev = tmp_path / "prev.json"
     assert _run("plan", str(CM384), "-o", str(prev)).returncode == 0
     r = _run("plan", str(TINY), "--previous", str(prev), "-o", str(tmp_path / "p.json"))
     assert r.returncode == 1 and "error[E024]" in r.stderr
+    # the message names the plan's deployment and topology, and the file's
+    assert "'DeepSeekR1OnCloudMatrix384' on topology 'cm384'" in r.stderr
+    assert "'TinyOnPod' on topology 'pod'" in r.stderr and "Traceback" not in r.stderr

@@ -3,13 +3,13 @@ expected sections and numbers, and the CLI writes it atomically with the usual d
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from supernode_dsl.emit.report import (
     zoom_window,
 )
 from supernode_dsl.emit.templates import environment, render
-from supernode_dsl.plan import PlanRequest, plan_deployment
+from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
+from supernode_dsl.plan.document.serving import CachePool
 
 ROOT = Path(__file__).resolve().parent.parent
 R1 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
@@ -116,7 +117,7 @@ def _skewed() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def r1() -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
+def r1() -> tuple[Any, Any, np.ndarray, PlanDocument]:
     model = cmx.compile_file(R1)
     g = cmx.build_graph(model)
     loads = _skewed()
@@ -124,7 +125,7 @@ def r1() -> tuple[Any, Any, np.ndarray, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def r1_html(r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> str:
+def r1_html(r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> str:
     model, g, loads, plan = r1
     return report_html(model, g, ReportInputs(source=str(R1), plan=plan, loads=loads,
                                               loads_name="/some/dir/loads.json"))
@@ -175,10 +176,11 @@ def test_cloudmatrix384_report_sections_and_numbers(cm_html: str) -> None:
 
 
 def test_deployment_report_heatmaps_and_memory(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]], r1_html: str) -> None:
+        r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
     page = _parse(r1_html)
     _self_contained(r1_html, page)
-    _model, _g, _loads, plan = r1
+    _model, _g, _loads, doc = r1
+    plan = doc.to_json()
     # decode: 288 routed dies (EP320 less 32 shared-expert dies); prefill: 32 dies x 9 slots
     assert page.cells == {"decode": 58 * 288, "prefill": 58 * 32}
     text = " ".join(page.text)
@@ -195,8 +197,9 @@ def test_deployment_report_heatmaps_and_memory(
 
 
 def test_die_loads_match_the_plans_balance(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
-    _model, _g, loads, plan = r1
+        r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
+    _model, _g, loads, doc = r1
+    plan = doc.to_json()
     for role in plan["roles"].values():
         _dies, per_die = die_loads(role["expert_placement"], loads)
         ratio = (per_die / per_die.mean(axis=1, keepdims=True)).max(axis=1)
@@ -204,7 +207,7 @@ def test_die_loads_match_the_plans_balance(
                                    rtol=1e-5)
 
 
-def test_report_is_deterministic(r1: tuple[Any, Any, np.ndarray, dict[str, Any]],
+def test_report_is_deterministic(r1: tuple[Any, Any, np.ndarray, PlanDocument],
                                  r1_html: str) -> None:
     model, g, loads, plan = r1
     again = report_html(model, g, ReportInputs(source=str(R1), plan=plan, loads=loads,
@@ -318,9 +321,9 @@ def test_only_html_templates_autoescape() -> None:
 
 
 def test_charts_are_markup_so_they_are_not_escaped(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+        r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
     _model, _g, _loads, plan = r1
-    lanes = timeline_lanes(plan["roles"]["decode"]["pipeline"]["schedule"])
+    lanes = timeline_lanes(plan.to_json()["roles"]["decode"]["pipeline"]["schedule"])
     svg = timeline_svg("decode", lanes, 0.0, 10.0, "zoom")
     assert isinstance(svg, Markup)
     assert isinstance(inline_svg('<svg width="1pt" height="1pt"></svg>', "x"), Markup)
@@ -359,8 +362,9 @@ def _section(html: str, name: str) -> str:
 
 
 def test_pipeline_section_draws_every_event(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]], r1_html: str) -> None:
-    _model, _g, _loads, plan = r1
+        r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
+    _model, _g, _loads, doc = r1
+    plan = doc.to_json()
     section = _section(r1_html, "pipeline")
     assert "not built yet" not in section and "no serving estimate" not in section
     charts = {(c.get("data-role"), c.get("data-view")): c for c in _charts(section)}
@@ -396,8 +400,9 @@ def test_pipeline_section_draws_every_event(
 
 
 def test_performance_section_headline_layers_kv_serving(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]], r1_html: str) -> None:
-    _model, _g, _loads, plan = r1
+        r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
+    _model, _g, _loads, doc = r1
+    plan = doc.to_json()
     section = _section(r1_html, "performance")
     page = _parse(section)
     text = " ".join(page.text)
@@ -433,19 +438,20 @@ def test_performance_section_headline_layers_kv_serving(
         assert f"{row['tokens_per_s_per_npu']:,.0f}" in text
 
 
-def _old(plan: dict[str, Any]) -> dict[str, Any]:
+def _old(plan: PlanDocument) -> PlanDocument:
     """The plan as schema 1.0 wrote it: no serving block, no estimate, pipeline or kv."""
-    old = copy.deepcopy(plan)
+    old = plan.to_json()
     old.pop("serving", None)
+    old.pop("fingerprint", None)
     old["schema_version"] = "1.0"
     for role in old["roles"].values():
         for key in ("estimate", "pipeline", "kv"):
             role.pop(key, None)
-    return old
+    return PlanDocument.from_json(old, "old.json")
 
 
 def test_old_plan_without_serving_blocks_renders_with_a_note(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+        r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
     model, g, _loads, plan = r1
     html = report_html(model, g, ReportInputs(source=str(R1), plan=_old(plan),
                                               diagrams=False))
@@ -459,12 +465,14 @@ def test_old_plan_without_serving_blocks_renders_with_a_note(
 
 
 def test_partial_plan_keeps_what_it_has(
-        r1: tuple[Any, Any, np.ndarray, dict[str, Any]]) -> None:
+        r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
     """A role without a pipeline and a serving block without its optional parts render."""
     model, g, _loads, plan = r1
-    part = copy.deepcopy(plan)
-    del part["roles"]["prefill"]["pipeline"]
-    part["serving"] = {"workload": {}, "roles": None, "cache_pool": {"servers": 0}}
+    assert plan.serving is not None
+    roles = {**plan.roles, "prefill": replace(plan.roles["prefill"], pipeline=None)}
+    part = replace(plan, roles=roles,
+                   serving=replace(plan.serving, roles=None, cache_pool=CachePool(servers=0),
+                                   kv_transfer=None, pd_mapping=None))
     html = report_html(model, g, ReportInputs(source=str(R1), plan=part, diagrams=False))
     _parse(html)
     assert html.count('data-view="full"') == 2  # svg + g.events of decode only

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink
 from supernode_dsl.emit.plansummary import plan_summary
-from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan.document.codec import dump
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, layer_ops, op_seconds
 from supernode_dsl.plan.serving.pipeline import schedule
@@ -32,9 +33,13 @@ CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
 H800 = ROOT / "topologies" / "deepseek-v3-h800.cmx"
 
 
-def _plan(path: Path, **defines: str) -> dict[str, Any]:
+def _doc(path: Path, **defines: str) -> PlanDocument:
     model = cmx.compile_file(path, defines or None)
     return plan_deployment(model, cmx.build_graph(model), PlanRequest())
+
+
+def _plan(path: Path, **defines: str) -> dict[str, Any]:
+    return _doc(path, **defines).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +128,7 @@ def test_validate_plan_catches_a_broken_pipeline(cm384: dict[str, Any]) -> None:
 
 
 def test_pd_mapping_follows_the_published_formula() -> None:
-    m = pd_mapping(prefill_tp=4, decode_tp=1, decode_dp=320)
+    m = dump(pd_mapping(prefill_tp=4, decode_tp=1, decode_dp=320))
     assert m["ratio"] == 4 and m["group_size"] == 80
     ranks = m["prefill_tp_rank_of_decode_rank"]
     assert ranks[0] == 0 and ranks[79] == 0 and ranks[80] == 1 and ranks[319] == 3
@@ -132,10 +137,10 @@ def test_pd_mapping_follows_the_published_formula() -> None:
 
 def test_role_split_carries_the_rate_or_uses_the_budget_best() -> None:
     r = RoleRates(prefill_npus=16, decode_npus=160, prefill_rate=20.0, decode_rate=50.0)
-    fixed = role_split(r, 384, arrival=90.0)
+    fixed = dump(role_split(r, 384, arrival=90.0))
     assert (fixed["prefill_instances"], fixed["decode_instances"]) == (5, 2)
     assert not fixed["fits_budget"] and not fixed["meets_arrival_rate"]
-    best = role_split(r, 384, arrival=0.0)
+    best = dump(role_split(r, 384, arrival=0.0))
     assert best["npus_used"] <= 384
     assert best["sustainable_requests_per_s"] == pytest.approx(
         min(best["prefill_instances"] * 20.0, best["decode_instances"] * 50.0))
@@ -221,16 +226,16 @@ def test_cmx_plan_prints_a_summary_and_keeps_stdout_json(tmp_path: Path) -> None
     assert "tokens/s per NPU" in to_file.stdout and "requests/s" in to_file.stdout
     to_stdout = subprocess.run([*cmd, "-o", "-"], capture_output=True, text=True, check=True,
                                cwd=ROOT)
-    assert json.loads(to_stdout.stdout)["schema_version"] == "1.1"
+    assert json.loads(to_stdout.stdout)["schema_version"] == "1.2"
     assert "tokens/s per NPU" in to_stdout.stderr
 
 
 def test_the_summary_says_when_a_latency_target_is_missed() -> None:
     """One prompt per die is the smallest prefill pass; it takes longer than 500 ms."""
-    plan = _plan(CM384, ttft_slo_ms="500", prefill_tokens_per_npu="0")
+    plan = _doc(CM384, ttft_slo_ms="500", prefill_tokens_per_npu="0")
     prefill = next(line for line in plan_summary(plan) if "prefill:" in line)
     assert "(misses the TTFT target)" in prefill
-    assert not any("misses" in line for line in plan_summary(_plan(H800)))
+    assert not any("misses" in line for line in plan_summary(_doc(H800)))
 
 
 def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:

@@ -1,16 +1,18 @@
 """The ``chrome-trace`` emitter: a Chrome / Perfetto trace of the planned microbatch pipeline.
 
-Most checks use a synthetic plan fragment (two roles, two device kinds each, non-overlapping
-events per stream); the CLI checks run ``python -m supernode_dsl`` as a subprocess.
+Most checks use the tiny plan with synthetic pipelines (two roles, two device kinds each,
+non-overlapping events per stream); the CLI checks run ``python -m supernode_dsl`` as a subprocess.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import subprocess
 import sys
 from collections import defaultdict
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit import EmitContext, available_emitters
 from supernode_dsl.emit.trace import ChromeTraceEmitter, chrome_trace
-from supernode_dsl.plan import PlanRequest, plan_deployment
+from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
+from supernode_dsl.plan.document.codec import load
+from supernode_dsl.plan.document.role import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tests/fixtures/plan/tiny.cmx"
@@ -58,18 +62,25 @@ def _pipeline(streams: tuple[str, str], scale: float) -> dict[str, Any]:
     }
 
 
-def _plan() -> dict[str, Any]:
-    """A plan fragment: only what the trace reads (and an unrelated role field)."""
-    return {
-        "source": {"file": "topologies/x.cmx", "deployment": "XOnY", "previous": None},
-        "roles": {
-            "prefill": {"ep": 4, "pipeline": _pipeline(("cube", "vector"), 100.0)},
-            "decode": {"ep": 8, "pipeline": _pipeline(("attention", "moe"), 1.0)},
-        },
-    }
+@functools.cache
+def _tiny() -> PlanDocument:
+    model = cmx.compile_file(ROOT / TINY)
+    return plan_deployment(model, cmx.build_graph(model), PlanRequest())
 
 
-def _trace(plan: dict[str, Any] | None = None) -> dict[str, Any]:
+def _plan(**pipelines: dict[str, Any] | None) -> PlanDocument:
+    """The tiny plan with made-up pipelines (what the trace reads) and source."""
+    tiny = _tiny()
+    made = {"prefill": _pipeline(("cube", "vector"), 100.0),
+            "decode": _pipeline(("attention", "moe"), 1.0), **pipelines}
+    roles = {name: replace(role, pipeline=None if made[name] is None
+                           else load(Pipeline, made[name]))
+             for name, role in tiny.roles.items()}
+    return replace(tiny, roles=roles,
+                   source=replace(tiny.source, file="topologies/x.cmx", deployment="XOnY"))
+
+
+def _trace(plan: PlanDocument | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(chrome_trace(plan or _plan()))
     return doc
 
@@ -141,44 +152,40 @@ def test_deterministic_and_independent_of_role_order() -> None:
     plan = _plan()
     text = chrome_trace(plan)
     assert text == chrome_trace(copy.deepcopy(plan)) and text.endswith("]}\n")
-    reordered = {**plan, "roles": dict(reversed(list(plan["roles"].items())))}
-    assert list(reordered["roles"]) != list(plan["roles"])
+    reordered = replace(plan, roles=dict(reversed(list(plan.roles.items()))))
+    assert list(reordered.roles) != list(plan.roles)
     assert chrome_trace(reordered) == text
 
 
 def test_roles_without_a_pipeline_contribute_nothing() -> None:
-    plan = _plan()
-    del plan["roles"]["prefill"]["pipeline"]
-    doc = _trace(plan)
+    doc = _trace(_plan(prefill=None))
     assert {e["cat"] for e in _complete(doc)} == {"decode"}
     assert set(doc["otherData"]["roles"]) == {"decode"}
 
 
 def test_no_pipeline_is_an_e026() -> None:
-    plan = _plan()
-    for role in plan["roles"].values():
-        del role["pipeline"]
     with pytest.raises(CmxError) as exc:
-        chrome_trace(plan)
+        chrome_trace(_plan(prefill=None, decode=None))
     assert exc.value.codes == ["E026"] and "no pipeline schedule" in str(exc.value)
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
-    ("start_us", None, "'start_us' = None is not a finite number"),
-    ("dur_us", -1.0, "is not a finite number of at least 0"),
-    ("dur_us", float("nan"), "is not a finite number"),
-    ("layer", 1.5, "'layer' = 1.5 is not an integer"),
-    ("stream", 3, "'stream' = 3 is not a string"),
+    ("start_us", None, "None is not of type 'number'"),
+    ("dur_us", -1.0, "-1.0 is less than the minimum of 0"),
+    ("layer", 1.5, "1.5 is not of type 'integer'"),
+    ("stream", 3, "3 is not of type 'string'"),
 ])
-def test_malformed_events_are_e026_naming_the_event(field: str, value: Any,
+def test_malformed_events_are_e024_naming_the_event(field: str, value: Any,
                                                     message: str) -> None:
-    plan = _plan()
-    plan["roles"]["decode"]["pipeline"]["schedule"][1]["events"][2][field] = value
+    """A plan's events are checked when it is read, before any emitter sees it."""
+    plan = _tiny().to_json()
+    plan["roles"]["decode"]["pipeline"]["schedule"][0]["events"][2][field] = value
     with pytest.raises(CmxError) as exc:
-        chrome_trace(plan)
-    assert exc.value.codes == ["E026"]
-    assert "role 'decode' pipeline schedule[1] events[2]" in str(exc.value)
-    assert message in str(exc.value)
+        PlanDocument.from_json(plan, "plan.json")
+    assert exc.value.codes == ["E024"]
+    text = str(exc.value)
+    assert "plan.json: roles.decode.pipeline.schedule[0].events[2]" in text
+    assert message in text
 
 
 def test_the_emitter_is_registered_and_needs_a_plan() -> None:
@@ -203,17 +210,21 @@ def _cmx(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cmx_emit_chrome_trace(tmp_path: Path) -> None:
     plan, out = tmp_path / "plan.json", tmp_path / "out.json"
-    plan.write_text(json.dumps(_plan()), encoding="utf-8")
+    plan.write_text(json.dumps(_tiny().to_json()), encoding="utf-8")
     r = _cmx("emit", "chrome-trace", TINY, "--plan", str(plan), "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert out.read_text(encoding="utf-8") == chrome_trace(_plan())
+    assert out.read_text(encoding="utf-8") == chrome_trace(_tiny())
 
 
 def test_cmx_emit_chrome_trace_without_pipelines_writes_nothing(tmp_path: Path) -> None:
+    """A 1.0 plan (no serving blocks, no fingerprint) still loads, and has no pipeline."""
     plan, out = tmp_path / "plan.json", tmp_path / "out.json"
-    doc = _plan()
+    doc = _tiny().to_json()
+    del doc["serving"], doc["fingerprint"]
+    doc["schema_version"] = "1.0"
     for role in doc["roles"].values():
-        del role["pipeline"]
+        for key in ("pipeline", "kv", "estimate"):
+            del role[key]
     plan.write_text(json.dumps(doc), encoding="utf-8")
     r = _cmx("emit", "chrome-trace", TINY, "--plan", str(plan), "-o", str(out))
     assert r.returncode == 1 and "error[E026]" in r.stderr and "pipeline" in r.stderr
@@ -224,7 +235,7 @@ def _planner_writes_pipelines() -> bool:
     """Whether the planner of this checkout puts a ``pipeline`` block into some role."""
     model = cmx.compile_file(ROOT / TINY)
     doc = plan_deployment(model, cmx.build_graph(model), PlanRequest())
-    return any("pipeline" in role for role in doc["roles"].values())
+    return any(role.pipeline is not None for role in doc.roles.values())
 
 
 def test_cmx_plan_trace(tmp_path: Path) -> None:
@@ -234,7 +245,7 @@ def test_cmx_plan_trace(tmp_path: Path) -> None:
     r = _cmx("plan", TINY, "-o", str(plan), "--trace", str(trace))
     if _planner_writes_pipelines():
         assert r.returncode == 0, r.stderr
-        doc = json.loads(plan.read_text(encoding="utf-8"))
+        doc = PlanDocument.from_text(plan.read_text(encoding="utf-8"), str(plan))
         assert trace.read_text(encoding="utf-8") == chrome_trace(doc)
     else:
         assert r.returncode == 1 and "error[E026]" in r.stderr, r.stderr

@@ -29,6 +29,7 @@ import networkx as nx
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
 from supernode_dsl.emit.options import Option, check_options
+from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
 
@@ -40,13 +41,13 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class EmitContext:
     """Everything an emitter may read: the compiled model and graph, the plan (if one was
-    given with ``--plan``), the source file name, the ``-O`` options as given (name ->
-    text; read them typed with :meth:`value`) and the name of the plan file (``""`` when
-    no ``--plan`` was given)."""
+    given with ``--plan``: already checked, and made for this topology and deployment), the
+    source file name, the ``-O`` options as given (name -> text; read them typed with
+    :meth:`value`) and the name of the plan file (``""`` when no ``--plan`` was given)."""
 
     model: Model
     graph: nx.Graph
-    plan: Mapping[str, Any] | None = None
+    plan: PlanDocument | None = None
     source: str = ""
     options: Mapping[str, str] = field(default_factory=dict)
     plan_file: str = ""
@@ -58,7 +59,7 @@ class EmitContext:
         text = self.options.get(option.name)
         return option.default if text is None else option.read(text)
 
-    def require_plan(self, emitter: str) -> Mapping[str, Any]:
+    def require_plan(self, emitter: str) -> PlanDocument:
         """The plan, or an E026 error saying that ``emitter`` needs ``--plan``."""
         if self.plan is None:
             raise emit_error(f"'{emitter}' needs a plan: run `cmx plan FILE -o plan.json` "

@@ -15,7 +15,6 @@ numbered, the placeholder addresses of the rank table) are documented in
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
@@ -29,6 +28,8 @@ from supernode_dsl.emit.options import (
     text_option,
 )
 from supernode_dsl.graph import busiest_plane, message_costs
+from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.plan.document.role import RolePlan
 
 __all__ = [
     "EMITTERS",
@@ -68,35 +69,35 @@ DEVICE_IP_BASE = ipv4_option("device_ip_base", "device k (global ordinal) gets d
 
 # ---- plan access -----------------------------------------------------------------------------
 
-def _role(ctx: EmitContext, plan: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+def _role(ctx: EmitContext, plan: PlanDocument) -> tuple[str, RolePlan]:
     """The ``-O role=`` role of the plan and its entry, or E026 naming the plan's roles."""
     name = ctx.value(ROLE)
-    roles: Mapping[str, Any] = plan["roles"]
+    roles = plan.roles
     if name not in roles:
         raise emit_error(f"the plan has no role '{name}' (roles: {', '.join(roles) or 'none'})")
     return name, roles[name]
 
 
-def _instance(ctx: EmitContext, role: str, entry: Mapping[str, Any]) -> int:
+def _instance(ctx: EmitContext, role: str, entry: RolePlan) -> int:
     number = ctx.value(INSTANCE)
-    if number >= len(entry["instance_devices"]):
-        raise emit_error(f"role '{role}' has {len(entry['instance_devices'])} instance(s); "
+    if number >= len(entry.instance_devices):
+        raise emit_error(f"role '{role}' has {len(entry.instance_devices)} instance(s); "
                          f"there is no instance {number}")
     return number
 
 
-def routed_devices(role: str, entry: Mapping[str, Any], instance: int = 0) -> list[str]:
+def routed_devices(role: str, entry: RolePlan, instance: int = 0) -> list[str]:
     """The devices of ``instance`` that hold routed-expert slots, in EP rank order.
 
     Dedicated shared-expert devices (decode EP320: 32 dies) hold no routed slot and are left
     out, so routed rank ``r`` is the ``r``-th entry.  Raises E026 unless physical slot ``s``
     lies on routed rank ``s // slots_per_device`` (the contiguous layout runtimes assume).
     """
-    placement = entry["expert_placement"]
-    slots: list[str] = placement["instance_slot_devices"][instance]
+    placement = entry.expert_placement
+    slots = placement.instance_slot_devices[instance]
     holding = set(slots)
-    routed = [d for d in entry["instance_devices"][instance] if d in holding]
-    per = placement["slots_per_device"]
+    routed = [d for d in entry.instance_devices[instance] if d in holding]
+    per = placement.slots_per_device
     for s, device in enumerate(slots):
         if s // per >= len(routed) or routed[s // per] != device:
             raise emit_error(f"role '{role}': physical slot {s} is on '{device}', not on routed "
@@ -126,13 +127,13 @@ class SglangExpertLocationEmitter(Emitter):
         role, entry = _role(ctx, plan)
         layers = ctx.value(LAYERS)
         routed_devices(role, entry)
-        placement = entry["expert_placement"]
-        phy2log: list[list[int]] = [list(r) for r in placement["phy2log"]]
+        placement = entry.expert_placement
+        phy2log: list[list[int]] = [list(r) for r in placement.phy2log]
         if layers == "model":
-            by_layer = dict(zip(placement["moe_layers"], phy2log, strict=True))
-            logical, physical = placement["num_logical"], placement["num_physical"]
+            by_layer = dict(zip(placement.moe_layers, phy2log, strict=True))
+            logical, physical = placement.num_logical, placement.num_physical
             trivial = [s % logical for s in range(physical)]
-            phy2log = [by_layer.get(layer, trivial) for layer in range(plan["model"]["layers"])]
+            phy2log = [by_layer.get(layer, trivial) for layer in range(plan.model.layers)]
         return document_json({"physical_to_logical_map": phy2log})
 
 
@@ -160,7 +161,7 @@ class SglangRankCostEmitter(Emitter):
         which = ctx.value(RANKS)
         message = ctx.value(MESSAGE_BYTES)
         devices = (routed_devices(role, entry, instance) if which == "routed"
-                   else list(entry["instance_devices"][instance]))
+                   else list(entry.instance_devices[instance]))
         plane = ctx.value(PLANE) or busiest_plane(ctx.graph, devices)
         cost = message_costs(ctx.graph, plane, devices, message)
         matrix = [[round(float(v) * 1e6, 6) + 0.0 for v in row] for row in cost]
@@ -190,11 +191,11 @@ class VllmAscendExpertMapEmitter(Emitter):
         role, entry = _role(ctx, plan)
         numbering = ctx.value(LAYER_ID)
         devices = routed_devices(role, entry)
-        placement = entry["expert_placement"]
-        per = placement["slots_per_device"]
+        placement = entry.expert_placement
+        per = placement.slots_per_device
         layer_list = []
         for ordinal, (layer, row) in enumerate(
-                zip(placement["moe_layers"], placement["phy2log"], strict=True)):
+                zip(placement.moe_layers, placement.phy2log, strict=True)):
             layer_list.append({
                 "layer_id": layer if numbering == "model" else ordinal,
                 "device_count": len(devices),
@@ -237,15 +238,16 @@ class HcclRankTableEmitter(Emitter):
     def emit(self, ctx: EmitContext) -> str:
         plan = ctx.require_plan(self.name)
         unit = ctx.value(UNIT)
-        table: list[Mapping[str, Any]] = plan["devices"]
+        table = plan.devices
         key = "npu" if unit == "npu" else "path"
         # Roles in the order the deployment names them = order of first device in the table.
-        plan_roles = list(dict.fromkeys(d["role"] for d in table if d["role"] in plan["roles"]))
-        plan_roles += [r for r in plan["roles"] if r not in plan_roles]
+        plan_roles = list(dict.fromkeys(d.role for d in table
+                                        if d.role is not None and d.role in plan.roles))
+        plan_roles += [r for r in plan.roles if r not in plan_roles]
         wanted = ctx.value(TABLE_ROLES)
         roles = plan_roles if wanted == "all" else [r.strip() for r in wanted.split(",")]
         for r in roles:
-            if r not in plan["roles"]:
+            if r not in plan.roles:
                 raise emit_error(f"the plan has no role '{r}' (roles: {', '.join(plan_roles)})")
         node_ordinal: dict[str, int] = {}
         unit_ordinal: dict[str, int] = {}
@@ -253,22 +255,23 @@ class HcclRankTableEmitter(Emitter):
         per_node: dict[str, int] = {}
         node_of: dict[str, str] = {}
         for d in table:
-            node_ordinal.setdefault(d["node"], len(node_ordinal))
-            if d[key] not in unit_ordinal:
-                unit_ordinal[d[key]] = len(unit_ordinal)
-                local_ordinal[d[key]] = per_node.get(d["node"], 0)
-                per_node[d["node"]] = local_ordinal[d[key]] + 1
-                node_of[d[key]] = d["node"]
-        by_path = {d["path"]: d for d in table}
+            u = d.npu if key == "npu" else d.path
+            node_ordinal.setdefault(d.node, len(node_ordinal))
+            if u not in unit_ordinal:
+                unit_ordinal[u] = len(unit_ordinal)
+                local_ordinal[u] = per_node.get(d.node, 0)
+                per_node[d.node] = local_ordinal[u] + 1
+                node_of[u] = d.node
+        by_path = {d.path: d for d in table}
         ranked: list[str] = []
         seen: set[str] = set()
         for r in roles:
-            for devices in plan["roles"][r]["instance_devices"]:
+            for devices in plan.roles[r].instance_devices:
                 for path in devices:
                     if path not in by_path:
                         raise emit_error(f"device '{path}' of role '{r}' is not in the plan's "
                                          "device table")
-                    u = by_path[path][key]
+                    u = by_path[path].npu if key == "npu" else path
                     if u not in seen:
                         seen.add(u)
                         ranked.append(u)

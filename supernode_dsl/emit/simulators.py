@@ -187,11 +187,8 @@ class AstraCommGroupEmitter(Emitter):
         uid = {u: i for i, u in enumerate(units)}
         owner = unit_owner(ctx.graph, units)
         groups: dict[str, list[int]] = {}
-        roles = plan.get("roles")
-        if not isinstance(roles, Mapping):
-            raise emit_error("the plan has no 'roles' object")
-        for role, body in roles.items():
-            for devices in (body or {}).get("instance_devices", []):
+        for role, body in plan.roles.items():
+            for devices in body.instance_devices:
                 ids: set[int] = set()
                 for dev in devices:
                     if dev not in ctx.graph:

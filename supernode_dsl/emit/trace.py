@@ -17,77 +17,24 @@ Roles without a ``pipeline`` block (plans of older cmx versions) contribute noth
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
+from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.plan.document.role import Pipeline, ScheduleEvent
 
 __all__ = ["EMITTERS", "ChromeTraceEmitter", "chrome_trace"]
 
 GENERATOR = "supernode-dsl"
 _SEPARATOR = " · "  # between the role and the device kind in a process name
-_ROLE_SUMMARY = ("microbatches", "split", "step_us", "speedup")
 
 
 # ---- reading the plan ------------------------------------------------------------------------
 
-def _pipelines(plan: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+def _pipelines(plan: PlanDocument) -> list[tuple[str, Pipeline]]:
     """``(role, pipeline)`` of every role that has a pipeline block, roles sorted by name."""
-    roles = plan.get("roles")
-    if not isinstance(roles, Mapping):
-        raise emit_error("the plan has no 'roles' object: is it a plan from `cmx plan`?")
-    found: list[tuple[str, Mapping[str, Any]]] = []
-    for name in sorted(roles):
-        entry = roles[name]
-        pipeline = entry.get("pipeline") if isinstance(entry, Mapping) else None
-        if pipeline is None:
-            continue
-        if not isinstance(pipeline, Mapping):
-            raise emit_error(f"role '{name}': 'pipeline' is not an object")
-        found.append((str(name), pipeline))
-    return found
-
-
-def _field(obj: Any, key: str, where: str) -> Any:
-    """``obj[key]``, or E026 naming ``where`` when ``obj`` is no object or lacks ``key``."""
-    if not isinstance(obj, Mapping) or key not in obj:
-        raise emit_error(f"{where}: missing '{key}'")
-    return obj[key]
-
-
-def _number(obj: Any, key: str, where: str, minimum: float | None = None) -> float:
-    """A finite number field (at least ``minimum`` if given), as a float."""
-    value = _field(obj, key, where)
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value) or (minimum is not None and value < minimum):
-        bound = f" of at least {minimum:g}" if minimum is not None else ""
-        raise emit_error(f"{where}: '{key}' = {value!r} is not a finite number{bound}")
-    return float(value)
-
-
-def _integer(obj: Any, key: str, where: str) -> int:
-    """An integer field (booleans are not integers here)."""
-    value = _field(obj, key, where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise emit_error(f"{where}: '{key}' = {value!r} is not an integer")
-    return value
-
-
-def _text(obj: Any, key: str, where: str) -> str:
-    """A string field."""
-    value = _field(obj, key, where)
-    if not isinstance(value, str):
-        raise emit_error(f"{where}: '{key}' = {value!r} is not a string")
-    return value
-
-
-def _sequence(obj: Any, key: str, where: str) -> Sequence[Any]:
-    """A list field."""
-    value = _field(obj, key, where)
-    if not isinstance(value, list | tuple):
-        raise emit_error(f"{where}: '{key}' is not a list")
-    return value
+    return [(name, role.pipeline) for name, role in sorted(plan.roles.items())
+            if role.pipeline is not None]
 
 
 # ---- building the events ---------------------------------------------------------------------
@@ -107,17 +54,15 @@ class _Process:
         self.tids: dict[str, int] = {}
         self.events: list[dict[str, Any]] = []
 
-    def add(self, event: Any, where: str) -> None:
+    def add(self, event: ScheduleEvent) -> None:
         """Add one schedule event as a complete (``"X"``) event on its stream's thread."""
-        stream = _text(event, "stream", where)
-        tid = self.tids.setdefault(stream, len(self.tids) + 1)
+        tid = self.tids.setdefault(event.stream, len(self.tids) + 1)
         self.events.append({
             "ph": "X", "pid": self.pid, "tid": tid, "cat": self.role,
-            "name": _text(event, "name", where),
-            "ts": _number(event, "start_us", where),
-            "dur": _number(event, "dur_us", where, minimum=0.0),
-            "args": {"layer": _integer(event, "layer", where),
-                     "microbatch": _integer(event, "microbatch", where)},
+            "name": event.name,
+            "ts": float(event.start_us),
+            "dur": float(event.dur_us),
+            "args": {"layer": event.layer, "microbatch": event.microbatch},
         })
 
     def trace_events(self) -> list[dict[str, Any]]:
@@ -131,31 +76,27 @@ class _Process:
         return out + sorted(self.events, key=lambda e: (e["ts"], e["tid"]))
 
 
-def _processes(pipelines: list[tuple[str, Mapping[str, Any]]]) -> list[_Process]:
+def _processes(pipelines: list[tuple[str, Pipeline]]) -> list[_Process]:
     """One :class:`_Process` per (role, device kind), pids 1, 2, ... in role order and, within
     a role, device kinds in order of first appearance."""
     found: dict[tuple[str, str], _Process] = {}
     for role, pipeline in pipelines:
-        where = f"role '{role}' pipeline"
-        for i, block in enumerate(_sequence(pipeline, "schedule", where)):
-            at = f"{where} schedule[{i}]"
-            kind = _text(block, "device_kind", at)
+        for block in pipeline.schedule:
+            kind = block.device_kind
             process = found.setdefault((role, kind), _Process(role, kind, len(found) + 1))
-            for j, event in enumerate(_sequence(block, "events", at)):
-                process.add(event, f"{at} events[{j}]")
+            for event in block.events:
+                process.add(event)
     return list(found.values())
 
 
-def _other_data(plan: Mapping[str, Any],
-                pipelines: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def _other_data(plan: PlanDocument, pipelines: list[tuple[str, Pipeline]]) -> dict[str, Any]:
     """The trace's ``otherData``: generator, the plan's source file and deployment, and per
     role the chosen microbatch count, split, step time and speedup."""
     data: dict[str, Any] = {"generator": GENERATOR}
-    source = plan.get("source")
-    if isinstance(source, Mapping):
-        data.update({k: source[k] for k in ("file", "deployment") if source.get(k) is not None})
-    data["roles"] = {role: {k: pipeline[k] for k in _ROLE_SUMMARY if k in pipeline}
-                     for role, pipeline in pipelines}
+    data.update({"file": plan.source.file, "deployment": plan.source.deployment})
+    data["roles"] = {role: {"microbatches": p.microbatches, "split": p.split,
+                            "step_us": p.step_us, "speedup": p.speedup}
+                     for role, p in pipelines}
     return data
 
 
@@ -165,22 +106,19 @@ def _dumps(value: Any) -> str:
                       allow_nan=False)
 
 
-def chrome_trace(plan: Mapping[str, Any]) -> str:
+def chrome_trace(plan: PlanDocument) -> str:
     """The Chrome Trace Event Format (JSON object form) of the pipeline schedules of
     ``plan``'s roles: deterministic text, one trace event per line, ending with a newline.
 
     Raises an E026 :class:`~supernode_dsl.diagnostics.CmxError` when no role has a
-    ``pipeline`` block, or when a schedule event lacks a field or has one of a wrong type.
+    ``pipeline`` block (a plan of schema 1.0).
     """
     pipelines = _pipelines(plan)
     if not pipelines:
         raise emit_error("the plan has no pipeline schedule (no role has a 'pipeline' "
                          "block): plan it again with a newer cmx (`cmx plan FILE -o plan.json`)")
     events = [e for p in _processes(pipelines) for e in p.trace_events()]
-    try:
-        head = _dumps({"displayTimeUnit": "ms", "otherData": _other_data(plan, pipelines)})
-    except (TypeError, ValueError) as err:
-        raise emit_error(f"the plan's pipeline summary is not plain JSON: {err}") from None
+    head = _dumps({"displayTimeUnit": "ms", "otherData": _other_data(plan, pipelines)})
     body = ",\n".join(_dumps(e) for e in events)
     # Keys stay sorted: "displayTimeUnit" < "otherData" < "traceEvents".
     return f'{head[:-1]},"traceEvents":[\n{body}\n]}}\n'

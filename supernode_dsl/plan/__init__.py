@@ -1,10 +1,11 @@
-"""Stage 4, plan: compiled topology + deployment -> plan document (JSON, schema 1.1).
+"""Stage 4, plan: compiled topology + deployment -> plan document (schema 1.2).
 
 Entry point: :func:`plan_deployment`.  It reads the ``model`` and ``deployment``
 declarations, allocates the topology's devices to the roles, places every expert of every MoE
 layer (or re-plans from a previous plan, moving few expert weights), checks memory, and
-returns a plain dictionary that validates against ``plan.schema.json``
-(:func:`validate_plan` checks that and every invariant the schema cannot state).
+returns a :class:`~supernode_dsl.plan.document.PlanDocument` whose ``to_json()`` validates
+against ``plan.schema.json`` (:func:`validate_plan` checks that and every invariant the
+schema cannot state).
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ import numpy as np
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
-from supernode_dsl.plan.build import deployment_summary, role_memory, role_plan
+from supernode_dsl.plan.build import PlacedRole, deployment_summary, role_memory, role_plan
 from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table, ep_unit
+from supernode_dsl.plan.document import (
+    SCHEMA_ID,
+    SCHEMA_VERSION,
+    DeviceRow,
+    PlanDocument,
+    Source,
+)
+from supernode_dsl.plan.document.codec import dump, load
+from supernode_dsl.plan.document.fingerprint import plan_fingerprint
+from supernode_dsl.plan.document.role import ExpertPlacement, RolePlan
 from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import device_facts
 from supernode_dsl.plan.serving.params import Workload, read_workload
@@ -29,9 +40,8 @@ from supernode_dsl.plan.serving.roles import serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
-__all__ = ["PlanRequest", "plan_deployment", "plan_schema", "validate_plan"]
-
-SCHEMA_ID = "https://supernode-dsl.dev/schemas/plan/1.1.json"
+__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "plan_deployment", "plan_schema",
+           "validate_plan"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,16 @@ class PlanRequest:
     """What to plan: which deployment, with which loads, from which previous plan.
 
     ``loads`` is [MoE layers x routed experts] (None: equally loaded experts);
-    ``previous`` is a plan document of the same deployment for migration-aware re-planning;
-    ``source`` fills the plan's ``source`` block (file, defines, file names of the inputs).
+    ``previous`` is a plan of the same deployment for migration-aware re-planning (the
+    caller checks that it was made for this file: see
+    :func:`~supernode_dsl.plan.document.fingerprint.check_plan_for`);
+    ``source`` fills the plan's ``source`` block (``file``, ``defines``, ``expert_loads``,
+    ``previous``: the file names of the inputs).
     """
 
     deployment: str | None = None
     loads: np.ndarray | None = None
-    previous: Mapping[str, Any] | None = None
+    previous: PlanDocument | None = None
     source: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -66,7 +79,7 @@ def _choose(model: Model, wanted: str | None) -> tuple[Spec | None, dict[str, Sp
 
 
 def _devices(table: list[list[Device]],
-             allocations: list[RoleAllocation]) -> list[dict[str, Any]]:
+             allocations: list[RoleAllocation]) -> tuple[DeviceRow, ...]:
     owner: dict[str, tuple[str | None, int | None, int | None]] = {}
     for alloc in allocations:
         for i, inst in enumerate(alloc.instances):
@@ -76,9 +89,8 @@ def _devices(table: list[list[Device]],
     for acc in table:
         for d in acc:
             role_name, number, rank = owner.get(d.path, (None, None, None))
-            rows.append({"path": d.path, "npu": d.npu, "node": d.node, "rack": d.rack,
-                         "role": role_name, "instance": number, "rank": rank})
-    return rows
+            rows.append(DeviceRow(d.path, d.npu, d.node, d.rack, role_name, number, rank))
+    return tuple(rows)
 
 
 def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:
@@ -92,22 +104,15 @@ def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:
     return loads
 
 
-def _check_previous(previous: Mapping[str, Any] | None) -> None:
-    """E024 unless ``previous`` (when given) is a valid plan."""
-    problems = validate_plan(previous) if previous is not None else []
-    if problems:
-        raise CmxError([Diagnostic("E024", f"the previous plan is not valid: {problems[0]}")])
-
-
-def _previous_role(previous: Mapping[str, Any] | None, role: str,
-                   shape: tuple[int, int]) -> Mapping[str, Any] | None:
+def _previous_role(previous: PlanDocument | None, role: str,
+                   shape: tuple[int, int]) -> ExpertPlacement | None:
     if previous is None:
         return None
-    entry = previous["roles"].get(role)
+    entry = previous.roles.get(role)
     if entry is None:
         return None
-    placement: Mapping[str, Any] = entry["expert_placement"]
-    got = (len(placement["phy2log"]), placement["num_physical"])
+    placement = entry.expert_placement
+    got = (len(placement.phy2log), placement.num_physical)
     if got != shape:
         raise CmxError([Diagnostic("E024", f"the previous plan's {role} placement is "
                                    f"{list(got)}, this deployment's {list(shape)}")])
@@ -115,12 +120,15 @@ def _previous_role(previous: Mapping[str, Any] | None, role: str,
 
 
 def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = None
-                    ) -> dict[str, Any]:
+                    ) -> PlanDocument:
     """Plan the deployment of ``model`` on its compiled graph ``g``.
 
-    Raises :class:`~supernode_dsl.diagnostics.CmxError`: E025 (no or ambiguous deployment),
-    E022 (roles do not fit the topology), E021 (loads of the wrong shape), E023 (a device's
-    memory is exceeded, with the terms and the overflow), E024 (bad previous plan).
+    The document holds its values as ``to_json()`` writes them (rounded), so a plan made
+    here equals the same plan read back from its file.  Raises
+    :class:`~supernode_dsl.diagnostics.CmxError`: E025 (no or ambiguous deployment), E022
+    (roles do not fit the topology), E021 (loads of the wrong shape), E023 (a device's
+    memory is exceeded, with the terms and the overflow), E024 (a previous plan whose
+    placement has another shape).
     """
     req = request or PlanRequest()
     spec, models = _choose(model, req.deployment)
@@ -133,36 +141,47 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()
     loads = _loads(dep, req.loads)
-    _check_previous(req.previous)
-    roles: dict[str, Any] = {}
+    roles: dict[str, RolePlan] = {}
     contexts: dict[str, RoleContext] = {}
     for alloc in allocations:
         shape = (loads.shape[0], alloc.role.physical_slots)
         prev = _previous_role(req.previous, alloc.role.name, shape)
-        entry = role_plan(dep.model, alloc, loads, prev)
-        ctx = _context(g, dep, workload, alloc, entry, sink)
-        roles[alloc.role.name] = _serve(ctx, alloc, entry, sink) if ctx else entry
+        placed = role_plan(dep.model, alloc, loads, prev)
+        ctx = _context(g, dep, workload, alloc, placed, sink)
         if ctx is not None:
+            roles[alloc.role.name] = _serve(ctx, alloc, placed, sink)
             contexts[alloc.role.name] = ctx
     sink.raise_if_errors()
     serving = serving_block(g, workload, allocations, roles, contexts,
                             dep.model.kv_bytes_per_token_layer * dep.model.layers, len(table))
-    source = {"file": "", "defines": {}, "expert_loads": None, "previous": None,
-              **req.source, "deployment": dep.name, "topology": model.root_name}
-    return {
-        "$schema": SCHEMA_ID,
-        "schema_version": "1.1",
-        "generator": "supernode-dsl",
-        "source": source,
-        "model": deployment_summary(dep),
-        "devices": _devices(table, allocations),
-        "roles": roles,
-        "serving": serving,
-    }
+    doc = PlanDocument(
+        schema_id=SCHEMA_ID,
+        schema_version=SCHEMA_VERSION,
+        generator="supernode-dsl",
+        source=_source(req.source, dep.name, model.root_name),
+        model=deployment_summary(dep),
+        devices=_devices(table, allocations),
+        roles=roles,
+        serving=serving,
+        fingerprint=plan_fingerprint(model, g, dep.name),
+    )
+    return _as_written(doc)
+
+
+def _as_written(doc: PlanDocument) -> PlanDocument:
+    """``doc`` with its values as its JSON holds them (rounded by ``to_json``)."""
+    return load(PlanDocument, dump(doc))
+
+
+def _source(given: Mapping[str, Any], deployment: str, topology: str) -> Source:
+    src = {"file": "", "defines": {}, "expert_loads": None, "previous": None, **given}
+    return Source(file=src["file"], defines=dict(src["defines"]), deployment=deployment,
+                  topology=topology, expert_loads=src["expert_loads"],
+                  previous=src["previous"])
 
 
 def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAllocation,
-             entry: Mapping[str, Any], sink: DiagnosticSink) -> RoleContext | None:
+             placed: PlacedRole, sink: DiagnosticSink) -> RoleContext | None:
     """What the cost model needs of a role; None (and E022) if its devices cannot talk."""
     devices = alloc.instances[0]
     facts = device_facts(g, devices[0].path)
@@ -172,14 +191,21 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
-    imbalance = np.asarray(entry["balance"]["max_over_mean_per_layer"], dtype=float)
+    imbalance = np.asarray(placed.balance.max_over_mean_per_layer, dtype=float)
     return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu)
 
 
-def _serve(ctx: RoleContext, alloc: RoleAllocation, entry: dict[str, Any],
-           sink: DiagnosticSink) -> dict[str, Any]:
-    """Add the serving blocks (memory at the served batch, KV, pipeline, estimate)."""
+def _serve(ctx: RoleContext, alloc: RoleAllocation, placed: PlacedRole,
+           sink: DiagnosticSink) -> RolePlan:
+    """The role's plan: its placement and the serving blocks (memory at the served batch,
+    KV, pipeline, estimate)."""
     capacity = min(d.hbm for d in alloc.instances[0])
     served = serve_role(ctx, capacity)
-    return {**entry, "memory": role_memory(ctx.arch, served.role, capacity, sink),
-            "kv": served.kv, "pipeline": served.pipeline, "estimate": served.estimate}
+    role = alloc.role
+    return RolePlan(
+        instances=role.instances, npus_per_instance=role.npus, ep=role.ep,
+        instance_devices=tuple(tuple(d.path for d in inst) for inst in alloc.instances),
+        expert_placement=placed.placement, balance=placed.balance,
+        memory=role_memory(ctx.arch, served.role, capacity, sink),
+        migration=placed.migration, kv=served.kv, pipeline=served.pipeline,
+        estimate=served.estimate)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.plan.devices import Device, RoleAllocation
+from supernode_dsl.plan.document import ModelSummary
+from supernode_dsl.plan.document.role import Balance, ExpertPlacement, Memory, Migration
 from supernode_dsl.plan.memory import memory_budget
 from supernode_dsl.plan.placement import (
     Placement,
@@ -22,7 +24,17 @@ from supernode_dsl.plan.placement import (
 )
 from supernode_dsl.plan.spec import DeploymentSpec, ModelArch, RoleSpec
 
-__all__ = ["role_memory", "role_plan", "shared_positions"]
+__all__ = ["PlacedRole", "role_memory", "role_plan", "shared_positions"]
+
+
+@dataclass(frozen=True)
+class PlacedRole:
+    """A role's experts placed: the plan's ``expert_placement``, ``balance`` and
+    ``migration`` blocks, before the serving plan adds memory, KV, pipeline and estimate."""
+
+    placement: ExpertPlacement
+    balance: Balance
+    migration: Migration | None
 
 
 def shared_positions(role: RoleSpec) -> list[int]:
@@ -53,7 +65,7 @@ def _hierarchical(devices: Sequence[Device]) -> bool:
 
 
 def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
-              previous: Mapping[str, Any] | None) -> dict[str, Any]:
+              previous: ExpertPlacement | None) -> PlacedRole:
     """The plan of one role: placement (fresh or migration-aware), balance, migration."""
     role = alloc.role
     devices = alloc.instances[0]
@@ -61,43 +73,38 @@ def role_plan(arch: ModelArch, alloc: RoleAllocation, loads: np.ndarray,
     layout = _layout(arch, role, routed, _hierarchical(devices))
     placement, migration = _placement(loads, layout, previous, arch)
     per_layer = imbalance(loads, placement, layout)
-    slots = [[d.path for d in _split(role, inst)[0] for _ in range(role.routed_slots)]
-             for inst in alloc.instances]
-    return {
-        "instances": role.instances,
-        "npus_per_instance": role.npus,
-        "ep": role.ep,
-        "instance_devices": [[d.path for d in inst] for inst in alloc.instances],
-        "expert_placement": {
-            "num_logical": arch.routed_experts,
-            "num_physical": layout.num_dies * layout.slots_per_die,
-            "slots_per_device": role.routed_slots,
-            "moe_layers": arch.moe_layers,
-            "phy2log": placement.phy2log.tolist(),
-            "logcnt": placement.logcnt.tolist(),
-            "slot_device": slots[0],
-            "instance_slot_devices": slots,
-            "shared_devices": [d.path for d in shared] if shared else
-            ([d.path for d in devices] if role.shared_slots else []),
-        },
-        "balance": {
-            "max_over_mean_per_layer": [round(float(x), 6) for x in per_layer],
-            "max_over_mean": round(float(per_layer.max()), 6),
-            "mean_max_over_mean": round(float(per_layer.mean()), 6),
-            "lower_bound_max_over_mean": round(_bound_ratio(loads, layout), 6),
-        },
-        "migration": migration,
-    }
+    slots = tuple(tuple(d.path for d in _split(role, inst)[0] for _ in range(role.routed_slots))
+                  for inst in alloc.instances)
+    shared_paths = [d.path for d in shared] if shared else \
+        ([d.path for d in devices] if role.shared_slots else [])
+    expert_placement = ExpertPlacement(
+        num_logical=arch.routed_experts,
+        num_physical=layout.num_dies * layout.slots_per_die,
+        slots_per_device=role.routed_slots,
+        moe_layers=tuple(arch.moe_layers),
+        phy2log=tuple(tuple(r) for r in placement.phy2log.tolist()),
+        logcnt=tuple(tuple(r) for r in placement.logcnt.tolist()),
+        slot_device=slots[0],
+        instance_slot_devices=slots,
+        shared_devices=tuple(shared_paths),
+    )
+    balance = Balance(
+        max_over_mean_per_layer=tuple(float(x) for x in per_layer),
+        max_over_mean=float(per_layer.max()),
+        mean_max_over_mean=float(per_layer.mean()),
+        lower_bound_max_over_mean=_bound_ratio(loads, layout),
+    )
+    return PlacedRole(expert_placement, balance, migration)
 
 
 def role_memory(arch: ModelArch, role: RoleSpec, capacity: float,
-                sink: DiagnosticSink) -> dict[str, float]:
+                sink: DiagnosticSink) -> Memory:
     """The memory budget of a device of ``role`` (at the batch it serves); an overflow is
     reported to ``sink`` (E023) at the attribute behind its largest term."""
     memory = memory_budget(arch, role, capacity)
     if memory["free"] < 0:
         _report_memory(role, memory, sink)
-    return {k: float(v) for k, v in memory.items()}
+    return Memory(**{k: float(v) for k, v in memory.items()})
 
 
 def _bound_ratio(loads: np.ndarray, layout: SlotLayout) -> float:
@@ -115,21 +122,21 @@ def _bound_ratio(loads: np.ndarray, layout: SlotLayout) -> float:
     return float(lower_bound(loads[worst], layout) / mean[worst])
 
 
-def _placement(loads: np.ndarray, layout: SlotLayout, previous: Mapping[str, Any] | None,
-               arch: ModelArch) -> tuple[Placement, dict[str, Any] | None]:
+def _placement(loads: np.ndarray, layout: SlotLayout, previous: ExpertPlacement | None,
+               arch: ModelArch) -> tuple[Placement, Migration | None]:
     fresh = place_experts(loads, layout)
     if previous is None:
         return fresh, None
-    prev = np.asarray(previous["phy2log"], dtype=np.int64)
+    prev = np.asarray(previous.phy2log, dtype=np.int64)
     placement = replan_experts(loads, layout, prev)
     moved = moved_slots(prev, placement.phy2log)
     scratch = moved_slots(prev, fresh.phy2log)
-    return placement, {
-        "moved_experts": int(moved),
-        "moved_bytes": int(moved * arch.expert_bytes),
-        "from_scratch_moved_experts": int(scratch),
-        "from_scratch_max_over_mean": round(float(imbalance(loads, fresh, layout).max()), 6),
-    }
+    return placement, Migration(
+        moved_experts=int(moved),
+        moved_bytes=int(moved * arch.expert_bytes),
+        from_scratch_moved_experts=int(scratch),
+        from_scratch_max_over_mean=float(imbalance(loads, fresh, layout).max()),
+    )
 
 
 #: The role attributes that drive each memory term, most specific first: an overflow is
@@ -159,10 +166,10 @@ def _report_memory(role: RoleSpec, memory: Mapping[str, float], sink: Diagnostic
                role.span_of(_cause(role, largest)))
 
 
-def deployment_summary(dep: DeploymentSpec) -> dict[str, Any]:
+def deployment_summary(dep: DeploymentSpec) -> ModelSummary:
     """The model facts a plan reader needs."""
     a = dep.model
-    return {"name": a.name, "layers": a.layers, "moe_layers": a.moe_layers,
-            "routed_experts": a.routed_experts, "shared_experts": a.shared_experts,
-            "top_k": a.top_k, "expert_groups": a.expert_groups,
-            "expert_bytes": int(a.expert_bytes)}
+    return ModelSummary(name=a.name, layers=a.layers, moe_layers=tuple(a.moe_layers),
+                        routed_experts=a.routed_experts, shared_experts=a.shared_experts,
+                        top_k=a.top_k, expert_groups=a.expert_groups,
+                        expert_bytes=int(a.expert_bytes))

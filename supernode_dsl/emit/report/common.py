@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from supernode_dsl.elaborate import Model
+from supernode_dsl.plan.document import PlanDocument
 
 __all__ = [
     "NO_DEPLOYMENT",
@@ -42,13 +43,13 @@ class ReportInputs:
     """What a report is made of besides the compiled model and graph.
 
     ``source`` and ``plan_name``/``loads_name`` are file names shown on the page (reduced to
-    their base name); ``plan`` is a valid plan document of this topology (or None: no
+    their base name); ``plan`` is a plan of this topology (or None: no
     deployment section); ``loads`` the [MoE layers x routed experts] loads the heatmap is drawn
     with (None: equal loads); ``diagrams`` False leaves the Graphviz drawings out.
     """
 
     source: str
-    plan: Mapping[str, Any] | None = None
+    plan: PlanDocument | None = None
     loads: np.ndarray | None = None
     plan_name: str | None = None
     loads_name: str | None = None

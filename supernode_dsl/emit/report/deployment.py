@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.emit.report.common import ReportInputs, base_name, fmt
+from supernode_dsl.plan.document import PlanDocument
 
 __all__ = [
     "MEMORY_TERMS",
@@ -236,11 +237,11 @@ def deployment_section(plan: Mapping[str, Any] | None, inputs: ReportInputs
     }
 
 
-def check_loads(plan: Mapping[str, Any], loads: np.ndarray) -> None:
+def check_loads(plan: PlanDocument, loads: np.ndarray) -> None:
     """E021 unless ``loads`` has the shape of every role's placement [layers x logical]."""
-    for name, role in plan["roles"].items():
-        p = role["expert_placement"]
-        shape = (len(p["phy2log"]), int(p["num_logical"]))
+    for name, role in plan.roles.items():
+        p = role.expert_placement
+        shape = (len(p.phy2log), p.num_logical)
         if loads.shape != shape:
             raise CmxError([Diagnostic(
                 "E021", f"expert loads have shape {list(loads.shape)}; the plan's {name} "

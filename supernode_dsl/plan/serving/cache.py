@@ -13,9 +13,10 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from supernode_dsl.plan.document.serving import CachePlacement, CachePool
 
 __all__ = ["PoolServer", "block_keys", "block_owner", "cache_pool", "remap_fraction",
            "ring_positions"]
@@ -125,25 +126,25 @@ def _check_blocks(block_tokens: int, kv_bytes_per_token: float) -> None:
 
 
 def _placement(servers: Sequence[PoolServer], capacity: float, virtual_nodes: int,
-               sample: int) -> dict[str, Any]:
+               sample: int) -> CachePlacement:
     """The ``placement`` block: ``sample`` keys placed on the capacity-weighted ring."""
     owners = block_owner(_ring(servers, virtual_nodes), block_keys(sample))
     counts = np.bincount(owners, minlength=len(servers))
     mean = sample / len(servers)
     shares = np.asarray([s.capacity for s in servers]) / capacity
-    return {
-        "virtual_nodes": virtual_nodes,
-        "sample_blocks": sample,
-        "blocks_per_server": [int(c) for c in counts],
-        "max_over_mean": round(float(counts.max() / mean), 6),
-        "min_over_mean": round(float(counts.min() / mean), 6),
-        "max_share_over_capacity_share": round(float((counts / sample / shares).max()), 6),
-    }
+    return CachePlacement(
+        virtual_nodes=virtual_nodes,
+        sample_blocks=sample,
+        blocks_per_server=tuple(int(c) for c in counts),
+        max_over_mean=float(counts.max() / mean),
+        min_over_mean=float(counts.min() / mean),
+        max_share_over_capacity_share=float((counts / sample / shares).max()),
+    )
 
 
 def cache_pool(servers: Sequence[PoolServer], *, block_tokens: int, kv_bytes_per_token: float,
-               virtual_nodes: int = 128, sample_blocks: int = 1 << 18) -> dict[str, Any]:
-    """Capacity of the pool in KV blocks and the balance of their placement (JSON-able).
+               virtual_nodes: int = 128, sample_blocks: int = 1 << 18) -> CachePool:
+    """Capacity of the pool in KV blocks and the balance of their placement.
 
     ``block_bytes = block_tokens * kv_bytes_per_token``; ``blocks`` is how many whole blocks
     the summed capacity holds and ``tokens = blocks * block_tokens``.
@@ -164,16 +165,16 @@ def cache_pool(servers: Sequence[PoolServer], *, block_tokens: int, kv_bytes_per
     capacity = float(sum(s.capacity for s in servers))
     block_bytes = block_tokens * kv_bytes_per_token
     blocks = int(capacity // block_bytes)
-    return {
-        "servers": len(servers),
-        "capacity_bytes": capacity,
-        "block_tokens": block_tokens,
-        "block_bytes": block_bytes,
-        "blocks": blocks,
-        "tokens": blocks * block_tokens,
-        "placement": _placement(servers, capacity, virtual_nodes,
-                                max(1, min(sample_blocks, blocks))),
-    }
+    return CachePool(
+        servers=len(servers),
+        capacity_bytes=capacity,
+        block_tokens=block_tokens,
+        block_bytes=block_bytes,
+        blocks=blocks,
+        tokens=blocks * block_tokens,
+        placement=_placement(servers, capacity, virtual_nodes,
+                             max(1, min(sample_blocks, blocks))),
+    )
 
 
 def remap_fraction(servers: Sequence[PoolServer], removed: str, *, virtual_nodes: int = 128,

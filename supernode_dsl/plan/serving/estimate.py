@@ -16,6 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from supernode_dsl.plan.document.role import (
+    Candidate,
+    DeviceSchedule,
+    Estimate,
+    LayerEstimate,
+    LayerKind,
+    Pipeline,
+    ScheduleEvent,
+)
 from supernode_dsl.plan.serving.hardware import DeviceFacts
 from supernode_dsl.plan.serving.ops import (
     COLLECTIVES,
@@ -253,32 +262,32 @@ def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
 
 
 def _us(x: float) -> float:
-    return round(x * 1e6, 3)
+    """Seconds in microseconds (the plan rounds them to 1 ns when written)."""
+    return x * 1e6
 
 
 def pipeline_block(ctx: RoleContext, split: Split, scheds: list[tuple[str, Schedule]],
-                   steps: dict[Split, float]) -> dict[str, Any]:
+                   steps: dict[Split, float]) -> Pipeline:
     """The plan's ``pipeline`` block for the chosen split."""
     step = max(s.step for _, s in scheds)
     single = next((v for k, v in steps.items() if k.microbatches == 1), step)
-    return {
-        "microbatches": split.microbatches,
-        "split": _split_cores(ctx, split),
-        "step_us": _us(step),
-        "no_overlap_us": _us(single),
-        "speedup": round(single / step, 4) if step else 1.0,
-        "candidates": [{"microbatches": k.microbatches, "split": _split_cores(ctx, k),
-                        "step_us": _us(v)} for k, v in steps.items()],
-        "schedule": [{"device_kind": name, "step_us": _us(s.step),
-                      "events": [{"name": e.name, "stream": e.stream,
-                                  "microbatch": e.microbatch, "layer": e.layer,
-                                  "start_us": _us(e.start), "dur_us": _us(e.duration)}
-                                 for e in s.events]}
-                     for name, s in scheds],
-    }
+    return Pipeline(
+        microbatches=split.microbatches,
+        split=_split_cores(ctx, split),
+        step_us=_us(step),
+        no_overlap_us=_us(single),
+        speedup=single / step if step else 1.0,
+        candidates=tuple(Candidate(k.microbatches, _split_cores(ctx, k), _us(v))
+                         for k, v in steps.items()),
+        schedule=tuple(DeviceSchedule(device_kind=name, step_us=_us(s.step), events=tuple(
+            ScheduleEvent(e.name, e.stream, e.microbatch, e.layer, _us(e.start),
+                          _us(e.duration)) for e in s.events))
+            for name, s in scheds),
+    )
 
 
-def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]) -> list[dict[str, Any]]:
+def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]
+              ) -> tuple[LayerEstimate, ...]:
     """Per layer of the slowest device kind: its span in the step and each op's time
     (summed over microbatches), in microseconds."""
     _, sched = max(scheds, key=lambda kv: kv[1].step)
@@ -288,27 +297,26 @@ def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]) -> list[
         row[e.name] = row.get(e.name, 0.0) + e.duration
     out = []
     for layer, span in sched.layer_spans().items():
-        kind = "head" if layer < 0 else "mtp" if layer >= ctx.arch.layers else \
+        kind: LayerKind = "head" if layer < 0 else "mtp" if layer >= ctx.arch.layers else \
             "moe" if ctx.arch.is_moe(layer) else "dense"
-        out.append({"layer": layer, "kind": kind, "span_us": _us(span),
-                    "ops_us": {k: _us(v) for k, v in ops[layer].items()}})
-    return out
+        out.append(LayerEstimate(layer, kind, _us(span),
+                                 {k: _us(v) for k, v in ops[layer].items()}))
+    return tuple(out)
 
 
 def _figures(ctx: RoleContext, step: float, tput: float,
              scheds: Sequence[tuple[str, Schedule]]) -> dict[str, Any]:
-    """The estimate's entries every role has."""
+    """The estimate's entries every role has (keyword arguments of :class:`Estimate`)."""
     return {
-        "step_ms": round(step * 1e3, 4),
-        "tokens_per_s_per_npu": round(tput, 2),
-        "tokens_per_s_per_tflops": round(tput / ctx.npu_tflops, 4) if ctx.npu_tflops else 0.0,
-        "assumptions": ctx.assumptions(),
+        "step_ms": step * 1e3,
+        "tokens_per_s_per_npu": tput,
+        "tokens_per_s_per_tflops": tput / ctx.npu_tflops if ctx.npu_tflops else 0.0,
+        "assumptions": tuple(ctx.assumptions()),
         "per_layer": per_layer(ctx, scheds),
     }
 
 
-def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[dict[str, Any],
-                                                                  dict[str, Any]]:
+def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pipeline]:
     """(estimate, pipeline) of decode at ``batch_per_npu`` requests per accelerator."""
     requests = batch_per_npu / ctx.devices_per_npu
     per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
@@ -318,18 +326,18 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[dict[str, Any
     step = max(s.step for _, s in scheds)
     tpot = step / accepted
     tput = batch_per_npu / tpot if tpot else 0.0
-    est = {
-        "batch_per_npu": batch_per_npu,
-        "requests_per_device": requests,
-        "tokens_per_device_per_step": requests * per_request,
-        "accepted_tokens_per_step": accepted,
-        "tpot_ms": round(tpot * 1e3, 4),
+    est = Estimate(
+        batch_per_npu=batch_per_npu,
+        requests_per_device=requests,
+        tokens_per_device_per_step=requests * per_request,
+        accepted_tokens_per_step=accepted,
+        tpot_ms=tpot * 1e3,
         **_figures(ctx, step, tput, scheds),
-    }
+    )
     return est, pipeline_block(ctx, split, scheds, steps)
 
 
-def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline]:
     """(estimate, pipeline) of one prefill pass of ``per_npu`` prompt tokens per
     accelerator."""
     w = ctx.workload
@@ -340,11 +348,11 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[dict[str, Any], di
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
     step = max(s.step for _, s in scheds)
     tput = per_npu / step if step else 0.0
-    est = {
-        "tokens_per_npu": per_npu,
-        "prompts_per_device": prompts,
-        "prefix_reused_tokens": reused,
-        "ttft_ms": round(step * 1e3, 4),
+    est = Estimate(
+        tokens_per_npu=per_npu,
+        prompts_per_device=prompts,
+        prefix_reused_tokens=reused,
+        ttft_ms=step * 1e3,
         **_figures(ctx, step, tput, scheds),
-    }
+    )
     return est, pipeline_block(ctx, split, scheds, steps)

@@ -9,9 +9,10 @@ Entry point: :func:`serve_role`.  The batch is the declared ``decode.batch_per_n
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
+from supernode_dsl.plan.document.role import Estimate, Kv, Pipeline
 from supernode_dsl.plan.memory import memory_budget
 from supernode_dsl.plan.serving.estimate import RoleContext, decode_estimate, prefill_estimate
 from supernode_dsl.plan.spec import RoleSpec
@@ -25,9 +26,9 @@ class RoleServing:
     against), and the plan's ``estimate``, ``pipeline`` and ``kv`` blocks."""
 
     role: RoleSpec
-    estimate: dict[str, Any]
-    pipeline: dict[str, Any]
-    kv: dict[str, Any]
+    estimate: Estimate
+    pipeline: Pipeline
+    kv: Kv
 
 
 def effective_role(ctx: RoleContext, batch_per_npu: int) -> RoleSpec:
@@ -47,7 +48,7 @@ def _fits(ctx: RoleContext, capacity: float, batch_per_npu: int) -> bool:
     return memory_budget(ctx.arch, effective_role(ctx, batch_per_npu), capacity)["free"] >= 0
 
 
-def _largest(ok: Any, lo: int, hi: int) -> int:
+def _largest(ok: Callable[[int], bool], lo: int, hi: int) -> int:
     """The largest n in [lo, hi] with ok(n), for a monotone ok (true then false); lo - 1
     if none."""
     if hi < lo or not ok(lo):
@@ -76,22 +77,20 @@ def max_batch_per_npu(ctx: RoleContext, capacity: float) -> int:
     return max(0, n) * step
 
 
-def kv_block(ctx: RoleContext, role: RoleSpec, capacity: float) -> dict[str, Any]:
+def kv_block(ctx: RoleContext, role: RoleSpec, capacity: float) -> Kv:
     """KV capacity of a device at the served batch: HBM minus weights, buffers and
     reserve, and the largest batch it allows at the role's context length."""
     a = ctx.arch
     budget = memory_budget(a, role, capacity)
     per_seq = role.context_len * a.kv_bytes_per_token_layer * a.layers
-    out: dict[str, Any] = {
-        "context_len": role.context_len,
-        "bytes_per_sequence": per_seq,
-        "kv_capacity_bytes": budget["kv_cache"] + budget["free"],
-        "max_sequences_per_device": int((budget["kv_cache"] + budget["free"]) // per_seq)
-        if per_seq else 0,
-    }
-    out["max_batch_per_npu" if role.name == "decode" else "max_tokens_per_npu"] = \
-        max_batch_per_npu(ctx, capacity)
-    return out
+    capacity_bytes = budget["kv_cache"] + budget["free"]
+    most = max_batch_per_npu(ctx, capacity)
+    decode = role.name == "decode"
+    return Kv(context_len=role.context_len, bytes_per_sequence=per_seq,
+              kv_capacity_bytes=capacity_bytes,
+              max_sequences_per_device=int(capacity_bytes // per_seq) if per_seq else 0,
+              max_batch_per_npu=most if decode else None,
+              max_tokens_per_npu=None if decode else most)
 
 
 def _batch(ctx: RoleContext, capacity: float) -> tuple[int, str]:
@@ -107,31 +106,45 @@ def _batch(ctx: RoleContext, capacity: float) -> tuple[int, str]:
         per_device = ctx.role.sequences_per_device * (1 if decode else w.prompt_len)
         return per_device * ctx.devices_per_npu, "declared"
     limit = max_batch_per_npu(ctx, capacity)
-    slo, key = (w.tpot_slo, "tpot_ms") if decode else (w.ttft_slo, "ttft_ms")
+    slo = w.tpot_slo if decode else w.ttft_slo
     if not slo:
         return limit, "memory"
     step = _unit(ctx)
-    estimate = decode_estimate if decode else prefill_estimate
 
     def meets(k: int) -> bool:
-        est, _ = estimate(ctx, k * step)
-        return bool(est[key] <= slo * 1e3 + 1e-9)
+        return _meets(_estimate(ctx, k * step)[0], slo)
 
     best = _largest(meets, 1, limit // step)
-    return max(best, 1) * step, f"{key[:4]}_slo" if best >= 1 else "smallest"
+    return max(best, 1) * step, f"{_latency(ctx)}_slo" if best >= 1 else "smallest"
+
+
+def _latency(ctx: RoleContext) -> str:
+    """The latency a role's target bounds: TPOT (decode) or TTFT (prefill)."""
+    return "tpot" if ctx.role.name == "decode" else "ttft"
+
+
+def _estimate(ctx: RoleContext, batch: int) -> tuple[Estimate, Pipeline]:
+    return decode_estimate(ctx, batch) if ctx.role.name == "decode" \
+        else prefill_estimate(ctx, batch)
+
+
+def _meets(est: Estimate, slo: float) -> bool:
+    """Whether the estimate's TPOT (decode) or TTFT (prefill) is within ``slo`` seconds."""
+    latency = est.tpot_ms if est.tpot_ms is not None else est.ttft_ms
+    assert latency is not None
+    return (not slo) or latency <= slo * 1e3 + 1e-9
 
 
 def serve_role(ctx: RoleContext, capacity: float) -> RoleServing:
     """Batch, memory, KV, pipeline and estimate of the role of ``ctx``; ``capacity`` is the
     HBM of its smallest device."""
     batch, why = _batch(ctx, capacity)
+    estimate, pipeline = _estimate(ctx, batch)
     if ctx.role.name == "decode":
-        estimate, pipeline = decode_estimate(ctx, batch)
-        slo, key = ctx.workload.tpot_slo, "tpot"
+        met = _meets(estimate, ctx.workload.tpot_slo)
+        estimate = replace(estimate, batch_chosen_by=why, meets_tpot_slo=met)
     else:
-        estimate, pipeline = prefill_estimate(ctx, batch)
-        slo, key = ctx.workload.ttft_slo, "ttft"
-    met = (not slo) or estimate[f"{key}_ms"] <= slo * 1e3 + 1e-9
-    estimate = {**estimate, "batch_chosen_by": why, f"meets_{key}_slo": met}
+        met = _meets(estimate, ctx.workload.ttft_slo)
+        estimate = replace(estimate, batch_chosen_by=why, meets_ttft_slo=met)
     role = effective_role(ctx, batch)
     return RoleServing(role, estimate, pipeline, kv_block(ctx, role, capacity))

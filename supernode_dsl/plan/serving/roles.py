@@ -14,12 +14,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import networkx as nx
 
 from supernode_dsl import schema as S
 from supernode_dsl.plan.devices import Device, RoleAllocation, ancestor
+from supernode_dsl.plan.document.role import Estimate, RolePlan
+from supernode_dsl.plan.document.serving import (
+    CachePool,
+    KvTransfer,
+    PdMapping,
+    ReuseEffect,
+    RoleSplit,
+    Serving,
+    WorkloadSummary,
+)
 from supernode_dsl.plan.serving.cache import PoolServer, cache_pool
 from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
 from supernode_dsl.plan.serving.hardware import device_facts, plane_route, route
@@ -39,20 +48,26 @@ class RoleRates:
     decode_rate: float
 
 
-def rates(workload: Workload, roles: Mapping[str, Mapping[str, Any]]) -> RoleRates | None:
+def _estimate(role: RolePlan) -> Estimate:
+    assert role.estimate is not None, "the planner estimates every role"
+    return role.estimate
+
+
+def rates(workload: Workload, roles: Mapping[str, RolePlan]) -> RoleRates | None:
     """Per-instance request rates from the roles' estimates; None unless both roles exist."""
     if "prefill" not in roles or "decode" not in roles:
         return None
     p, d = roles["prefill"], roles["decode"]
-    pe, de = p["estimate"], d["estimate"]
-    prefill_rate = p["npus_per_instance"] * pe["tokens_per_s_per_npu"] / workload.prompt_len
-    slot_seconds = workload.output_len * de["tpot_ms"] / 1e3
-    decode_rate = d["npus_per_instance"] * de["batch_per_npu"] / slot_seconds \
+    pe, de = _estimate(p), _estimate(d)
+    assert de.tpot_ms is not None and de.batch_per_npu is not None
+    prefill_rate = p.npus_per_instance * pe.tokens_per_s_per_npu / workload.prompt_len
+    slot_seconds = workload.output_len * de.tpot_ms / 1e3
+    decode_rate = d.npus_per_instance * de.batch_per_npu / slot_seconds \
         if slot_seconds else 0.0
-    return RoleRates(p["npus_per_instance"], d["npus_per_instance"], prefill_rate, decode_rate)
+    return RoleRates(p.npus_per_instance, d.npus_per_instance, prefill_rate, decode_rate)
 
 
-def role_split(r: RoleRates, budget: int, arrival: float) -> dict[str, Any]:
+def role_split(r: RoleRates, budget: int, arrival: float) -> RoleSplit:
     """Instances of each role: with an arrival rate, the fewest that carry it (and whether the
     budget allows them); without one, the split of ``budget`` that sustains the most."""
     if arrival > 0:
@@ -62,18 +77,18 @@ def role_split(r: RoleRates, budget: int, arrival: float) -> dict[str, Any]:
         p, d = _best_split(r, budget)
     used = p * r.prefill_npus + d * r.decode_npus
     sustained = min(p * r.prefill_rate, d * r.decode_rate)
-    return {
-        "npu_budget": budget,
-        "prefill_instances": p,
-        "decode_instances": d,
-        "npus_used": used,
-        "fits_budget": used <= budget,
-        "sustainable_requests_per_s": round(sustained, 4),
-        "prefill_requests_per_s_per_instance": round(r.prefill_rate, 4),
-        "decode_requests_per_s_per_instance": round(r.decode_rate, 4),
-        "bottleneck": "prefill" if p * r.prefill_rate <= d * r.decode_rate else "decode",
-        "meets_arrival_rate": arrival <= sustained + 1e-9 and used <= budget,
-    }
+    return RoleSplit(
+        npu_budget=budget,
+        prefill_instances=p,
+        decode_instances=d,
+        npus_used=used,
+        fits_budget=used <= budget,
+        sustainable_requests_per_s=sustained,
+        prefill_requests_per_s_per_instance=r.prefill_rate,
+        decode_requests_per_s_per_instance=r.decode_rate,
+        bottleneck="prefill" if p * r.prefill_rate <= d * r.decode_rate else "decode",
+        meets_arrival_rate=arrival <= sustained + 1e-9 and used <= budget,
+    )
 
 
 def _best_split(r: RoleRates, budget: int) -> tuple[int, int]:
@@ -88,7 +103,7 @@ def _best_split(r: RoleRates, budget: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> dict[str, Any]:
+def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> PdMapping:
     """CloudMatrix-Infer's prefill-to-decode connection mapping: ratio = prefill_tp /
     decode_tp; group_size = decode_dp / ratio; a decode rank (dp, tp) pulls its KV from
     prefill TP rank ``floor(dp / group_size) x decode_tp + tp``."""
@@ -96,33 +111,30 @@ def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> dict[str, Any
     group = max(1, decode_dp // ratio)
     ranks = [(dp // group) * decode_tp + tp for dp in range(decode_dp)
              for tp in range(decode_tp)]
-    return {"prefill_tp": prefill_tp, "decode_tp": decode_tp, "decode_dp": decode_dp,
-            "ratio": ratio, "group_size": group,
-            "prefill_tp_rank_of_decode_rank": ranks}
+    return PdMapping(prefill_tp, decode_tp, decode_dp, ratio, group, tuple(ranks))
 
 
 def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
                  prefill: Sequence[Device], kv_bytes: float,
-                 split: Mapping[str, Any] | None) -> dict[str, Any]:
+                 split: RoleSplit | None) -> KvTransfer:
     plane = workload.kv_transfer_plane
     facts = device_facts(g, decode[0].path)
     via = plane_route(g, prefill[0].path, decode[0].path, plane, facts) if plane else \
         route(g, prefill[0].path, decode[0].path, facts,
               relays(prefill[0], prefill, decode[0], decode))
     per_request = workload.prompt_len * kv_bytes
-    out: dict[str, Any] = {"plane": via.plane if via else plane,
-                           "bytes_per_request": per_request}
     if via is None:
-        return {**out, "reachable": False}
+        return KvTransfer(plane, per_request, reachable=False)
     device_bw = via.effective_bandwidth
-    out.update(reachable=True, device_bandwidth=device_bw,
-               transfer_ms=round(per_request / device_bw * 1e3 + via.latency * 1e3, 4))
-    if split is not None:
-        rate = split["sustainable_requests_per_s"]
-        ingress = device_bw * len(decode) * split["decode_instances"]
-        out.update(required_bandwidth=rate * per_request, decode_ingress_bandwidth=ingress,
-                   utilisation=round(rate * per_request / ingress, 6) if ingress else 0.0)
-    return out
+    out = KvTransfer(via.plane, per_request, reachable=True, device_bandwidth=device_bw,
+                     transfer_ms=per_request / device_bw * 1e3 + via.latency * 1e3)
+    if split is None:
+        return out
+    rate = split.sustainable_requests_per_s
+    ingress = device_bw * len(decode) * split.decode_instances
+    return replace(out, required_bandwidth=rate * per_request,
+                   decode_ingress_bandwidth=ingress,
+                   utilisation=rate * per_request / ingress if ingress else 0.0)
 
 
 def _pool_cpus(g: nx.Graph, nodes: Sequence[str]) -> dict[str, list[str]]:
@@ -143,32 +155,32 @@ def pool_servers(g: nx.Graph, cpus: Mapping[str, Sequence[str]]) -> list[PoolSer
 
 
 def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
-           prefill: RoleContext | None, tokens_per_npu: int) -> dict[str, Any]:
+           prefill: RoleContext | None, tokens_per_npu: int) -> CachePool:
     cpus = _pool_cpus(g, list(dict.fromkeys(d.node for d in devices)))
     servers = pool_servers(g, cpus)
     if not servers:
-        return {"servers": 0, "reason": "no CPU of the deployment's nodes declares `dram`"}
+        return CachePool(servers=0, reason="no CPU of the deployment's nodes declares `dram`")
     try:
         pool = cache_pool(servers, block_tokens=workload.block_tokens,
                           kv_bytes_per_token=kv_bytes)
     except ValueError as err:  # sizes the planner could not check earlier (e.g. no KV)
-        return {"servers": len(servers), "reason": str(err)}
+        return CachePool(servers=len(servers), reason=str(err))
     if prefill is None:
         return pool
     cpu = cpus[servers[-1].name][0]
     via = plane_route(g, devices[0].path, cpu, workload.cache_plane, prefill.facts) \
         if workload.cache_plane else route(g, devices[0].path, cpu, prefill.facts)
     if via is None:
-        return {**pool, "plane": workload.cache_plane, "load_bandwidth": 0.0,
-                "reason": f"no plane joins {devices[0].path} and the pool's CPU {cpu}: "
-                          "the effect of prefix reuse is not estimated"}
-    return {**pool, "plane": via.plane, "load_bandwidth": via.effective_bandwidth,
-            "prefix_reuse_effect": _reuse_effect(prefill, tokens_per_npu, kv_bytes,
-                                                 via.effective_bandwidth)}
+        return replace(pool, plane=workload.cache_plane, load_bandwidth=0.0,
+                       reason=f"no plane joins {devices[0].path} and the pool's CPU {cpu}: "
+                              "the effect of prefix reuse is not estimated")
+    return replace(pool, plane=via.plane, load_bandwidth=via.effective_bandwidth,
+                   prefix_reuse_effect=_reuse_effect(prefill, tokens_per_npu, kv_bytes,
+                                                     via.effective_bandwidth))
 
 
 def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
-                  load_bw: float) -> list[dict[str, Any]]:
+                  load_bw: float) -> tuple[ReuseEffect, ...]:
     """Prefill throughput and TTFT at several prefix-reuse shares: reused tokens are not
     computed but their KV is loaded from the pool (at ``load_bw`` per device)."""
     shares = sorted({0.0, 0.25, 0.5, 0.75, ctx.workload.prefix_reuse})
@@ -176,43 +188,42 @@ def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
         est, _ = prefill_estimate(c, tokens_per_npu)
-        load_s = est["prompts_per_device"] * est["prefix_reused_tokens"] * kv_bytes / load_bw \
+        assert est.prompts_per_device is not None and est.prefix_reused_tokens is not None
+        load_s = est.prompts_per_device * est.prefix_reused_tokens * kv_bytes / load_bw \
             if load_bw else 0.0
-        total_s = est["step_ms"] / 1e3 + load_s
-        out.append({"prefix_reuse": share, "load_ms": round(load_s * 1e3, 4),
-                    "ttft_ms": round(total_s * 1e3, 4),
-                    "tokens_per_s_per_npu": round(est["tokens_per_npu"] / total_s, 2)})
-    return out
+        total_s = est.step_ms / 1e3 + load_s
+        out.append(ReuseEffect(share, load_ms=load_s * 1e3, ttft_ms=total_s * 1e3,
+                               tokens_per_s_per_npu=tokens_per_npu / total_s))
+    return tuple(out)
 
 
 def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation],
-                  roles: Mapping[str, Mapping[str, Any]],
+                  roles: Mapping[str, RolePlan],
                   contexts: Mapping[str, RoleContext], kv_bytes_per_token: float,
-                  npus_total: int) -> dict[str, Any]:
+                  npus_total: int) -> Serving:
     """The plan's ``serving`` block."""
     by_role = {a.role.name: a for a in allocations}
     r = rates(workload, roles)
     budget = workload.npu_budget or npus_total
     split = role_split(r, budget, workload.arrival_rate) if r else None
-    out: dict[str, Any] = {
-        "workload": _workload(workload),
-        "roles": split,
-    }
+    transfer, mapping = None, None
     if "prefill" in by_role and "decode" in by_role:
         dec, pre = by_role["decode"].instances[0], by_role["prefill"].instances[0]
-        out["kv_transfer"] = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, split)
-        out["pd_mapping"] = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
+        transfer = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, split)
+        mapping = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
     devices = [d for a in allocations for inst in a.instances for d in inst]
-    pre = roles.get("prefill", {}).get("estimate", {})
-    out["cache_pool"] = _cache(g, workload, devices, kv_bytes_per_token,
-                               contexts.get("prefill"), int(pre.get("tokens_per_npu", 0)))
-    return out
+    prefill = roles.get("prefill")
+    tokens = prefill.estimate.tokens_per_npu if prefill and prefill.estimate else None
+    pool = _cache(g, workload, devices, kv_bytes_per_token, contexts.get("prefill"),
+                  int(tokens or 0))
+    return Serving(workload=_workload(workload), roles=split, kv_transfer=transfer,
+                   pd_mapping=mapping, cache_pool=pool)
 
 
-def _workload(w: Workload) -> dict[str, Any]:
-    return {"prompt_len": w.prompt_len, "output_len": w.output_len,
-            "tpot_slo_ms": round(w.tpot_slo * 1e3, 6), "ttft_slo_ms": round(w.ttft_slo * 1e3, 6),
-            "arrival_rate": w.arrival_rate, "mtp_accept": w.mtp_accept,
-            "perfect_balance": w.perfect_balance, "prefix_reuse": w.prefix_reuse,
-            "decode_batch_per_npu": w.decode_batch_per_npu,
-            "prefill_tokens_per_npu": w.prefill_tokens_per_npu}
+def _workload(w: Workload) -> WorkloadSummary:
+    return WorkloadSummary(
+        prompt_len=w.prompt_len, output_len=w.output_len, tpot_slo_ms=w.tpot_slo * 1e3,
+        ttft_slo_ms=w.ttft_slo * 1e3, arrival_rate=w.arrival_rate, mtp_accept=w.mtp_accept,
+        perfect_balance=w.perfect_balance, prefix_reuse=w.prefix_reuse,
+        decode_batch_per_npu=w.decode_batch_per_npu,
+        prefill_tokens_per_npu=w.prefill_tokens_per_npu)

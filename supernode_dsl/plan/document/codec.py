@@ -1,0 +1,165 @@
+"""Between frozen dataclasses and JSON, driven by the field types: one writer, one checked
+reader.
+
+:func:`dump` writes a dataclass as a JSON value; a field's ``digits`` metadata (set with
+:func:`rounded`) rounds its floats there and nowhere else.  :func:`load` reads a JSON value
+as a dataclass and raises :class:`PathError`, naming the JSON path, for a missing or unknown
+key or a value of the wrong type.  Field types understood: ``int``, ``float`` (an int stays
+an int, so a document reads back to the same bytes), ``str``, ``bool``, ``Literal[...]``,
+``X | None``, ``tuple[X, ...]``, ``Mapping[str, X]`` and dataclasses.  Metadata ``name`` is
+the JSON key (default: the field's name); a field with :data:`OMIT` is absent from the JSON
+when it is None (and None when absent).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+__all__ = ["OMIT", "JsonPath", "PathError", "dump", "format_path", "load", "rounded"]
+
+#: A position in a JSON document: object keys and array indices from the root.
+JsonPath = tuple[str | int, ...]
+
+T = TypeVar("T")
+
+
+class PathError(ValueError):
+    """A problem at one JSON path of a document."""
+
+    def __init__(self, path: JsonPath, message: str) -> None:
+        super().__init__(f"{format_path(path)}: {message}")
+        self.path = path
+        self.message = message
+
+
+def format_path(path: JsonPath) -> str:
+    """``roles.decode.expert_placement.phy2log[3]``; the root is ``(document)``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(document)"
+
+
+#: Field metadata: the field is absent from the JSON when it is None (give it default None).
+OMIT: Mapping[str, Any] = {"omit": True}
+
+
+def rounded(digits: int, *, omit: bool = False) -> dict[str, Any]:
+    """Field metadata: round this field's floats to ``digits`` decimals when written
+    (and ``omit`` as :data:`OMIT`)."""
+    return {"digits": digits, "omit": omit}
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, str, Any, int | None, bool], ...]:
+    """(attribute, JSON key, type, digits, omit) of every field of dataclass ``cls``."""
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, f.metadata.get("name") or f.name, hints[f.name],
+                  f.metadata.get("digits"), bool(f.metadata.get("omit")))
+                 for f in dataclasses.fields(cls))
+
+
+def dump(value: Any, digits: int | None = None) -> Any:
+    """The JSON value of ``value`` (a dataclass, tuple, mapping or scalar)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for attr, name, _, places, omit in _fields(type(value)):
+            v = getattr(value, attr)
+            if not (omit and v is None):
+                out[name] = dump(v, places)
+        return out
+    if isinstance(value, tuple | list):
+        return [dump(v, digits) for v in value]
+    if isinstance(value, Mapping):
+        return {k: dump(v, digits) for k, v in value.items()}
+    if isinstance(value, float) and digits is not None:
+        return round(value, digits)
+    return value
+
+
+def load(cls: type[T], data: Any, path: JsonPath = ()) -> T:
+    """``data`` read as dataclass ``cls``; :class:`PathError` at the first problem."""
+    value: T = _read(cls, data, path)
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null", int: "an integer", float: "a number"}.get(type(value),
+                                                                         type(value).__name__)
+
+
+def _read(tp: Any, data: Any, path: JsonPath) -> Any:
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _read_object(tp, data, path)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(tp)
+        if data is None and type(None) in options:
+            return None
+        inner = [o for o in options if o is not type(None)]
+        return _read(inner[0], data, path)
+    if origin is typing.Literal:
+        if data not in typing.get_args(tp) or isinstance(data, bool):
+            allowed = ", ".join(repr(a) for a in typing.get_args(tp))
+            raise PathError(path, f"{data!r} is not one of {allowed}")
+        return data
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise PathError(path, f"expected an array, found {_kind(data)}")
+        item = typing.get_args(tp)[0]
+        return tuple(_read(item, v, (*path, i)) for i, v in enumerate(data))
+    if origin is Mapping or origin is dict:
+        if not isinstance(data, dict):
+            raise PathError(path, f"expected an object, found {_kind(data)}")
+        item = typing.get_args(tp)[1]
+        return {k: _read(item, v, (*path, k)) for k, v in data.items()}
+    return _scalar(tp, data, path)
+
+
+def _scalar(tp: Any, data: Any, path: JsonPath) -> Any:
+    if tp is float:
+        ok = isinstance(data, int | float) and not isinstance(data, bool) \
+            and math.isfinite(data)
+        what = "a finite number"
+    elif tp is int:
+        ok, what = isinstance(data, int) and not isinstance(data, bool), "an integer"
+    elif tp is bool:
+        ok, what = isinstance(data, bool), "a boolean"
+    elif tp is str:
+        ok, what = isinstance(data, str), "a string"
+    else:  # pragma: no cover - a field type this reader does not know is a programming error
+        raise TypeError(f"cannot read {tp!r}")
+    if not ok:
+        raise PathError(path, f"expected {what}, found {_kind(data)} ({_short(data)})")
+    return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_object(cls: type, data: Any, path: JsonPath) -> Any:
+    if not isinstance(data, dict):
+        raise PathError(path, f"expected an object, found {_kind(data)}")
+    fields = _fields(cls)
+    known = {name for _, name, _, _, _ in fields}
+    extra = sorted(set(data) - known)
+    if extra:
+        raise PathError((*path, extra[0]), "unknown key")
+    values: dict[str, Any] = {}
+    for attr, name, tp, _, omit in fields:
+        if name not in data:
+            if not omit:
+                raise PathError(path, f"missing key '{name}'")
+            values[attr] = None
+            continue
+        values[attr] = _read(tp, data[name], (*path, name))
+    return cls(**values)
