@@ -55,7 +55,7 @@ CODES: dict[str, str] = {
     "E021": "bad expert-loads file",
     "E022": "deployment does not fit the topology",
     "E023": "device memory exceeded",
-    "E024": "bad previous plan",
+    "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
     "W001": "parameter used where an index variable looks meant",

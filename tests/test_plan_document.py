@@ -31,10 +31,11 @@ TINY = ROOT / "tests" / "fixtures" / "plan" / "tiny.cmx"
 TINY_11 = ROOT / "tests" / "fixtures" / "plan" / "tiny-1.1.plan.json"
 CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
 H800 = ROOT / "topologies" / "deepseek-v3-h800.cmx"
-#: Every command that reads a plan: the six plan-reading formats and the report.
+#: Every command that reads a plan: the seven plan-reading formats (the report among them)
+#: and the report command.
 COMMANDS = [["emit", f] for f in ("sglang-expert-location", "sglang-rank-cost",
                                   "vllm-ascend-expert-map", "hccl-rank-table",
-                                  "astra-comm-group", "chrome-trace")] + [["report"]]
+                                  "astra-comm-group", "chrome-trace", "report")] + [["report"]]
 LOCATED = re.compile(r"plan\.json:\d+:\d+: error\[E024\]: ")
 PROPS = settings(max_examples=40, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

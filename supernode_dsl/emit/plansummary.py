@@ -12,7 +12,8 @@ __all__ = ["plan_summary"]
 def _split(pipe: Pipeline) -> str:
     parts = [f"{stream} {'+'.join(f'{n} {k}' for k, n in cores.items())}"
              for stream, cores in pipe.split.items() if cores]
-    return f"{pipe.microbatches} microbatch(es); " + ", ".join(parts)
+    # a part that declares no core counts has an empty split: say so, not "; "
+    return f"{pipe.microbatches} microbatch(es); " + (", ".join(parts) or "no core split")
 
 
 def _role(name: str, role: RolePlan) -> str:
