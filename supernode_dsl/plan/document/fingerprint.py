@@ -90,7 +90,9 @@ def _deployments(model: Model) -> list[str]:
 
 def _made_for(doc: PlanDocument) -> str:
     src = doc.source
-    return f"the plan was made for deployment '{src.deployment}' on topology '{src.topology}'"
+    defines = " ".join(f"-D {k}={v}" for k, v in sorted(src.defines.items()))
+    return (f"the plan was made for deployment '{src.deployment}' on topology "
+            f"'{src.topology}'" + (f" with {defines}" if defines else ""))
 
 
 def check_plan_for(doc: PlanDocument, model: Model, g: nx.Graph, origin: PlanOrigin,
