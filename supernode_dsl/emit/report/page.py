@@ -28,8 +28,7 @@ def report_context(model: Model, g: nx.Graph, inputs: ReportInputs) -> dict[str,
     summary = summary_section(model, g)
     bandwidth = bandwidth_section(g)
     planes = [p["name"] for p in bandwidth["planes"]]
-    # The sections read the plan's JSON form (the numbers as the plan file holds them).
-    plan = inputs.plan.to_json() if inputs.plan is not None else None
+    plan = inputs.plan
     return {
         "title": f"{model.root_name}: {model.root.type_name}",
         "source": base_name(inputs.source) or "",
