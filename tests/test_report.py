@@ -39,14 +39,7 @@ from supernode_dsl.emit.report import (
 )
 from supernode_dsl.emit.templates import environment, render
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
-from supernode_dsl.plan.document.role import (
-    DeviceSchedule,
-    Estimate,
-    LayerEstimate,
-    LayerKind,
-    Pipeline,
-    ScheduleEvent,
-)
+from supernode_dsl.plan.document import role as doc_role
 from supernode_dsl.plan.document.serving import CachePool, WorkloadSummary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -365,13 +358,13 @@ def _section(html: str, name: str) -> str:
     return html.split(f'<section id="{name}">')[1].split("</section>")[0]
 
 
-def _pipeline(plan: PlanDocument, role: str) -> Pipeline:
+def _pipeline(plan: PlanDocument, role: str) -> doc_role.Pipeline:
     pipeline = plan.roles[role].pipeline
     assert pipeline is not None
     return pipeline
 
 
-def _estimate(plan: PlanDocument, role: str) -> Estimate:
+def _estimate(plan: PlanDocument, role: str) -> doc_role.Estimate:
     estimate = plan.roles[role].estimate
     assert estimate is not None
     return estimate
@@ -503,9 +496,9 @@ def test_nice_ticks() -> None:
     assert nice_ticks(3, 3) == [3]
 
 
-def _layer(layer: int, kind: LayerKind, span_us: float = 1.0,
-           ops_us: dict[str, float] | None = None) -> LayerEstimate:
-    return LayerEstimate(layer, kind, span_us, ops_us or {})
+def _layer(layer: int, kind: doc_role.LayerKind, span_us: float = 1.0,
+           ops_us: dict[str, float] | None = None) -> doc_role.LayerEstimate:
+    return doc_role.LayerEstimate(layer, kind, span_us, ops_us or {})
 
 
 def test_layer_groups_and_representatives() -> None:
@@ -533,23 +526,23 @@ _WORKLOAD = WorkloadSummary(prompt_len=4096, output_len=1024, tpot_slo_ms=50.0,
 
 
 def test_headline_and_best_candidates() -> None:
-    est = Estimate(batch_per_npu=96, step_ms=57.8324, tpot_ms=34.0191,
-                   tokens_per_s_per_npu=2821.95, tokens_per_s_per_tflops=1.8763,
-                   accepted_tokens_per_step=1.7, meets_tpot_slo=True, assumptions=(),
-                   per_layer=())
+    est = doc_role.Estimate(batch_per_npu=96, step_ms=57.8324, tpot_ms=34.0191,
+                            tokens_per_s_per_npu=2821.95, tokens_per_s_per_tflops=1.8763,
+                            accepted_tokens_per_step=1.7, meets_tpot_slo=True,
+                            assumptions=(), per_layer=())
     got = dict(headline(est, _WORKLOAD))
     assert got == {"batch per NPU": "96", "accepted tokens per step": "1.7",
                    "step (ms)": "57.83", "TPOT (ms)": "34.02", "tokens/s per NPU": "2,822",
                    "tokens/s per TFLOPS": "1.876", "TPOT SLO met": "yes (\u2264 50 ms)"}
-    pre = dict(headline(Estimate(tokens_per_npu=16384, ttft_ms=1151.51, step_ms=1151.51,
-                                 tokens_per_s_per_npu=14228.2, tokens_per_s_per_tflops=9.46,
-                                 meets_ttft_slo=True, assumptions=(), per_layer=()),
-                        _WORKLOAD))
+    prefill = doc_role.Estimate(tokens_per_npu=16384, ttft_ms=1151.51, step_ms=1151.51,
+                                tokens_per_s_per_npu=14228.2, tokens_per_s_per_tflops=9.46,
+                                meets_ttft_slo=True, assumptions=(), per_layer=())
+    pre = dict(headline(prefill, _WORKLOAD))
     assert pre == {"tokens per NPU": "16,384", "step (ms)": "1,151.5", "TTFT (ms)": "1,151.5",
                    "tokens/s per NPU": "14,228", "tokens/s per TFLOPS": "9.46",
                    "TTFT SLO met": "yes (no SLO set)"}
-    assert dict(headline(replace(est, meets_tpot_slo=None), None)).keys() == got.keys() - {
-        "TPOT SLO met"}
+    no_slo = dict(headline(replace(est, meets_tpot_slo=None), None))
+    assert no_slo.keys() == got.keys() - {"TPOT SLO met"}
     rows = [{"microbatches": 1, "step_us": 9.0, "best": False},
             {"microbatches": 2, "step_us": 8.0, "best": False},
             {"microbatches": 2, "step_us": 7.0, "best": True},
@@ -558,17 +551,18 @@ def test_headline_and_best_candidates() -> None:
 
 
 def test_zoom_covers_the_first_moe_layers() -> None:
-    def ev(layer: int, start: float, mb: int = 0) -> ScheduleEvent:
-        return ScheduleEvent("x", "s", mb, layer, start, 1.0)
+    def ev(layer: int, start: float, mb: int = 0) -> doc_role.ScheduleEvent:
+        return doc_role.ScheduleEvent("x", "s", mb, layer, start, 1.0)
 
-    schedule = [DeviceSchedule(device_kind="d", step_us=10.0,
-                               events=tuple(ev(layer, float(layer)) for layer in range(10)))]
+    def kind(events: tuple[doc_role.ScheduleEvent, ...]) -> doc_role.DeviceSchedule:
+        return doc_role.DeviceSchedule(device_kind="d", step_us=10.0, events=events)
+
+    schedule = [kind(tuple(ev(layer, float(layer)) for layer in range(10)))]
     per_layer = [_layer(i, "dense" if i < 3 else "moe") for i in range(10)]
     assert zoom_layers(schedule, per_layer) == [3, 4, 5]
     assert zoom_window(schedule, [3, 4, 5]) == (3.0, 6.0)
     # too many events in three layers: fewer layers
-    crowded = [DeviceSchedule(device_kind="d", step_us=10.0,
-                              events=tuple(ev(layer, float(layer), mb) for layer in range(10)
-                                           for mb in range(40)))]
+    crowded = [kind(tuple(ev(layer, float(layer), mb) for layer in range(10)
+                          for mb in range(40)))]
     assert zoom_layers(crowded, per_layer) == [3]
     assert zoom_window(schedule, [42]) == (0.0, 0.0)
