@@ -147,5 +147,6 @@ _NO_SERVING = ("The plan has no serving estimate (plan schema {version}, made be
 
 
 def old_plan_note(plan: PlanDocument, what: str) -> str:
-    """The note of a section whose blocks ``plan`` (schema 1.0) does not have."""
+    """The note of a section whose blocks ``plan`` lacks (made before the serving planner),
+    naming its schema version."""
     return _NO_SERVING.format(version=plan.schema_version, what=what)
