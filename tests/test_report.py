@@ -39,7 +39,8 @@ from supernode_dsl.emit.report import (
 )
 from supernode_dsl.emit.templates import environment, render
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
-from supernode_dsl.plan.document.serving import CachePool
+from supernode_dsl.plan.document import role as doc_role
+from supernode_dsl.plan.document.serving import CachePool, WorkloadSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 R1 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
@@ -179,18 +180,16 @@ def test_deployment_report_heatmaps_and_memory(
         r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
     page = _parse(r1_html)
     _self_contained(r1_html, page)
-    _model, _g, _loads, doc = r1
-    plan = doc.to_json()
+    _model, _g, _loads, plan = r1
     # decode: 288 routed dies (EP320 less 32 shared-expert dies); prefill: 32 dies x 9 slots
     assert page.cells == {"decode": 58 * 288, "prefill": 58 * 32}
     text = " ".join(page.text)
     for role in ("decode", "prefill"):
         assert f"Role {role}" in text
-        mom = plan["roles"][role]["balance"]["max_over_mean"]
-        assert f"{mom:.3f}" in text
-        mem = plan["roles"][role]["memory"]
-        assert f"{mem['kv_cache'] / 1e9:,.2f}" in text
-        assert f"{mem['capacity'] / 1e9:,.2f}" in text
+        assert f"{plan.roles[role].balance.max_over_mean:.3f}" in text
+        mem = plan.roles[role].memory
+        assert f"{mem.kv_cache / 1e9:,.2f}" in text
+        assert f"{mem.capacity / 1e9:,.2f}" in text
     assert "KV budget per die" in text
     assert "loads.json" in text and "/some/dir" not in r1_html
     assert r1_html.count("<polyline class=\"max-over-mean\"") == 2
@@ -198,13 +197,11 @@ def test_deployment_report_heatmaps_and_memory(
 
 def test_die_loads_match_the_plans_balance(
         r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
-    _model, _g, loads, doc = r1
-    plan = doc.to_json()
-    for role in plan["roles"].values():
-        _dies, per_die = die_loads(role["expert_placement"], loads)
+    _model, _g, loads, plan = r1
+    for role in plan.roles.values():
+        _dies, per_die = die_loads(role.expert_placement, loads)
         ratio = (per_die / per_die.mean(axis=1, keepdims=True)).max(axis=1)
-        np.testing.assert_allclose(ratio, role["balance"]["max_over_mean_per_layer"],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(ratio, role.balance.max_over_mean_per_layer, rtol=1e-5)
 
 
 def test_report_is_deterministic(r1: tuple[Any, Any, np.ndarray, PlanDocument],
@@ -323,7 +320,7 @@ def test_only_html_templates_autoescape() -> None:
 def test_charts_are_markup_so_they_are_not_escaped(
         r1: tuple[Any, Any, np.ndarray, PlanDocument]) -> None:
     _model, _g, _loads, plan = r1
-    lanes = timeline_lanes(plan.to_json()["roles"]["decode"]["pipeline"]["schedule"])
+    lanes = timeline_lanes(_pipeline(plan, "decode").schedule)
     svg = timeline_svg("decode", lanes, 0.0, 10.0, "zoom")
     assert isinstance(svg, Markup)
     assert isinstance(inline_svg('<svg width="1pt" height="1pt"></svg>', "x"), Markup)
@@ -361,17 +358,28 @@ def _section(html: str, name: str) -> str:
     return html.split(f'<section id="{name}">')[1].split("</section>")[0]
 
 
+def _pipeline(plan: PlanDocument, role: str) -> doc_role.Pipeline:
+    pipeline = plan.roles[role].pipeline
+    assert pipeline is not None
+    return pipeline
+
+
+def _estimate(plan: PlanDocument, role: str) -> doc_role.Estimate:
+    estimate = plan.roles[role].estimate
+    assert estimate is not None
+    return estimate
+
+
 def test_pipeline_section_draws_every_event(
         r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
-    _model, _g, _loads, doc = r1
-    plan = doc.to_json()
+    _model, _g, _loads, plan = r1
     section = _section(r1_html, "pipeline")
     assert "not built yet" not in section and "no serving estimate" not in section
     charts = {(c.get("data-role"), c.get("data-view")): c for c in _charts(section)}
     assert set(charts) == {(r, v) for r in ("decode", "prefill") for v in ("full", "zoom")}
     for role in ("decode", "prefill"):
-        p = plan["roles"][role]["pipeline"]
-        events = [e for k in p["schedule"] for e in k["events"]]
+        p = _pipeline(plan, role)
+        events = [e for k in p.schedule for e in k.events]
         assert len(events) > 400
         full = charts[(role, "full")]
         groups = [g for g in full.iter("g") if g.get("class") == "events"]
@@ -379,13 +387,13 @@ def test_pipeline_section_draws_every_event(
         rects = groups[0].findall("rect")
         assert len(rects) == len(events)
         # one lane per (device kind, stream), labelled
-        lanes = {(k["device_kind"], e["stream"]) for k in p["schedule"] for e in k["events"]}
+        lanes = {(k.device_kind, e.stream) for k in p.schedule for e in k.events}
         labels = {t.text for g in full.iter("g") if g.get("class") == "lanes"
                   for t in g.iter("text")}
         assert labels == {f"{k} \u00b7 {s}" for k, s in lanes}
         # colours: one fixed colour per op name
         fills = {r.get("fill") for r in rects}
-        assert fills == {op_colour(e["name"]) for e in events}
+        assert fills == {op_colour(e.name) for e in events}
         # the zoom shows fewer ops, each wide enough to see, some labelled
         zoom = charts[(role, "zoom")]
         zrects = [r for g in zoom.iter("g") if g.get("class") == "events"
@@ -394,30 +402,29 @@ def test_pipeline_section_draws_every_event(
         assert any(t.text for g in zoom.iter("g") if g.get("class") == "labels"
                    for t in g.iter("text"))
         # the figures under the charts
-        assert f'{p["step_us"] / 1e3:,.2f}'[:4] in section
-        assert f'{p["speedup"]:.2f}\u00d7' in section or f'{p["speedup"]:.2f}&times;' in section
+        assert f"{p.step_us / 1e3:,.2f}"[:4] in section
+        assert f"{p.speedup:.2f}\u00d7" in section or f"{p.speedup:.2f}&times;" in section
     assert section.count('class="best"') >= 2  # the chosen candidate of each role
 
 
 def test_performance_section_headline_layers_kv_serving(
         r1: tuple[Any, Any, np.ndarray, PlanDocument], r1_html: str) -> None:
-    _model, _g, _loads, doc = r1
-    plan = doc.to_json()
+    _model, _g, _loads, plan = r1
     section = _section(r1_html, "performance")
     page = _parse(section)
     text = " ".join(page.text)
     assert "not built yet" not in text and "no serving estimate" not in text
-    dec = plan["roles"]["decode"]["estimate"]
-    pre = plan["roles"]["prefill"]["estimate"]
-    assert f"{dec['tpot_ms']:,.2f}" in text
-    assert f"{dec['tokens_per_s_per_npu']:,.0f}" in text
-    assert f"{dec['batch_per_npu']:,}" in text
-    assert f"{pre['tokens_per_npu']:,}" in text  # 16,384
-    assert f"{pre['tokens_per_s_per_npu']:,.0f}" in text
+    dec, pre = _estimate(plan, "decode"), _estimate(plan, "prefill")
+    assert f"{dec.tpot_ms:,.2f}" in text
+    assert f"{dec.tokens_per_s_per_npu:,.0f}" in text
+    assert f"{dec.batch_per_npu:,}" in text
+    assert f"{pre.tokens_per_npu:,}" in text  # 16,384
+    assert f"{pre.tokens_per_s_per_npu:,.0f}" in text
     for role in ("decode", "prefill"):
-        kv = plan["roles"][role]["kv"]
-        assert f"{kv['kv_capacity_bytes'] / 1e9:,.2f} GB" in text
-        assert f"{kv['max_sequences_per_device']:,}" in text
+        kv = plan.roles[role].kv
+        assert kv is not None
+        assert f"{kv.kv_capacity_bytes / 1e9:,.2f} GB" in text
+        assert f"{kv.max_sequences_per_device:,}" in text
     # per-layer: bars for dense, MoE, MTP (decode) and head; one table row per group of
     # identical consecutive layers (dense layers 0-2 are alike)
     bars = [c for c in _charts(section) if c.get("class") == "chart layer-bars"]
@@ -426,16 +433,16 @@ def test_performance_section_headline_layers_kv_serving(
     assert "0\u20132" in text
     tables = re.findall(r'<table class="layers">.*?</table>', section, re.S)
     for table, role in zip(tables, ("decode", "prefill"), strict=True):
-        groups = layer_groups(plan["roles"][role]["estimate"]["per_layer"])
+        groups = layer_groups(_estimate(plan, role).per_layer)
         assert table.count("<tr>") == 1 + len(groups)
     # serving block: role split, KV transfer and the prefix-reuse table
-    serving = plan["serving"]
-    assert f"{serving['roles']['prefill_instances']:,}" in text
+    assert plan.serving is not None and plan.serving.roles is not None
+    assert f"{plan.serving.roles.prefill_instances:,}" in text
     assert "KV transfer, prefill to decode" in text and "Cache pool" in text
-    reuse = serving["cache_pool"].get("prefix_reuse_effect", [])
+    reuse = plan.serving.cache_pool.prefix_reuse_effect or ()
     assert section.count("<tr") >= len(reuse)
     for row in reuse:
-        assert f"{row['tokens_per_s_per_npu']:,.0f}" in text
+        assert f"{row.tokens_per_s_per_npu:,.0f}" in text
 
 
 def _old(plan: PlanDocument) -> PlanDocument:
@@ -489,12 +496,16 @@ def test_nice_ticks() -> None:
     assert nice_ticks(3, 3) == [3]
 
 
+def _layer(layer: int, kind: doc_role.LayerKind, span_us: float = 1.0,
+           ops_us: dict[str, float] | None = None) -> doc_role.LayerEstimate:
+    return doc_role.LayerEstimate(layer, kind, span_us, ops_us or {})
+
+
 def test_layer_groups_and_representatives() -> None:
-    moe = {"kind": "moe", "span_us": 2.0, "ops_us": {"attention": 1.0, "experts": 1.0}}
-    rows = [{"layer": 0, "kind": "dense", "span_us": 1.0, "ops_us": {"dense_ffn": 1.0}},
-            {"layer": 1, **moe, "span_us": 3.0}, {"layer": 2, **moe}, {"layer": 3, **moe},
-            {"layer": 4, **moe}, {"layer": -1, "kind": "head", "span_us": 5.0,
-                                  "ops_us": {"lm_head": 5.0}}]
+    moe = {"attention": 1.0, "experts": 1.0}
+    rows = [_layer(0, "dense", 1.0, {"dense_ffn": 1.0}), _layer(1, "moe", 3.0, moe),
+            *(_layer(i, "moe", 2.0, moe) for i in (2, 3, 4)),
+            _layer(-1, "head", 5.0, {"lm_head": 5.0})]
     groups = layer_groups(rows)
     assert [g["layers"] for g in groups] == [[0], [1], [2, 3, 4], [-1]]
     reps = representatives(rows)
@@ -508,17 +519,30 @@ def test_op_colours_fixed_and_distinct() -> None:
     assert re.fullmatch(r"#[0-9A-F]{6}", op_colour("some_new_op"))
 
 
+_WORKLOAD = WorkloadSummary(prompt_len=4096, output_len=1024, tpot_slo_ms=50.0,
+                            ttft_slo_ms=0.0, arrival_rate=0.0, mtp_accept=0.7,
+                            perfect_balance=False, prefix_reuse=0.0, decode_batch_per_npu=0,
+                            prefill_tokens_per_npu=16384)
+
+
 def test_headline_and_best_candidates() -> None:
-    est = {"batch_per_npu": 96, "step_ms": 57.8324, "tpot_ms": 34.0191,
-           "tokens_per_s_per_npu": 2821.95, "tokens_per_s_per_tflops": 1.8763,
-           "accepted_tokens_per_step": 1.7, "meets_tpot_slo": True}
-    got = dict(headline(est, {"tpot_slo_ms": 50.0}))
+    est = doc_role.Estimate(batch_per_npu=96, step_ms=57.8324, tpot_ms=34.0191,
+                            tokens_per_s_per_npu=2821.95, tokens_per_s_per_tflops=1.8763,
+                            accepted_tokens_per_step=1.7, meets_tpot_slo=True,
+                            assumptions=(), per_layer=())
+    got = dict(headline(est, _WORKLOAD))
     assert got == {"batch per NPU": "96", "accepted tokens per step": "1.7",
                    "step (ms)": "57.83", "TPOT (ms)": "34.02", "tokens/s per NPU": "2,822",
                    "tokens/s per TFLOPS": "1.876", "TPOT SLO met": "yes (\u2264 50 ms)"}
-    pre = dict(headline({"tokens_per_npu": 16384, "ttft_ms": 1151.51, "step_ms": 1151.51},
-                        {}))
-    assert pre == {"tokens per NPU": "16,384", "step (ms)": "1,151.5", "TTFT (ms)": "1,151.5"}
+    prefill = doc_role.Estimate(tokens_per_npu=16384, ttft_ms=1151.51, step_ms=1151.51,
+                                tokens_per_s_per_npu=14228.2, tokens_per_s_per_tflops=9.46,
+                                meets_ttft_slo=True, assumptions=(), per_layer=())
+    pre = dict(headline(prefill, _WORKLOAD))
+    assert pre == {"tokens per NPU": "16,384", "step (ms)": "1,151.5", "TTFT (ms)": "1,151.5",
+                   "tokens/s per NPU": "14,228", "tokens/s per TFLOPS": "9.46",
+                   "TTFT SLO met": "yes (no SLO set)"}
+    no_slo = dict(headline(replace(est, meets_tpot_slo=None), None))
+    assert no_slo.keys() == got.keys() - {"TPOT SLO met"}
     rows = [{"microbatches": 1, "step_us": 9.0, "best": False},
             {"microbatches": 2, "step_us": 8.0, "best": False},
             {"microbatches": 2, "step_us": 7.0, "best": True},
@@ -527,18 +551,18 @@ def test_headline_and_best_candidates() -> None:
 
 
 def test_zoom_covers_the_first_moe_layers() -> None:
-    def ev(layer: int, start: float, mb: int = 0) -> dict[str, Any]:
-        return {"name": "x", "stream": "s", "microbatch": mb, "layer": layer,
-                "start_us": start, "dur_us": 1.0}
+    def ev(layer: int, start: float, mb: int = 0) -> doc_role.ScheduleEvent:
+        return doc_role.ScheduleEvent("x", "s", mb, layer, start, 1.0)
 
-    schedule = [{"device_kind": "d", "step_us": 10.0,
-                 "events": [ev(layer, float(layer)) for layer in range(10)]}]
-    per_layer = [{"layer": i, "kind": "dense" if i < 3 else "moe"} for i in range(10)]
+    def kind(events: tuple[doc_role.ScheduleEvent, ...]) -> doc_role.DeviceSchedule:
+        return doc_role.DeviceSchedule(device_kind="d", step_us=10.0, events=events)
+
+    schedule = [kind(tuple(ev(layer, float(layer)) for layer in range(10)))]
+    per_layer = [_layer(i, "dense" if i < 3 else "moe") for i in range(10)]
     assert zoom_layers(schedule, per_layer) == [3, 4, 5]
     assert zoom_window(schedule, [3, 4, 5]) == (3.0, 6.0)
     # too many events in three layers: fewer layers
-    crowded = [{"device_kind": "d", "step_us": 10.0,
-                "events": [ev(layer, float(layer), mb) for layer in range(10)
-                           for mb in range(40)]}]
+    crowded = [kind(tuple(ev(layer, float(layer), mb) for layer in range(10)
+                          for mb in range(40)))]
     assert zoom_layers(crowded, per_layer) == [3]
     assert zoom_window(schedule, [42]) == (0.0, 0.0)

@@ -8,10 +8,9 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
 
 import numpy as np
 
@@ -147,5 +146,7 @@ _NO_SERVING = ("The plan has no serving estimate (plan schema {version}, made be
                "serving planner): run cmx plan again for the {what}.")
 
 
-def old_plan_note(plan: Mapping[str, Any], what: str) -> str:
-    return _NO_SERVING.format(version=plan.get("schema_version", "1.0"), what=what)
+def old_plan_note(plan: PlanDocument, what: str) -> str:
+    """The note of a section whose blocks ``plan`` lacks (made before the serving planner),
+    naming its schema version."""
+    return _NO_SERVING.format(version=plan.schema_version, what=what)

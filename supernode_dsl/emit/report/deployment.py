@@ -5,7 +5,7 @@ memory budget of a die as a stacked bar against its capacity."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
@@ -15,6 +15,7 @@ from markupsafe import Markup
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.emit.report.common import ReportInputs, base_name, fmt
 from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.plan.document.role import ExpertPlacement, Memory
 
 __all__ = [
     "MEMORY_TERMS",
@@ -24,28 +25,29 @@ __all__ = [
 ]
 
 
-#: The memory terms of the stacked bar: (label, plan keys summed, colour).
-MEMORY_TERMS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("expert weights", ("expert_weights",), "#0072B2"),
-    ("other weights", ("other_weights",), "#56B4E9"),
-    ("KV cache", ("kv_cache",), "#D55E00"),
-    ("dispatch + combine buffers", ("dispatch_buffer", "combine_buffer"), "#E69F00"),
-    ("reserve", ("reserve",), "#999999"),
+#: The memory terms of the stacked bar: (label, bytes of the term, colour).
+MEMORY_TERMS: tuple[tuple[str, Callable[[Memory], float], str], ...] = (
+    ("expert weights", lambda m: float(m.expert_weights), "#0072B2"),
+    ("other weights", lambda m: float(m.other_weights), "#56B4E9"),
+    ("KV cache", lambda m: float(m.kv_cache), "#D55E00"),
+    ("dispatch + combine buffers",
+     lambda m: float(m.dispatch_buffer) + float(m.combine_buffer), "#E69F00"),
+    ("reserve", lambda m: float(m.reserve), "#999999"),
 )
 
 
-def die_loads(placement: Mapping[str, Any], loads: np.ndarray
+def die_loads(placement: ExpertPlacement, loads: np.ndarray
               ) -> tuple[list[str], np.ndarray]:
     """The routed dies of one role instance (in EP rank order: first slot first) and their
     load per MoE layer, [layers x dies]: each slot carries its expert's load divided by the
     expert's replica count (``logcnt``)."""
-    slot_device: list[str] = list(placement["slot_device"])
+    slot_device = list(placement.slot_device)
     dies = list(dict.fromkeys(slot_device))
     index = {d: i for i, d in enumerate(dies)}
     die_of_slot = np.fromiter((index[d] for d in slot_device), dtype=np.int64,
                               count=len(slot_device))
-    phy2log = np.asarray(placement["phy2log"], dtype=np.int64)
-    logcnt = np.asarray(placement["logcnt"], dtype=np.float64)
+    phy2log = np.asarray(placement.phy2log, dtype=np.int64)
+    logcnt = np.asarray(placement.logcnt, dtype=np.float64)
     rows = np.arange(phy2log.shape[0])[:, None]
     per_slot = loads[rows, phy2log] / logcnt[rows, phy2log]
     out = np.zeros((phy2log.shape[0], len(dies)))
@@ -114,7 +116,7 @@ def _heatmap_svg(role: str, layers: Sequence[int], ratio: np.ndarray) -> str:
     return Markup("".join(parts))
 
 
-def _line_svg(layers: Sequence[int], values: Sequence[float], bound: float | None) -> str:
+def _line_svg(layers: Sequence[int], values: Sequence[float], bound: float) -> str:
     """max/mean per MoE layer as a polyline, with the mean (1) and the lower bound dashed."""
     w, h, left, top, bottom = 640, 200, 48, 10, 34
     pw, ph = w - left - 10, h - top - bottom
@@ -144,7 +146,7 @@ def _line_svg(layers: Sequence[int], values: Sequence[float], bound: float | Non
                  "</g>")
     parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{fmt(y(1.0))}" y2="{fmt(y(1.0))}" '
                  'stroke="#555" stroke-dasharray="2,3"/>')
-    if bound is not None and lo <= bound <= hi:
+    if lo <= bound <= hi:
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{fmt(y(bound))}" '
                      f'y2="{fmt(y(bound))}" stroke="#009E73" stroke-dasharray="6,3">'
                      f'<title>lower bound {bound:.3f}</title></line>')
@@ -158,14 +160,13 @@ def _gb(b: float) -> str:
     return f"{b / 1e9:,.2f}"
 
 
-def _memory(memory: Mapping[str, Any]) -> dict[str, Any]:
+def _memory(memory: Memory) -> dict[str, Any]:
     """The stacked bar (SVG) and table rows of one role's per-die memory budget."""
-    cap = float(memory["capacity"])
-    total = float(memory["total"])
+    cap = float(memory.capacity)
+    total = float(memory.total)
     scale_max = max(cap, total)
     w, bar_h, left = 640, 26, 0
-    terms = [(label, sum(float(memory[k]) for k in keys), colour)
-             for label, keys, colour in MEMORY_TERMS]
+    terms = [(label, term(memory), colour) for label, term, colour in MEMORY_TERMS]
     parts = [f'<svg class="chart" role="img" width="{w + 20}" height="{bar_h + 26}">']
     xpos = 0.0
     for label, value, colour in terms:
@@ -183,54 +184,51 @@ def _memory(memory: Mapping[str, Any]) -> dict[str, Any]:
             for label, value, colour in terms]
     return {"svg": Markup("".join(parts)), "rows": rows, "capacity": _gb(cap),
             "total": _gb(total),
-            "free": _gb(float(memory["free"])),
+            "free": _gb(float(memory.free)),
             "used_pct": f"{100 * total / cap:.1f}" if cap else ""}
 
 
-def _roles(plan: Mapping[str, Any], loads: np.ndarray | None) -> list[dict[str, Any]]:
+def _roles(plan: PlanDocument, loads: np.ndarray | None) -> list[dict[str, Any]]:
     out = []
-    for name, role in plan["roles"].items():
-        placement = role["expert_placement"]
-        layers = list(placement.get("moe_layers") or range(len(placement["phy2log"])))
-        shape = (len(placement["phy2log"]), int(placement["num_logical"]))
+    for name, role in plan.roles.items():
+        placement = role.expert_placement
+        layers = list(placement.moe_layers or range(len(placement.phy2log)))
+        shape = (len(placement.phy2log), placement.num_logical)
         role_loads = np.ones(shape) if loads is None else loads
         dies, per_die = die_loads(placement, role_loads)
         mean = per_die.mean(axis=1, keepdims=True)
         ratio = per_die / np.where(mean > 0, mean, 1.0)
         mom = [float(v) for v in ratio.max(axis=1)]
-        balance = role.get("balance", {})
-        bound = balance.get("lower_bound_max_over_mean")
+        bound = float(role.balance.lower_bound_max_over_mean)
         out.append({
             "name": name,
-            "instances": role["instances"], "ep": role["ep"],
-            "npus_per_instance": role["npus_per_instance"],
-            "num_logical": placement["num_logical"], "num_physical": placement["num_physical"],
-            "slots_per_device": placement["slots_per_device"],
-            "routed_dies": len(dies), "shared_dies": len(placement.get("shared_devices", [])),
+            "instances": role.instances, "ep": role.ep,
+            "npus_per_instance": role.npus_per_instance,
+            "num_logical": placement.num_logical, "num_physical": placement.num_physical,
+            "slots_per_device": placement.slots_per_device,
+            "routed_dies": len(dies), "shared_dies": len(placement.shared_devices),
             "layers": len(layers),
             "max_over_mean": f"{max(mom, default=1.0):.3f}",
             "mean_max_over_mean": f"{float(np.mean(mom)) if mom else 1.0:.3f}",
-            "lower_bound": f"{float(bound):.3f}" if bound is not None else None,
+            "lower_bound": f"{bound:.3f}",
             "heatmap": _heatmap_svg(name, layers, ratio),
-            "line": _line_svg(layers, mom, float(bound) if bound is not None else None),
-            "memory": _memory(role["memory"]),
+            "line": _line_svg(layers, mom, bound),
+            "memory": _memory(role.memory),
         })
     return out
 
 
-def deployment_section(plan: Mapping[str, Any] | None, inputs: ReportInputs
+def deployment_section(plan: PlanDocument | None, inputs: ReportInputs
                        ) -> dict[str, Any] | None:
     """Section 4: the deployment and model names, the file names shown and per role its
     charts and figures; None without a plan."""
     if plan is None:
         return None
-    model = plan.get("model", {})
-    source = plan.get("source", {})
     return {
-        "name": str(source.get("deployment", "")),
-        "model": str(model.get("name", "")),
-        "routed_experts": model.get("routed_experts", ""),
-        "top_k": model.get("top_k", ""),
+        "name": plan.source.deployment,
+        "model": plan.model.name,
+        "routed_experts": plan.model.routed_experts,
+        "top_k": plan.model.top_k,
         "plan_name": base_name(inputs.plan_name),
         "loads_name": base_name(inputs.loads_name),
         "roles": _roles(plan, inputs.loads),

@@ -28,17 +28,15 @@ def report_context(model: Model, g: nx.Graph, inputs: ReportInputs) -> dict[str,
     summary = summary_section(model, g)
     bandwidth = bandwidth_section(g)
     planes = [p["name"] for p in bandwidth["planes"]]
-    # The sections read the plan's JSON form (the numbers as the plan file holds them).
-    plan = inputs.plan.to_json() if inputs.plan is not None else None
     return {
         "title": f"{model.root_name}: {model.root.type_name}",
         "source": base_name(inputs.source) or "",
         "summary": summary,
         "diagrams": diagrams_section(g, planes, inputs.diagrams),
         "bandwidth": bandwidth,
-        "deployment": deployment_section(plan, inputs),
-        "pipeline": pipeline_section(plan),
-        "performance": performance_section(plan),
+        "deployment": deployment_section(inputs.plan, inputs),
+        "pipeline": pipeline_section(inputs.plan),
+        "performance": performance_section(inputs.plan),
     }
 
 

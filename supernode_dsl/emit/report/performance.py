@@ -6,10 +6,11 @@ and the effect of prefix reuse)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
@@ -27,6 +28,12 @@ from supernode_dsl.emit.report.common import (
     op_colour,
     tick_text,
 )
+from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.plan.document.role import Estimate, Kv, LayerEstimate
+from supernode_dsl.plan.document.serving import CachePool, Serving, WorkloadSummary
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "headline",
@@ -123,15 +130,21 @@ def _value(key: str, v: object) -> str | None:
     return _auto(v)
 
 
-def _rows(block: Mapping[str, Any], skip: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """(label, value) of the scalar entries of ``block``, and of the scalar entries of its
-    objects one level down ("placement: max/mean"); lists are left out."""
+def _present(block: DataclassInstance) -> dict[str, object]:
+    """The fields of a plan block that its JSON form holds, name -> value in declaration
+    order (the JSON key order): a field written only when set is left out when None."""
+    return {f.name: v for f in dataclasses.fields(block)
+            if (v := getattr(block, f.name)) is not None or not f.metadata.get("omit")}
+
+
+def _rows(block: DataclassInstance) -> list[tuple[str, str]]:
+    """(label, value) of the scalar fields of ``block`` (those :func:`_present` gives), and
+    of the scalar fields of its blocks one level down ("placement: max/mean"); lists are
+    left out."""
     out: list[tuple[str, str]] = []
-    for key, v in block.items():
-        if key in skip:
-            continue
-        if isinstance(v, Mapping):
-            out += [(f"{_label(key)}: {_label(k)}", t) for k, sub in v.items()
+    for key, v in _present(block).items():
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out += [(f"{_label(key)}: {_label(k)}", t) for k, sub in _present(v).items()
                     if (t := _value(k, sub)) is not None]
         elif (text := _value(key, v)) is not None:
             out.append((_label(key), text))
@@ -153,64 +166,64 @@ _PREFILL_HEAD = (
 )
 
 
-def _slo(est: Mapping[str, Any], workload: Mapping[str, Any], what: str
-         ) -> tuple[str, str] | None:
-    """("TPOT SLO met", "yes (≤ 50 ms)") from ``meets_<what>_slo``; None if absent."""
-    met = est.get(f"meets_{what}_slo")
+def _slo(met: bool | None, slo_ms: float, what: str) -> tuple[str, str] | None:
+    """("TPOT SLO met", "yes (≤ 50 ms)") from the ``meets_<what>_slo`` flag ``met`` and the
+    workload's SLO ``slo_ms`` (0: none set); None if the flag is absent."""
     if met is None:
         return None
-    slo = float(workload.get(f"{what}_slo_ms") or 0.0)
-    bound = f" (\u2264 {_auto(slo)} ms)" if slo > 0 else " (no SLO set)"
+    bound = f" (\u2264 {_auto(slo_ms)} ms)" if slo_ms > 0 else " (no SLO set)"
     return f"{what.upper()} SLO met", _yes(met) + bound
 
 
-def headline(est: Mapping[str, Any], workload: Mapping[str, Any]) -> list[tuple[str, str]]:
+def headline(est: Estimate, workload: WorkloadSummary | None) -> list[tuple[str, str]]:
     """The headline (label, value) pairs of a role's estimate: decode figures when it has a
-    TPOT, prefill figures otherwise."""
-    decode = "tpot_ms" in est
+    TPOT, prefill figures otherwise (``workload`` None: no SLO known)."""
+    decode = est.tpot_ms is not None
     fields = _DECODE_HEAD if decode else _PREFILL_HEAD
-    out = [(label, text) for label, key in fields if key in est
-           if (text := _value(key, est[key])) is not None]
-    slo = _slo(est, workload, "tpot" if decode else "ttft")
+    present = _present(est)
+    out = [(label, text) for label, key in fields if key in present
+           if (text := _value(key, present[key])) is not None]
+    if decode:
+        slo = _slo(est.meets_tpot_slo, workload.tpot_slo_ms if workload else 0.0, "tpot")
+    else:
+        slo = _slo(est.meets_ttft_slo, workload.ttft_slo_ms if workload else 0.0, "ttft")
     return out + ([slo] if slo else [])
 
 
-def _signature(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return row.get("kind"), row.get("span_us"), tuple(row.get("ops_us", {}).items())
+def _signature(row: LayerEstimate) -> tuple[object, ...]:
+    return row.kind, row.span_us, tuple(row.ops_us.items())
 
 
-def layer_groups(per_layer: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def layer_groups(per_layer: Sequence[LayerEstimate]) -> list[dict[str, Any]]:
     """Consecutive identical rows (kind, span and op times) merged: one dict per group with
     its ``layers`` and the shared ``kind``, ``span_us`` and ``ops_us``."""
     groups: list[dict[str, Any]] = []
-    for row in per_layer:
-        if groups and _signature(groups[-1]) == _signature(row):
-            groups[-1]["layers"].append(int(row["layer"]))
+    for i, row in enumerate(per_layer):
+        if i and _signature(per_layer[i - 1]) == _signature(row):
+            groups[-1]["layers"].append(row.layer)
         else:
-            groups.append({"layers": [int(row["layer"])], "kind": row.get("kind", ""),
-                           "span_us": row.get("span_us", 0.0),
-                           "ops_us": dict(row.get("ops_us", {}))})
+            groups.append({"layers": [row.layer], "kind": row.kind, "span_us": row.span_us,
+                           "ops_us": dict(row.ops_us)})
     return groups
 
 
 _KIND_NAMES = (("dense", "dense"), ("moe", "MoE"), ("mtp", "MTP"), ("head", "head"))
 
 
-def representatives(per_layer: Sequence[Mapping[str, Any]]
-                    ) -> list[tuple[str, Mapping[str, Any]]]:
+def representatives(per_layer: Sequence[LayerEstimate]) -> list[tuple[str, LayerEstimate]]:
     """One row per layer kind (dense, MoE, MTP, head, those present): the most common row
     of that kind (ties: the earliest), labelled with its layer."""
-    out: list[tuple[str, Mapping[str, Any]]] = []
+    out: list[tuple[str, LayerEstimate]] = []
     for kind, title in _KIND_NAMES:
-        rows = [r for r in per_layer if r.get("kind") == kind]
+        rows = [r for r in per_layer if r.kind == kind]
         if not rows:
             continue
-        counts: dict[tuple[Any, ...], int] = {}
+        counts: dict[tuple[object, ...], int] = {}
         for r in rows:
             counts[_signature(r)] = counts.get(_signature(r), 0) + 1
         top = max(counts.values())
         row = next(r for r in rows if counts[_signature(r)] == top)
-        layer = int(row["layer"])
+        layer = row.layer
         out.append((title if layer < 0 else f"{title} (layer {layer})", row))
     return out
 
@@ -232,10 +245,10 @@ class _Bars:
         return self.left + self.width * us / self.end
 
 
-def _bar(label: str, row: Mapping[str, Any], y: int, b: _Bars) -> list[str]:
+def _bar(label: str, row: LayerEstimate, y: int, b: _Bars) -> list[str]:
     """One stacked bar (op times of a layer) with its span marked and written on the right."""
-    ops = {str(k): float(v) for k, v in row.get("ops_us", {}).items()}
-    span, total = float(row.get("span_us", 0.0)), sum(ops.values())
+    ops = {k: float(v) for k, v in row.ops_us.items()}
+    span, total = float(row.span_us), sum(ops.values())
     text_y = y + b.bar_h - 8
     parts = [f'<text x="{b.left - 6}" y="{text_y}" text-anchor="end">{escape(label)}</text>']
     pos = 0.0
@@ -258,11 +271,11 @@ def _bar(label: str, row: Mapping[str, Any], y: int, b: _Bars) -> list[str]:
     return parts
 
 
-def layer_bars_svg(role: str, reps: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+def layer_bars_svg(role: str, reps: Sequence[tuple[str, LayerEstimate]]) -> str:
     """Stacked horizontal bars of op times (µs, summed over microbatches) for the
     representative layers; a black mark shows each layer's span in the step."""
-    hi = max((max(sum(float(v) for v in r.get("ops_us", {}).values()),
-                  float(r.get("span_us", 0.0))) for _, r in reps), default=1.0) or 1.0
+    hi = max((max(sum(float(v) for v in r.ops_us.values()), float(r.span_us))
+              for _, r in reps), default=1.0) or 1.0
     ticks = nice_ticks(0.0, hi, 8)
     b = _Bars(end=max(hi, ticks[-1]))
     bottom = b.top + len(reps) * (b.bar_h + b.gap)
@@ -284,10 +297,10 @@ def layer_bars_svg(role: str, reps: Sequence[tuple[str, Mapping[str, Any]]]) -> 
     return Markup("".join(parts))
 
 
-def _layer_table(per_layer: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _layer_table(per_layer: Sequence[LayerEstimate]) -> dict[str, Any]:
     """The per-layer table: op columns (in order of first appearance) and one row per group
     of identical consecutive layers, times in µs; the total of the spans is the step."""
-    ops = list(dict.fromkeys(str(k) for r in per_layer for k in r.get("ops_us", {})))
+    ops = list(dict.fromkeys(k for r in per_layer for k in r.ops_us))
     rows = []
     for grp in layer_groups(per_layer):
         layers = grp["layers"]
@@ -296,30 +309,23 @@ def _layer_table(per_layer: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                      "span": num(float(grp["span_us"]), 1),
                      "ops": [num(float(grp["ops_us"][o]), 1) if o in grp["ops_us"] else ""
                              for o in ops]})
-    total = sum(float(r.get("span_us", 0.0)) for r in per_layer)
+    total = sum(float(r.span_us) for r in per_layer)
     return {"ops": ops, "rows": rows, "total_ms": ms(total)}
 
 
-def _kv_rows(kv: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The KV block: context length, bytes per sequence, KV capacity, max sequences per
-    device and (decode) max batch per NPU."""
-    order = ("context_len", "bytes_per_sequence", "kv_capacity_bytes",
-             "max_sequences_per_device", "max_batch_per_npu")
-    first = {k: kv[k] for k in order if k in kv}
-    return _rows({**first, **{k: v for k, v in kv.items() if k not in first}})
-
-
-def _performance_role(name: str, role: Mapping[str, Any], workload: Mapping[str, Any]
-                      ) -> dict[str, Any]:
-    """Section 6 of one role: headline, per-layer chart and table, KV block."""
-    est = role["estimate"]
-    per_layer = est.get("per_layer", [])
+def _performance_role(name: str, est: Estimate, kv: Kv | None,
+                      workload: WorkloadSummary | None) -> dict[str, Any]:
+    """Section 6 of one role: headline, per-layer chart and table of its estimate ``est``,
+    and its KV block (context length, bytes per sequence, KV capacity, max sequences per
+    device, max batch or tokens per NPU: :class:`~supernode_dsl.plan.document.role.Kv`'s
+    order)."""
+    per_layer = est.per_layer
     reps = representatives(per_layer)
-    ops = list(dict.fromkeys(str(k) for _, r in reps for k in r.get("ops_us", {})))
+    ops = list(dict.fromkeys(k for _, r in reps for k in r.ops_us))
     return {"name": name, "headline": headline(est, workload),
             "bars": layer_bars_svg(name, reps) if reps else None, "legend": legend(ops),
             "layers": _layer_table(per_layer),
-            "kv": _kv_rows(role["kv"]) if role.get("kv") else []}
+            "kv": _rows(kv) if kv else []}
 
 
 def _runs(ranks: Sequence[int], limit: int = 8) -> str:
@@ -336,42 +342,40 @@ def _runs(ranks: Sequence[int], limit: int = 8) -> str:
     return text + ("; \u2026" if len(runs) > limit else "")
 
 
-def _reuse_rows(pool: Mapping[str, Any], chosen: float) -> list[dict[str, Any]]:
+def _reuse_rows(pool: CachePool, chosen: float) -> list[dict[str, Any]]:
     """The prefix-reuse table; the workload's own share is flagged ``best``."""
-    return [{"share": f"{_auto(100 * float(r['prefix_reuse']))} %",
-             "load_ms": msv(float(r.get("load_ms", 0.0))),
-             "ttft_ms": msv(float(r.get("ttft_ms", 0.0))),
-             "tput": _auto(float(r.get("tokens_per_s_per_npu", 0.0))),
-             "best": abs(float(r["prefix_reuse"]) - chosen) < 1e-9}
-            for r in pool.get("prefix_reuse_effect", [])]
+    return [{"share": f"{_auto(100 * float(r.prefix_reuse))} %",
+             "load_ms": msv(float(r.load_ms)),
+             "ttft_ms": msv(float(r.ttft_ms)),
+             "tput": _auto(float(r.tokens_per_s_per_npu)),
+             "best": abs(float(r.prefix_reuse) - chosen) < 1e-9}
+            for r in pool.prefix_reuse_effect or ()]
 
 
-def _serving(serving: Mapping[str, Any]) -> dict[str, Any]:
+def _serving(serving: Serving) -> dict[str, Any]:
     """The deployment-wide serving block: workload, role split, KV transfer, P/D mapping and
     the cache pool with the prefix-reuse effect (each None or empty when absent)."""
-    workload = serving.get("workload") or {}
-    pd = serving.get("pd_mapping") or {}
-    pool = serving.get("cache_pool") or {}
-    mapping = pd.get("prefill_tp_rank_of_decode_rank")
+    pd = serving.pd_mapping
+    mapping = pd.prefill_tp_rank_of_decode_rank if pd else ()
     return {
-        "workload": _rows(workload),
-        "roles": _rows(serving["roles"]) if serving.get("roles") else [],
-        "kv_transfer": _rows(serving.get("kv_transfer") or {}),
-        "pd_mapping": _rows(pd) + ([("prefill TP rank of decode ranks", _runs(mapping))]
-                                   if mapping else []),
-        "cache_pool": _rows(pool),
-        "reuse": _reuse_rows(pool, float(workload.get("prefix_reuse", 0.0) or 0.0)),
+        "workload": _rows(serving.workload),
+        "roles": _rows(serving.roles) if serving.roles else [],
+        "kv_transfer": _rows(serving.kv_transfer) if serving.kv_transfer else [],
+        "pd_mapping": (_rows(pd) if pd else []) + (
+            [("prefill TP rank of decode ranks", _runs(mapping))] if mapping else []),
+        "cache_pool": _rows(serving.cache_pool),
+        "reuse": _reuse_rows(serving.cache_pool, float(serving.workload.prefix_reuse)),
     }
 
 
-def performance_section(plan: Mapping[str, Any] | None) -> dict[str, Any]:
+def performance_section(plan: PlanDocument | None) -> dict[str, Any]:
     """Section 6: per role with an ``estimate`` its figures, and the ``serving`` block;
     a note instead when the plan has neither."""
     if plan is None:
         return {"note": NO_DEPLOYMENT, "roles": [], "serving": None}
-    serving = plan.get("serving")
-    workload = (serving or {}).get("workload") or {}
-    roles = [_performance_role(n, r, workload) for n, r in plan["roles"].items()
-             if r.get("estimate")]
+    serving = plan.serving
+    workload = serving.workload if serving else None
+    roles = [_performance_role(n, r.estimate, r.kv, workload) for n, r in plan.roles.items()
+             if r.estimate is not None]
     note = None if roles or serving else old_plan_note(plan, "performance estimate")
     return {"note": note, "roles": roles, "serving": _serving(serving) if serving else None}

@@ -25,6 +25,14 @@ from supernode_dsl.emit.report.common import (
     op_colour,
     tick_text,
 )
+from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.plan.document.role import (
+    CoreSplit,
+    DeviceSchedule,
+    LayerEstimate,
+    Pipeline,
+    ScheduleEvent,
+)
 
 __all__ = [
     "ZOOM_EVENTS",
@@ -45,19 +53,19 @@ class TimelineLane:
 
     device_kind: str
     stream: str
-    events: tuple[Mapping[str, Any], ...]
+    events: tuple[ScheduleEvent, ...]
     step_us: float
 
 
-def timeline_lanes(schedule: Sequence[Mapping[str, Any]]) -> list[TimelineLane]:
+def timeline_lanes(schedule: Sequence[DeviceSchedule]) -> list[TimelineLane]:
     """One lane per (device kind, stream): device kinds in plan order, streams in order of
     first appearance; every event of the schedule is in exactly one lane."""
     lanes: list[TimelineLane] = []
     for kind in schedule:
-        streams: dict[str, list[Mapping[str, Any]]] = {}
-        for e in kind["events"]:
-            streams.setdefault(str(e["stream"]), []).append(e)
-        lanes += [TimelineLane(str(kind["device_kind"]), s, tuple(evs), float(kind["step_us"]))
+        streams: dict[str, list[ScheduleEvent]] = {}
+        for e in kind.events:
+            streams.setdefault(e.stream, []).append(e)
+        lanes += [TimelineLane(kind.device_kind, s, tuple(evs), float(kind.step_us))
                   for s, evs in streams.items()]
     return lanes
 
@@ -98,31 +106,31 @@ def _layer_name(layer: int) -> str:
     return "head" if layer < 0 else f"layer {layer}"
 
 
-def _event_rect(e: Mapping[str, Any], y: int, f: _Frame) -> tuple[str, str]:
+def _event_rect(e: ScheduleEvent, y: int, f: _Frame) -> tuple[str, str]:
     """(rect, label) of one event clipped to the frame; the label is empty unless the
     rect is wide enough for its op name (zoomed views only)."""
-    start, end = float(e["start_us"]), float(e["start_us"]) + float(e["dur_us"])
+    start, end = float(e.start_us), float(e.start_us) + float(e.dur_us)
     x0, x1 = f.x(max(start, f.t0)), f.x(min(end, f.t1))
-    name = str(e["name"])
+    name = e.name
     fill = op_colour(name)
     stroke = ' stroke="#fff" stroke-width="0.6"' if f.zoom and x1 - x0 > 4 else ""
-    tip = (f"{name}, microbatch {e['microbatch']}, {_layer_name(int(e['layer']))}: "
-           f"{ms(start)}\u2013{ms(end)} ms ({num(float(e['dur_us']), 1)} \u00b5s)")
+    tip = (f"{name}, microbatch {e.microbatch}, {_layer_name(e.layer)}: "
+           f"{ms(start)}\u2013{ms(end)} ms ({num(float(e.dur_us), 1)} \u00b5s)")
     rect = (f'<rect x="{fmt(x0)}" y="{y + 2}" width="{fmt(max(x1 - x0, 0.4))}" '
             f'height="{f.lane_h - 4}" fill="{fill}"{stroke}><title>{escape(tip)}</title>'
             "</rect>")
     label = ""
-    text = f"{name} {e['microbatch']}" if f.show_mb else name
+    text = f"{name} {e.microbatch}" if f.show_mb else name
     if f.zoom and x1 - x0 >= 6.2 * len(text) + 4:
         label = (f'<text x="{fmt((x0 + x1) / 2)}" y="{y + f.lane_h - 6}" '
                  f'text-anchor="middle" fill="{ink(fill)}">{escape(text)}</text>')
     return rect, label
 
 
-def _visible(e: Mapping[str, Any], f: _Frame) -> bool:
+def _visible(e: ScheduleEvent, f: _Frame) -> bool:
     """Whether event ``e`` overlaps the frame's time window."""
-    start = float(e["start_us"])
-    return start < f.t1 and start + float(e["dur_us"]) > f.t0
+    start = float(e.start_us)
+    return start < f.t1 and start + float(e.dur_us) > f.t0
 
 
 def _axis(f: _Frame, y: int) -> list[str]:
@@ -190,53 +198,53 @@ def timeline_svg(role: str, lanes: Sequence[TimelineLane], t0: float, t1: float,
 ZOOM_LAYERS, ZOOM_EVENTS = 3, 64
 
 
-def zoom_layers(schedule: Sequence[Mapping[str, Any]],
-                per_layer: Sequence[Mapping[str, Any]]) -> list[int]:
+def zoom_layers(schedule: Sequence[DeviceSchedule],
+                per_layer: Sequence[LayerEstimate]) -> list[int]:
     """The layers of the zoomed view: the first MoE layers (per the estimate; without one,
     the first layers the schedule runs), :data:`ZOOM_LAYERS` of them or fewer, down to one,
     so that no device kind has more than :data:`ZOOM_EVENTS` events in them."""
-    order = [int(r["layer"]) for r in per_layer if r.get("kind") == "moe"] or \
-        list(dict.fromkeys(int(e["layer"]) for k in schedule for e in k["events"]))
+    order = [r.layer for r in per_layer if r.kind == "moe"] or \
+        list(dict.fromkeys(e.layer for k in schedule for e in k.events))
     for count in range(ZOOM_LAYERS, 1, -1):
         wanted = set(order[:count])
-        most = max((sum(1 for e in k["events"] if int(e["layer"]) in wanted)
+        most = max((sum(1 for e in k.events if e.layer in wanted)
                     for k in schedule), default=0)
         if most <= ZOOM_EVENTS:
             return order[:count]
     return order[:1]
 
 
-def zoom_window(schedule: Sequence[Mapping[str, Any]], layers: Sequence[int]
+def zoom_window(schedule: Sequence[DeviceSchedule], layers: Sequence[int]
                 ) -> tuple[float, float]:
     """From the first start to the last end (µs) of the events of ``layers`` on any device
     kind; (0, 0) when there are none."""
     wanted = set(layers)
-    spans = [(float(e["start_us"]), float(e["start_us"]) + float(e["dur_us"]))
-             for k in schedule for e in k["events"] if int(e["layer"]) in wanted]
+    spans = [(float(e.start_us), float(e.start_us) + float(e.dur_us))
+             for k in schedule for e in k.events if e.layer in wanted]
     if not spans:
         return 0.0, 0.0
     return min(s for s, _ in spans), max(e for _, e in spans)
 
 
-def _split_text(split: Mapping[str, Mapping[str, int]]) -> str:
+def _split_text(split: CoreSplit) -> str:
     """"attention: 24 aic + 48 aiv; moe: ..." (a stream without cores: "none")."""
     return "; ".join(f"{stream}: " + (" + ".join(f"{n} {fam}" for fam, n in cores.items())
                                       or "none")
                      for stream, cores in split.items())
 
 
-def _candidates(p: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _candidates(p: Pipeline) -> list[dict[str, Any]]:
     """Candidate rows (microbatches, split, step ms, step / chosen step); the chosen one
     (same microbatches and split, else the shortest step) is flagged ``best``."""
-    cands = list(p.get("candidates", []))
-    chosen = next((i for i, c in enumerate(cands) if c["microbatches"] == p["microbatches"]
-                   and c["split"] == p["split"]), None)
+    cands = p.candidates
+    chosen = next((i for i, c in enumerate(cands) if c.microbatches == p.microbatches
+                   and c.split == p.split), None)
     if chosen is None and cands:
-        chosen = min(range(len(cands)), key=lambda i: float(cands[i]["step_us"]))
-    best = float(p["step_us"]) or 1.0
-    return [{"microbatches": c["microbatches"], "split": _split_text(c["split"]),
-             "step_us": float(c["step_us"]), "step_ms": ms(float(c["step_us"])),
-             "ratio": f"{float(c['step_us']) / best:.2f}", "best": i == chosen}
+        chosen = min(range(len(cands)), key=lambda i: float(cands[i].step_us))
+    best = float(p.step_us) or 1.0
+    return [{"microbatches": c.microbatches, "split": _split_text(c.split),
+             "step_us": float(c.step_us), "step_ms": ms(float(c.step_us)),
+             "ratio": f"{float(c.step_us) / best:.2f}", "best": i == chosen}
             for i, c in enumerate(cands)]
 
 
@@ -252,52 +260,54 @@ def best_per_microbatches(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str
     return list(best.values())
 
 
-def _ops_in_order(schedule: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(str(e["name"]) for k in schedule for e in k["events"]))
+def _ops_in_order(schedule: Sequence[DeviceSchedule]) -> list[str]:
+    return list(dict.fromkeys(e.name for k in schedule for e in k.events))
 
 
-def _zoom(name: str, p: Mapping[str, Any], lanes: Sequence[TimelineLane],
-          per_layer: Sequence[Mapping[str, Any]]) -> tuple[str | None, str]:
+def _zoom(name: str, p: Pipeline, lanes: Sequence[TimelineLane],
+          per_layer: Sequence[LayerEstimate]) -> tuple[str | None, str]:
     """The zoomed Gantt chart of a role (None when the window is empty) and its caption."""
-    schedule = p["schedule"]
+    schedule = p.schedule
     layers = zoom_layers(schedule, per_layer)
     z0, z1 = zoom_window(schedule, layers)
-    moe = {int(r["layer"]) for r in per_layer if r.get("kind") == "moe"}
+    moe = {r.layer for r in per_layer if r.kind == "moe"}
     what = "MoE layer" if set(layers) <= moe and layers else "layer"
     first = f"the first {len(layers)} {what}s" if len(layers) > 1 else f"the first {what}"
     caption = f"{first} ({layers_text(layers)}), {ms(z0)}\u2013{ms(z1)} ms"
-    svg = timeline_svg(name, lanes, z0, z1, "zoom", int(p["microbatches"])) if z1 > z0 else None
+    svg = timeline_svg(name, lanes, z0, z1, "zoom", p.microbatches) if z1 > z0 else None
     return svg, caption
 
 
-def _pipeline_role(name: str, role: Mapping[str, Any]) -> dict[str, Any]:
-    """Section 5 of one role: the full and zoomed Gantt charts and the pipeline figures."""
-    p = role["pipeline"]
-    schedule = p["schedule"]
+def _pipeline_role(name: str, p: Pipeline, per_layer: Sequence[LayerEstimate]
+                   ) -> dict[str, Any]:
+    """Section 5 of one role: the full and zoomed Gantt charts and the pipeline figures of
+    its pipeline ``p`` (``per_layer``: its estimate's layers, for the zoom)."""
+    schedule = p.schedule
     lanes = timeline_lanes(schedule)
-    end = max((float(k["step_us"]) for k in schedule), default=0.0)
-    zoom, caption = _zoom(name, p, lanes, role.get("estimate", {}).get("per_layer", []))
-    events = sum(len(k["events"]) for k in schedule)
+    end = max((float(k.step_us) for k in schedule), default=0.0)
+    zoom, caption = _zoom(name, p, lanes, per_layer)
+    events = sum(len(k.events) for k in schedule)
     cands = _candidates(p)
     return {
         "name": name, "events": f"{events:,}",
-        "device_kinds": [f"{k['device_kind']} ({len(k['events']):,} events, step "
-                         f"{ms(float(k['step_us']))} ms)" for k in schedule],
+        "device_kinds": [f"{k.device_kind} ({len(k.events):,} events, step "
+                         f"{ms(float(k.step_us))} ms)" for k in schedule],
         "legend": legend(_ops_in_order(schedule)),
         "full": timeline_svg(name, lanes, 0.0, end, "full"),
         "zoom": zoom, "zoom_caption": caption,
-        "microbatches": p["microbatches"], "split": _split_text(p["split"]),
-        "step_ms": ms(float(p["step_us"])), "no_overlap_ms": ms(float(p["no_overlap_us"])),
-        "speedup": f"{float(p['speedup']):.2f}", "candidates": cands,
+        "microbatches": p.microbatches, "split": _split_text(p.split),
+        "step_ms": ms(float(p.step_us)), "no_overlap_ms": ms(float(p.no_overlap_us)),
+        "speedup": f"{float(p.speedup):.2f}", "candidates": cands,
         "best_per_mb": best_per_microbatches(cands),
     }
 
 
-def pipeline_section(plan: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Section 5: per role with a ``pipeline`` block its charts, else a note."""
+def pipeline_section(plan: PlanDocument | None) -> dict[str, Any]:
+    """Section 5: per role with a non-empty ``pipeline`` schedule its charts, else a
+    note."""
     if plan is None:
         return {"note": NO_DEPLOYMENT, "roles": []}
-    roles = [_pipeline_role(n, r) for n, r in plan["roles"].items()
-             if r.get("pipeline", {}).get("schedule")]
+    roles = [_pipeline_role(n, r.pipeline, r.estimate.per_layer if r.estimate else ())
+             for n, r in plan.roles.items() if r.pipeline is not None and r.pipeline.schedule]
     note = None if roles else old_plan_note(plan, "pipeline timeline")
     return {"note": note, "roles": roles}
