@@ -105,6 +105,10 @@ def test_qwen3_memory_equals_the_hand_arithmetic(qwen3: dict[str, Any]) -> None:
     expert = 3 * 4096 * 1536 * bf16
     decode = qwen3["roles"]["decode"]["memory"]
     assert decode["other_weights"] == other
+    # the Q/K/V and O projections (and the QK-norm weights) are shown as their own part
+    assert decode["other_weights_by_part"] == {
+        "attention": layers * attention * bf16, "dense_ffn": 0, "router": layers * 4096 * 128
+        * bf16, "embedding": 2 * 151936 * 4096 * bf16, "norms": 2 * layers * 4096 * bf16}
     assert decode["expert_weights"] == 1 * layers * expert        # one slot per die
     # 64 requests per NPU = 32 sequences per die; 2 x 4 KV heads x 128 values in BF16
     assert decode["kv_cache"] == 32 * 4096 * (2 * 4 * 128 * bf16) * layers

@@ -10,8 +10,14 @@ import numpy as np
 from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.plan.devices import Device, RoleAllocation
 from supernode_dsl.plan.document import ModelSummary
-from supernode_dsl.plan.document.role import Balance, ExpertPlacement, Memory, Migration
-from supernode_dsl.plan.memory import memory_budget
+from supernode_dsl.plan.document.role import (
+    Balance,
+    ExpertPlacement,
+    Memory,
+    Migration,
+    OtherWeights,
+)
+from supernode_dsl.plan.memory import memory_budget, non_expert_params
 from supernode_dsl.plan.placement import (
     Placement,
     SlotLayout,
@@ -104,7 +110,8 @@ def role_memory(arch: ModelArch, role: RoleSpec, capacity: float,
     memory = memory_budget(arch, role, capacity)
     if memory["free"] < 0:
         _report_memory(role, memory, sink)
-    return Memory(**{k: float(v) for k, v in memory.items()})
+    parts = OtherWeights(**{k: float(v) for k, v in non_expert_params(arch).items()})
+    return Memory(**{k: float(v) for k, v in memory.items()}, other_weights_by_part=parts)
 
 
 def _bound_ratio(loads: np.ndarray, layout: SlotLayout) -> float:

@@ -147,10 +147,16 @@ def _device_problems(name: str, role: Mapping[str, Any], phy: np.ndarray,
 def _memory_problems(name: str, role: Mapping[str, Any]) -> list[Problem]:
     mem = role["memory"]
     at = ("roles", name, "memory")
-    parts = sum(v for k, v in mem.items() if k not in ("capacity", "total", "free"))
+    parts = sum(v for k, v in mem.items()
+                if k not in ("capacity", "total", "free", "other_weights_by_part"))
     out = []
     if abs(parts - mem["total"]) > 1e-6 * max(1.0, abs(mem["total"])):
         out.append(Problem((*at, "total"), "the memory terms do not add up to the total"))
+    by_part = mem.get("other_weights_by_part")
+    if by_part is not None and abs(sum(by_part.values()) - mem["other_weights"]) > \
+            1e-6 * max(1.0, abs(mem["other_weights"])):
+        out.append(Problem((*at, "other_weights_by_part"),
+                           "the parts do not add up to other_weights"))
     if mem["total"] > mem["capacity"]:
         out.append(Problem((*at, "total"), f"a device needs {mem['total'] / 1e9:.2f} GB but "
                            f"has {mem['capacity'] / 1e9:.2f} GB"))

@@ -15,8 +15,8 @@ from typing import Literal
 from supernode_dsl.plan.document.codec import OMIT, rounded
 
 __all__ = ["Balance", "Candidate", "CoreSplit", "DeviceSchedule", "Estimate", "ExpertPlacement",
-           "Kv", "LayerEstimate", "LayerKind", "Memory", "Migration", "Pipeline", "RolePlan",
-           "ScheduleEvent"]
+           "Kv", "LayerEstimate", "LayerKind", "Memory", "Migration", "OtherWeights", "Pipeline",
+           "RolePlan", "ScheduleEvent"]
 
 #: stream -> core family -> cores
 CoreSplit = Mapping[str, Mapping[str, int]]
@@ -62,8 +62,22 @@ class Migration:
 
 
 @dataclass(frozen=True)
+class OtherWeights:
+    """The weights every device holds besides the experts, by part (bytes): the attention
+    blocks (by the attention kind: MLA's projections, or GQA's Q/K/V and O), the dense FFN
+    layers, the MoE routers, the vocabulary matrices and the RMSNorm vectors."""
+
+    attention: float
+    dense_ffn: float
+    router: float
+    embedding: float
+    norms: float
+
+
+@dataclass(frozen=True)
 class Memory:
-    """Bytes per device of the fullest device kind at the served batch."""
+    """Bytes per device of the fullest device kind at the served batch; ``other_weights``
+    by part in ``other_weights_by_part`` (plans from schema 1.2; None before)."""
 
     capacity: float
     expert_weights: float
@@ -74,6 +88,7 @@ class Memory:
     reserve: float
     total: float
     free: float
+    other_weights_by_part: OtherWeights | None = field(default=None, metadata=OMIT)
 
 
 @dataclass(frozen=True)
