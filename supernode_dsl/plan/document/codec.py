@@ -18,7 +18,7 @@ import functools
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 __all__ = ["OMIT", "JsonPath", "PathError", "dump", "format_path", "load", "rounded"]
@@ -65,6 +65,10 @@ def _fields(cls: type) -> tuple[tuple[str, str, Any, int | None, bool], ...]:
                  for f in dataclasses.fields(cls))
 
 
+#: Scalar types written as they are (floats only where no rounding is declared).
+_UNROUNDED = frozenset({int, float, str, bool, type(None)})
+
+
 def dump(value: Any, digits: int | None = None) -> Any:
     """The JSON value of ``value`` (a dataclass, tuple, mapping or scalar)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -75,6 +79,9 @@ def dump(value: Any, digits: int | None = None) -> Any:
                 out[name] = dump(v, places)
         return out
     if isinstance(value, tuple | list):
+        plain = _UNROUNDED if digits is None else _UNROUNDED - {float}
+        if all(type(v) in plain for v in value):  # arrays of scalars: nothing to convert
+            return list(value)
         return [dump(v, digits) for v in value]
     if isinstance(value, Mapping):
         return {k: dump(v, digits) for k, v in value.items()}
@@ -114,6 +121,12 @@ def _read(tp: Any, data: Any, path: JsonPath) -> Any:
         if not isinstance(data, list):
             raise PathError(path, f"expected an array, found {_kind(data)}")
         item = typing.get_args(tp)[0]
+        if item in _CHECKS:  # arrays of scalars (placements, schedules): one pass, no recursion
+            check = _CHECKS[item][0]
+            for i, v in enumerate(data):
+                if not check(v):
+                    _scalar(item, v, (*path, i))
+            return tuple(data)
         return tuple(_read(item, v, (*path, i)) for i, v in enumerate(data))
     if origin is Mapping or origin is dict:
         if not isinstance(data, dict):
@@ -123,20 +136,21 @@ def _read(tp: Any, data: Any, path: JsonPath) -> Any:
     return _scalar(tp, data, path)
 
 
+#: The scalar types a field may have: the check a JSON value must pass, and its description.
+_CHECKS: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+            and math.isfinite(v), "a finite number"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    bool: (lambda v: isinstance(v, bool), "a boolean"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
 def _scalar(tp: Any, data: Any, path: JsonPath) -> Any:
-    if tp is float:
-        ok = isinstance(data, int | float) and not isinstance(data, bool) \
-            and math.isfinite(data)
-        what = "a finite number"
-    elif tp is int:
-        ok, what = isinstance(data, int) and not isinstance(data, bool), "an integer"
-    elif tp is bool:
-        ok, what = isinstance(data, bool), "a boolean"
-    elif tp is str:
-        ok, what = isinstance(data, str), "a string"
-    else:  # pragma: no cover - a field type this reader does not know is a programming error
+    if tp not in _CHECKS:  # pragma: no cover - a field type this reader does not know
         raise TypeError(f"cannot read {tp!r}")
-    if not ok:
+    check, what = _CHECKS[tp]
+    if not check(data):
         raise PathError(path, f"expected {what}, found {_kind(data)} ({_short(data)})")
     return data
 
