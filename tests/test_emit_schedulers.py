@@ -14,7 +14,7 @@ import pytest
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit import EmitContext, available_emitters
-from supernode_dsl.emit.schedulers import hostlist
+from supernode_dsl.emit.schedulers import hostlist, label_value
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPO = ROOT / "topologies"
@@ -116,10 +116,64 @@ def test_k8s_labels() -> None:
     assert n0["fabric.topograph.run/tier-0"] == "cluster-sn0-rdma_leaf0"
     legacy = json.loads(_emit("k8s-node-labels", _ctx("cluster", convention="legacy")))
     assert set(legacy["cluster-n0"]) == {
-        "network.topology.nvidia.com/accelerator", "network.topology.nvidia.com/leaf",
-        "network.topology.nvidia.com/spine", "network.topology.nvidia.com/core"}
+        "network.topology.nvidia.com/accelerator", "network.topology.nvidia.com/block",
+        "network.topology.nvidia.com/spine"}
     yaml = pytest.importorskip("yaml")
     assert yaml.safe_load(_emit("k8s-node-labels", _ctx("cluster", format="yaml"))) == labels
+
+
+def test_k8s_labels_stop_below_the_virtual_root() -> None:
+    """Topograph's tree root has no ID and labels no node: the tiers end at the real top
+    switches (the spines of the 4-supernode cluster), not at Slurm's ``cluster-root``."""
+    conf = _emit("slurm-topology-conf", _ctx("cluster"))
+    assert "SwitchName=cluster-root " in conf  # Slurm keeps its single root
+    labels = json.loads(_emit("k8s-node-labels", _ctx("cluster")))
+    values = {v for mine in labels.values() for v in mine.values()}
+    assert "cluster-root" not in values
+    assert labels["cluster-n0"]["fabric.topograph.run/tier-1"] == "cluster-spine0-0"
+    assert all("fabric.topograph.run/tier-2" not in mine for mine in labels.values())
+
+
+def test_label_value_hashes_like_topograph() -> None:
+    assert label_value("x" * 63) == "x" * 63
+    # FNV-1a 64 test vectors (Go hash/fnv, as Topograph's checkLabel uses it)
+    assert label_value("a" * 64) == f"x{_fnv1a64(b'a' * 64):x}"
+    assert _fnv1a64(b"a") == 0xAF63DC4C8601EC8C
+
+
+def _fnv1a64(data: bytes) -> int:
+    h = 0xCBF29CE484222325
+    for byte in data:
+        h = ((h ^ byte) * 0x100000001B3) % 2**64
+    return h
+
+
+def test_k8s_labels_hash_long_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An instance name that makes switch names longer than 63 characters: the values are
+    hashed (``x`` + 16 hex digits), distinct switches stay distinct."""
+    long = "hall7east" * 7
+    text = (TOPO / "cloudmatrix384-cluster.cmx").read_text().replace(
+        "instance cluster:", f"instance {long}:")
+    monkeypatch.chdir(TOPO)
+    model = cmx.compile_string(text, {"nodes": "4"})
+    ctx = EmitContext(model, cmx.build_graph(model), None, "long.cmx", {})
+    labels = json.loads(_emit("k8s-node-labels", ctx))
+    n0 = labels[f"{long}-n0"]
+    leaf, spine = n0["fabric.topograph.run/tier-0"], n0["fabric.topograph.run/tier-1"]
+    assert leaf == label_value(f"{long}-sn0-rdma_leaf0") != spine
+    assert re.fullmatch(r"x[0-9a-f]{1,16}", leaf) and re.fullmatch(r"x[0-9a-f]{1,16}", spine)
+    assert all(len(v) <= 63 for mine in labels.values() for v in mine.values())
+
+
+def test_k8s_labels_as_kubectl_commands() -> None:
+    labels = json.loads(_emit("k8s-node-labels", _ctx("cluster")))
+    text = _emit("k8s-node-labels", _ctx("cluster", format="kubectl"))
+    commands = [x for x in text.splitlines() if not x.startswith("#")]
+    assert len(commands) == len(labels)
+    for line, (node, mine) in zip(commands, labels.items(), strict=True):
+        words = line.split()
+        assert words[:5] == ["kubectl", "label", "node", node, "--overwrite"]
+        assert dict(w.split("=", 1) for w in words[5:]) == mine
 
 
 @pytest.mark.parametrize("name", ["slurm-topology-yaml", "slurm-topology-conf",

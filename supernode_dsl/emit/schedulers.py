@@ -16,12 +16,14 @@ their instance paths with ``.`` as ``-`` and the brackets dropped (``cluster.lea
   ``-O plane=...``).  Slurm's tree plugin wants one leaf per node: every node goes to the
   first leaf switch it reaches in instance order (on a rail-optimised fabric, rail 0); the
   other leaves, and switches only they reach, are left out.  Upper switches list their
-  child switches; several top switches get a virtual root ``<root>-root``.
+  child switches; several top switches get a virtual root ``<root>-root`` (Slurm only: the
+  Kubernetes labels stop below it, as Topograph's do).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -42,6 +44,9 @@ __all__ = [
     "SlurmTopologyConfEmitter",
     "SlurmTopologyYamlEmitter",
     "hostlist",
+    "kubectl_commands",
+    "label_value",
+    "node_labels",
     "scheduler_topology",
 ]
 
@@ -53,8 +58,11 @@ PLANES = names_option("plane", "comma-separated scale-out planes for the tree (d
                       "scale-out plane)")
 CONVENTION = choice_option("convention", "topograph = accelerator.topograph.run/domain, "
                            "fabric.topograph.run/tier-N; legacy = "
-                           "network.topology.nvidia.com/...", ("topograph", "legacy"))
-FORMAT = choice_option("format", "output syntax", ("json", "yaml"))
+                           "network.topology.nvidia.com/accelerator, /block, /spine, "
+                           "/datacenter", ("topograph", "legacy"))
+FORMAT = choice_option("format", "output syntax: json or yaml (node -> labels), kubectl (one "
+                       "`kubectl label node NODE --overwrite k=v ...` command per node)",
+                       ("json", "yaml", "kubectl"))
 
 
 def hostlist(names: Sequence[str]) -> str:
@@ -122,6 +130,7 @@ class _Switch:
     children: list[str] = field(default_factory=list)
     parents: list[str] = field(default_factory=list)
     level: int = 0
+    virtual: bool = False
 
 
 @dataclass
@@ -258,7 +267,7 @@ def _tree(g: nx.Graph, owner: Mapping[str, str], name: Mapping[str, str], planes
     if len(tops) > 1:
         virtual = _Switch(f"{root}-root",
                           children=[s.name for s in tops],
-                          level=max(s.level for s in tops) + 1)
+                          level=max(s.level for s in tops) + 1, virtual=True)
         for top in tops:
             top.parents.append(virtual.name)
         switches.append(virtual)
@@ -341,49 +350,97 @@ class SlurmTopologyConfEmitter(Emitter):
                       header=_header(ctx, "Slurm topology.conf", topo), switches=lines)
 
 
-_LEGACY_TIERS = ("leaf", "spine", "core")
+# NVIDIA/topograph e2b625071e327ee5c3bb119d8a31289a818c30fc pkg/topology/topology.go l.41-42
+# (KeyFabricTierPrefix, KeyTopologyXclrDomain).
+_TOPOGRAPH_DOMAIN = "accelerator.topograph.run/domain"
+_TOPOGRAPH_TIER = "fabric.topograph.run/tier-"
+# NVIDIA/topograph 43d6be8de29e25942afd6adfb8d6835c7ac1191c pkg/engines/k8s/labeler.go l.26-29,
+# 42 (DefaultLabelAccelerator, switchNetworkHierarchy = block, spine, datacenter: tiers 0-2).
+_LEGACY_DOMAIN = "network.topology.nvidia.com/accelerator"
+_LEGACY_TIERS = tuple(f"network.topology.nvidia.com/{t}" for t in ("block", "spine",
+                                                                    "datacenter"))
+_LABEL_VALUE_MAX = 63  # Kubernetes label values (k8s.io/apimachinery IsValidLabelValue)
+_FNV64_OFFSET = 0xCBF29CE484222325  # FNV-1a 64-bit (Go hash/fnv New64a)
+_FNV64_PRIME = 0x100000001B3
+
+
+def label_value(value: str) -> str:
+    """``value`` as Topograph writes a label value: kept when at most 63 characters, else
+    ``x`` + the lower-case hex FNV-1a 64 hash of its UTF-8 bytes (NVIDIA/topograph
+    e2b625071e327ee5c3bb119d8a31289a818c30fc pkg/engines/k8s/labeler.go l.213-231,
+    checkLabel)."""
+    if len(value) <= _LABEL_VALUE_MAX:
+        return value
+    h = _FNV64_OFFSET
+    for byte in value.encode():
+        h = ((h ^ byte) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return f"x{h:x}"
+
+
+def node_labels(topo: SchedulerTopology, convention: str) -> dict[str, dict[str, str]]:
+    """Node name -> labels in Topograph's convention: the domain key for the node's block,
+    one tier key per switch from the leaf (tier 0) up each switch's first parent, closest
+    first, stopping below a virtual root (Topograph's tree root has no ID and gets no label:
+    labeler.go l.137-141 and getTierLabels l.178-211 at e2b62507; pkg/topology/graph.go
+    l.181-186); the legacy convention has three tiers.  Values via :func:`label_value`."""
+    domain_key, tiers = ((_TOPOGRAPH_DOMAIN, None) if convention == "topograph"
+                         else (_LEGACY_DOMAIN, _LEGACY_TIERS))
+    domain = {n: b for b, ns in topo.blocks.items() for n in ns}
+    by_name = {s.name: s for s in topo.switches}
+    leaf = {n: s for s in topo.switches for n in s.nodes}
+    labels: dict[str, dict[str, str]] = {}
+    for node in topo.nodes:
+        mine: dict[str, str] = {}
+        if node in domain:
+            mine[domain_key] = label_value(domain[node])
+        tier, sw = 0, leaf.get(node)
+        while sw is not None and not sw.virtual and (tiers is None or tier < len(tiers)):
+            key = f"{_TOPOGRAPH_TIER}{tier}" if tiers is None else tiers[tier]
+            mine[key] = label_value(sw.name)
+            sw = by_name.get(sw.parents[0]) if sw.parents else None
+            tier += 1
+        labels[node] = mine
+    return labels
+
+
+def kubectl_commands(labels: Mapping[str, Mapping[str, str]], header: Sequence[str]) -> str:
+    """A shell script: ``header`` as comments, then one ``kubectl label node NODE
+    --overwrite k=v ...`` per node with labels (keys sorted), what an operator runs against
+    the cluster (``--overwrite`` so that a rerun after a change replaces the old values)."""
+    lines = [f"# {h}" for h in header]
+    for node, mine in labels.items():
+        if mine:
+            pairs = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(mine.items()))
+            lines.append(f"kubectl label node {shlex.quote(node)} --overwrite {pairs}")
+    return "\n".join(lines) + "\n"
 
 
 class K8sNodeLabelsEmitter(Emitter):
-    """Kubernetes node labels, node name -> {label: value}, in NVIDIA Topograph's
-    convention.  ``convention=topograph`` (default, Topograph 1.x):
+    """Kubernetes node labels in NVIDIA Topograph's convention (:func:`node_labels`).
+    ``convention=topograph`` (default, Topograph at e2b62507):
     ``accelerator.topograph.run/domain`` = the node's block (supernode) and
     ``fabric.topograph.run/tier-N`` = the switch N levels above the node (tier 0 = its
-    leaf, following each switch's first parent).  ``convention=legacy`` (Topograph 0.x):
-    ``network.topology.nvidia.com/accelerator``, ``/leaf``, ``/spine``, ``/core`` (tiers
-    0-2).  Labels absent when the graph has no such level.  ``format=json`` (default) or
-    ``yaml``."""
+    leaf).  ``convention=legacy`` (Topograph 0.x): ``network.topology.nvidia.com/accelerator``,
+    ``/block``, ``/spine``, ``/datacenter`` (tiers 0-2).  Labels absent when the graph has no
+    such level; values over 63 characters hashed as Topograph does.  ``format=json``
+    (default) or ``yaml``: node -> {label: value}; ``format=kubectl``: the ``kubectl label``
+    commands."""
 
     name = "k8s-node-labels"
-    description = "Kubernetes node labels in NVIDIA Topograph's convention (JSON or YAML)"
+    description = "Kubernetes node labels in NVIDIA Topograph's convention (JSON, YAML or " \
+                  "kubectl commands)"
     options: ClassVar[tuple[Option[Any], ...]] = (NODE_PREFIX, PLANES, CONVENTION, FORMAT)
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
-        convention = ctx.value(CONVENTION)
         fmt = ctx.value(FORMAT)
         topo = _topology(ctx)
-        domain = {n: b for b, ns in topo.blocks.items() for n in ns}
-        by_name = {s.name: s for s in topo.switches}
-        leaf = {n: s for s in topo.switches for n in s.nodes}
-        labels: dict[str, dict[str, str]] = {}
-        for node in topo.nodes:
-            mine: dict[str, str] = {}
-            if node in domain:
-                key = ("accelerator.topograph.run/domain" if convention == "topograph"
-                       else "network.topology.nvidia.com/accelerator")
-                mine[key] = domain[node]
-            tier, sw = 0, leaf.get(node)
-            while sw is not None:
-                if convention == "topograph":
-                    mine[f"fabric.topograph.run/tier-{tier}"] = sw.name
-                elif tier < len(_LEGACY_TIERS):
-                    mine[f"network.topology.nvidia.com/{_LEGACY_TIERS[tier]}"] = sw.name
-                sw = by_name.get(sw.parents[0]) if sw.parents else None
-                tier += 1
-            labels[node] = mine
+        labels = node_labels(topo, ctx.value(CONVENTION))
+        header = _header(ctx, "Kubernetes node labels", topo)
         if fmt == "yaml":
-            return yaml_text(labels, _header(ctx, "Kubernetes node labels", topo))
+            return yaml_text(labels, header)
+        if fmt == "kubectl":
+            return kubectl_commands(labels, header)
         return json.dumps(labels, indent=2) + "\n"
 
 
