@@ -25,11 +25,11 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
+from consumers import ROOT, kit_file, run_python
 
 import supernode_dsl as cmx
 from supernode_dsl.elaborate import Model
 from supernode_dsl.emit import EmitContext, available_emitters
-from tests.consumers import ROOT, kit_file, run_python
 
 TOPO = ROOT / "topologies"
 #: every shipped machine (the deployments reuse these), small where the default is large
