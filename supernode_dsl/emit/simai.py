@@ -30,6 +30,7 @@ from supernode_dsl.emit.simulators import (
     export_planes,
     ns3_delay,
     ns3_rate,
+    numbered,
 )
 from supernode_dsl.graph import npu_units, ordered_nodes, unit_owner
 from supernode_dsl.graph.devices import scale_up_plane
@@ -73,11 +74,11 @@ def fold_nics(g: nx.Graph, found: list[Bundle], owner: Mapping[str, str]) -> lis
     sides: dict[str, list[tuple[str, Bundle]]] = {}
     out: list[Bundle] = []
     for b in found:
-        nic = [n for n in (b.a, b.b) if g.nodes[n].get(NODE_CATEGORY) == "nic"]
-        if len(nic) == 2:
+        nics = [n for n in (b.a, b.b) if g.nodes[n].get(NODE_CATEGORY) == "nic"]
+        if len(nics) == 2:
             raise emit_error(f"SimAI has no NIC nodes: NICs '{b.a}' and '{b.b}' are linked")
-        if nic:
-            sides.setdefault(nic[0], []).append((b.b if nic[0] == b.a else b.a, b))
+        if nics:
+            sides.setdefault(nics[0], []).append((b.b if nics[0] == b.a else b.a, b))
         else:
             out.append(b)
     for nic, ends in sides.items():
@@ -120,7 +121,7 @@ class SimaiTopologyEmitter(Emitter):
         others = [v for v in ordered_nodes(g)
                   if v in used and v not in unit_set and v not in nvswitches]
         ids = {v: i for i, v in enumerate([*units, *nvs, *others])}
-        rows = sorted((*sorted((ids[b.a], ids[b.b])), b.bandwidth, b.latency) for b in found)
+        rows = numbered(found, ids)
         forwarders = [ids[v] for v in [*nvs, *others]]
         check_routes(ctx, ids, len(units), forwarders, [(r[0], r[1]) for r in rows], planes,
                      "SimAI")

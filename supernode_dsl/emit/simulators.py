@@ -79,6 +79,7 @@ __all__ = [
     "npu_units",
     "ns3_delay",
     "ns3_rate",
+    "numbered",
     "unit_owner",
     "yaml_text",
 ]
@@ -269,7 +270,8 @@ def forwarding(g: nx.Graph, node: str) -> bool:
 def export_planes(ctx: EmitContext, default: list[str]) -> list[str]:
     """The planes ``-O plane=`` names (``default`` when not given); E026 for an unknown one."""
     planes = graph_planes(ctx.graph)
-    chosen = list(ctx.value(PLANES) or ()) or default or planes
+    given = ctx.value(PLANES)
+    chosen = list(given) if given else (default or planes)
     unknown = [p for p in chosen if p not in planes]
     if unknown:
         raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(planes)})")
@@ -300,7 +302,16 @@ def bundles(g: nx.Graph, owner: Mapping[str, str], planes: list[str]) -> list[Bu
 
 
 def _is_switch(g: nx.Graph, node: str) -> bool:
-    return g.nodes[node].get(NODE_CATEGORY) == "switch"
+    return bool(g.nodes[node].get(NODE_CATEGORY) == "switch")
+
+
+Row = tuple[int, int, float, float]
+
+
+def numbered(found: list[Bundle], ids: Mapping[str, int]) -> list[Row]:
+    """``(src, dst, bandwidth, latency)`` per bundle, ``src < dst`` by ``ids``, sorted."""
+    return sorted((min(ids[b.a], ids[b.b]), max(ids[b.a], ids[b.b]), b.bandwidth, b.latency)
+                  for b in found)
 
 
 def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: list[int],
@@ -355,7 +366,7 @@ class Ns3TopologyEmitter(Emitter):
         used = {n for b in found for n in (b.a, b.b)}
         others = [v for v in ordered_nodes(g) if v in used and v not in unit_set]
         ids = {v: i for i, v in enumerate([*units, *others])}
-        rows = sorted((*sorted((ids[b.a], ids[b.b])), b.bandwidth, b.latency) for b in found)
+        rows = numbered(found, ids)
         switches = [ids[v] for v in others]
         check_routes(ctx, ids, len(units), switches, [(r[0], r[1]) for r in rows],
                      planes, "ASTRA-sim's ns-3 back end")
