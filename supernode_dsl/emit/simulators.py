@@ -47,9 +47,9 @@ from supernode_dsl.graph import (
     npu_units,
     ordered_nodes,
     unit_owner,
+    unroutable_pairs,
 )
 from supernode_dsl.graph.devices import device_attrs, scale_up_plane
-from supernode_dsl.graph.routing import unroutable_pairs
 from supernode_dsl.schema import (
     EDGE_BANDWIDTH,
     EDGE_LATENCY,
