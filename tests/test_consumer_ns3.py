@@ -19,11 +19,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from consumers import ROOT, kit_file, run_python
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit import EmitContext, available_emitters
-from tests.consumers import ROOT, kit_file, run_python
 
 HARNESS = "ns3/reader_harness.py"
 MACHINES = {

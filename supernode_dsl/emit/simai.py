@@ -12,7 +12,6 @@ switches last, and there is no NIC or CPU node: a NIC is folded into its GPU-swi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -47,7 +46,8 @@ def gpu_type(g: nx.Graph, npu: str) -> str:
     type name as one token (SimAI reads it as ``GPUType::NONE``)."""
     declared = str(g.nodes[npu].get(NODE_TYPE, "") or "NONE")
     known = [t for t in SIMAI_GPU_TYPES if t in declared.upper()]
-    return known[0] if known else re.sub(r"[^A-Za-z0-9_.-]", "_", declared)
+    return known[0] if known else "".join(c if c.isalnum() or c in "_.-" else "_"
+                                          for c in declared)
 
 
 def gpus_per_server(g: nx.Graph, units: list[str]) -> int:
