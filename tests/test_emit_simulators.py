@@ -15,7 +15,7 @@ import pytest
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit import EmitContext, available_emitters
-from supernode_dsl.emit.simulators import TopologyApproximationWarning
+from supernode_dsl.emit.simulators import TopologyApproximationWarning, UnroutableWarning
 from supernode_dsl.graph import collapse, npu_units
 from supernode_dsl.plan import PlanRequest, plan_deployment
 
@@ -139,10 +139,16 @@ def test_comm_groups_follow_the_plan() -> None:
         emitter.emit(EmitContext(model, g, None, str(TINY), {}))
 
 
+def _ns3(ctx: EmitContext, name: str = "ns3-topology") -> list[str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnroutableWarning)
+        return _emit(name, ctx).splitlines()
+
+
 @pytest.mark.parametrize("key", sorted(SMALL))
 def test_ns3_header_matches_the_lines(key: str) -> None:
-    ctx = _ctx(key)
-    lines = _emit("ns3-topology", ctx).splitlines()
+    ctx = _ctx(key, unroutable="warn")
+    lines = _ns3(ctx)
     total, nswitch, nlinks = (int(x) for x in lines[0].split())
     switches = [int(x) for x in lines[1].split()]
     assert len(switches) == nswitch and len(lines) == 2 + nlinks
@@ -159,10 +165,81 @@ def test_ns3_header_matches_the_lines(key: str) -> None:
 
 
 def test_ns3_plane_option_and_rates() -> None:
-    lines = _emit("ns3-topology", _ctx("cm384", plane="rdma")).splitlines()
+    lines = _ns3(_ctx("cm384", plane="rdma", unroutable="warn"))
     assert lines[2] == "0 32 400Gbps 0.0005ms 0"  # both dies' 200G links to NIC 0, merged
     with pytest.raises(CmxError, match="unknown plane"):
         _emit("ns3-topology", _ctx("cm384", plane="nope"))
+
+
+def test_ns3_defaults_to_the_scale_up_plane() -> None:
+    # every plane would give RDMA paths as short as UB's: traffic would mix the planes
+    assert _ns3(_ctx("cm384")) == _ns3(_ctx("cm384", plane="ub"))
+
+
+def test_ns3_hosts_are_the_npus_only() -> None:
+    ctx = _ctx("h800", plane="nvlink,ib,storage", unroutable="warn")
+    g = ctx.graph
+    total, nswitch, _ = (int(x) for x in _ns3(ctx)[0].split())
+    fabric = [n for n, d in g.nodes(data=True) if d["category"] == "switch"]
+    nics = [n for n, d in g.nodes(data=True) if d["category"] == "nic"
+            and any(g.nodes[m]["category"] == "accelerator" for m in g[n])]
+    # CPUs (and the CPU's storage NIC) are dropped, not listed as switches
+    assert nswitch == len(fabric) + len(nics) and total == 32 + nswitch
+
+
+def test_ns3_refuses_unroutable_pairs_and_names_them() -> None:
+    with pytest.raises(CmxError, match=r"cannot route 3648 of 4032 NPU pairs on plane\(s\) ici"
+                       r".*first: 0 \(pod\.host\[0\]\[0\]\[0\]\.chip\[0\]\[0\]\) -> 3"):
+        _emit("ns3-topology", _ctx("tpu"))
+    with pytest.warns(UnroutableWarning, match="cannot route 768 of 992"):
+        _emit("ns3-topology", _ctx("h800", unroutable="warn"))
+
+
+def test_ns3_logical_dims_are_the_network_dimensions() -> None:
+    ctx = _ctx("h800")
+    net = _yaml(_emit("astra-network", ctx))
+    dims = json.loads(_emit("ns3-logical-dims", ctx))
+    assert dims == {"logical-dims": [str(n) for n in net["npus_count"]]} == {
+        "logical-dims": ["8", "4"]}
+
+
+def test_simai_header_ids_and_folded_nics() -> None:
+    lines = _emit("simai-topology", _ctx("cm384")).splitlines()
+    total, per_server, nvs, sws, nlinks, gpu = lines[0].split()
+    ids = [int(x) for x in lines[1].split()]
+    assert (per_server, gpu) == ("8", "Ascend910C") and len(lines) == 2 + int(nlinks)
+    assert ids == list(range(32, int(total))) and len(ids) == int(nvs) + int(sws)
+    # the NIC is folded: NPU 0 reaches an RDMA switch (after the NVSwitches) directly
+    rdma = [x for x in lines[2:] if x.split()[0] == "0" and int(x.split()[1]) >= 32 + int(nvs)]
+    assert rdma == [f"0 {32 + int(nvs)} 400Gbps 0.0015ms 0"]  # min rate, delays added
+
+
+UNEVEN = """
+plane ub "scale-up"
+accelerator Npu {}
+switch Sw { ports = 8 }
+node Small { npu[2]: Npu }
+node Big { npu[4]: Npu }
+system Pod {
+    a: Small
+    b: Big
+    sw: Sw
+    link ub a.npu[*] <-> sw { bw = 28 GB/s }
+    link ub b.npu[*] <-> sw { bw = 28 GB/s }
+}
+instance pod: Pod
+"""
+
+
+def test_simai_refuses_what_its_model_cannot_express(tmp_path: Path) -> None:
+    with pytest.raises(CmxError, match="SimAI cannot route 3648 of 4032"):
+        _emit("simai-topology", _ctx("tpu"))
+    path = tmp_path / "uneven.cmx"
+    path.write_text(UNEVEN)
+    model = cmx.compile_file(path)
+    ctx = EmitContext(model, cmx.build_graph(model), None, str(path), {})
+    with pytest.raises(CmxError, match=r"one gpus_per_server: the nodes hold \[2, 4\] NPUs"):
+        _emit("simai-topology", ctx)
 
 
 @pytest.mark.parametrize("name", ["astra-network", "astra-system", "ns3-topology"])

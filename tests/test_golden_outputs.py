@@ -49,6 +49,8 @@ CASES = [
     ("astra-network", CM384, {"nodes": "2"}, {}, False),
     ("astra-system", CM384, {"nodes": "2"}, {}, False),
     ("ns3-topology", TINY, {}, {}, False),
+    ("ns3-logical-dims", TINY, {}, {}, False),
+    ("simai-topology", TINY, {}, {}, False),
     ("slurm-topology-yaml", "topologies/cloudmatrix384-cluster.cmx",
      {"supernodes": "2", "nodes": "2"}, {}, False),
     ("slurm-topology-conf", "topologies/cloudmatrix384-cluster.cmx",

@@ -5,7 +5,7 @@ Entry points (group ``supernode_dsl.emitters``) are for emitters of other packag
 
 from __future__ import annotations
 
-from supernode_dsl.emit import graphviz, report, runtimes, schedulers, simulators, trace
+from supernode_dsl.emit import graphviz, report, runtimes, schedulers, simai, simulators, trace
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 
@@ -41,6 +41,7 @@ BUILTIN: tuple[type[Emitter], ...] = (
     *graphviz.EMITTERS,
     *runtimes.EMITTERS,
     *simulators.EMITTERS,
+    *simai.EMITTERS,
     *schedulers.EMITTERS,
     *trace.EMITTERS,
     *report.EMITTERS,

@@ -4,7 +4,11 @@
 * ``astra-system``: ``system.json`` with one collective implementation per dimension;
 * ``astra-comm-group``: ``comm_group.json``, one communicator per deployment role instance
   (needs ``--plan``);
-* ``ns3-topology``: the edge list of the ASTRA-sim ns-3 back end and SimAI, for any graph.
+* ``ns3-topology``: the topology file of ASTRA-sim's ns-3 back end (hosts = NPUs, the
+  scale-up plane by default; refuses what ns-3 cannot route);
+* ``ns3-logical-dims``: the ``logical-dims`` JSON that ASTRA-sim's ns-3 front end reads.
+
+SimAI's own topology format is :mod:`supernode_dsl.emit.simai`.
 
 **NPUs.** ASTRA-sim's NPU ids are the *units* in instance order, numbered from 0: with
 ``-O unit=accelerator`` (the default) every ``accelerator`` instance; with ``-O unit=die``
@@ -21,8 +25,10 @@ standard error by the default warning filters).
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import networkx as nx
@@ -41,21 +47,39 @@ from supernode_dsl.graph import (
     npu_units,
     ordered_nodes,
     unit_owner,
+    unroutable_pairs,
 )
-from supernode_dsl.graph.devices import device_attrs
-from supernode_dsl.schema import EDGE_BANDWIDTH, EDGE_LATENCY, EDGE_PLANE, NODE_INDEX
+from supernode_dsl.graph.devices import device_attrs, scale_up_plane
+from supernode_dsl.schema import (
+    EDGE_BANDWIDTH,
+    EDGE_LATENCY,
+    EDGE_PLANE,
+    ENDPOINT_EXCLUDED,
+    NODE_CATEGORY,
+    NODE_INDEX,
+)
 
 __all__ = [
     "EMITTERS",
     "AstraCommGroupEmitter",
     "AstraNetworkEmitter",
     "AstraSystemEmitter",
+    "Bundle",
     "Collapse",
     "Dimension",
+    "Ns3LogicalDimsEmitter",
     "Ns3TopologyEmitter",
     "TopologyApproximationWarning",
+    "UnroutableWarning",
+    "bundles",
+    "check_routes",
     "collapse",
+    "export_planes",
+    "forwarding",
     "npu_units",
+    "ns3_delay",
+    "ns3_rate",
+    "numbered",
     "unit_owner",
     "yaml_text",
 ]
@@ -68,6 +92,10 @@ DATASET_SPLITS = int_option("dataset_splits", "preferred-dataset-splits", 4, min
 COLLECTIVE_OPTIMIZATION = choice_option("collective_optimization", "collective-optimization",
                                         ("localBWAware", "baseline"))
 PLANES = names_option("plane", "comma-separated planes to include (default: every plane)")
+NS3_PLANES = names_option("plane", "comma-separated planes to include (default: the scale-up "
+                          "plane)")
+UNROUTABLE = choice_option("unroutable", "NPU pairs ns-3 cannot route: error (refuse), or warn "
+                           "(write the file, warn)", ("error", "warn"))
 _GB = 1e9
 
 
@@ -211,69 +239,167 @@ def _unit_inside(g: nx.Graph, dev: str, uid: Mapping[str, int]) -> str | None:
     return next((n for n in ordered_nodes(g) if n in uid and n != dev and n in below), None)
 
 
-def _rate(bandwidth: float) -> str:
+def ns3_rate(bandwidth: float) -> str:
     gbps = bandwidth * 8 / 1e9
     if abs(gbps - round(gbps)) < 1e-6:
         return f"{round(gbps)}Gbps"
     return f"{gbps:.6f}".rstrip("0").rstrip(".") + "Gbps"
 
 
-def _delay(latency: float) -> str:
+def ns3_delay(latency: float) -> str:
     text = f"{latency * 1e3:.9f}".rstrip("0").rstrip(".")
     return f"{text or '0'}ms"
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """The links between two nodes of an export, merged: ``bandwidth`` (B/s, one way) is
+    their sum, ``latency`` (s) the smallest."""
+
+    a: str
+    b: str
+    bandwidth: float
+    latency: float
+
+
+def forwarding(g: nx.Graph, node: str) -> bool:
+    """Whether ``node`` forwards traffic in ns-3's model (a switch or a NIC)."""
+    return g.nodes[node].get(NODE_CATEGORY) in ENDPOINT_EXCLUDED
+
+
+def export_planes(ctx: EmitContext, default: list[str]) -> list[str]:
+    """The planes ``-O plane=`` names (``default`` when not given); E026 for an unknown one."""
+    planes = graph_planes(ctx.graph)
+    given = ctx.value(PLANES)
+    chosen = list(given) if given else (default or planes)
+    unknown = [p for p in chosen if p not in planes]
+    if unknown:
+        raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(planes)})")
+    return chosen
+
+
+def bundles(g: nx.Graph, owner: Mapping[str, str], planes: list[str]) -> list[Bundle]:
+    """The links of ``planes`` between NPUs (``owner``: node -> its NPU) and forwarding
+    nodes, merged per pair of ends, in instance order of the ends.  Links inside one NPU,
+    links to any other node (CPUs, memory) and links of a NIC that no NPU links to (a DPU or
+    a CPU's NIC: it would forward between switches) are dropped: ns-3 models only hosts (the
+    NPUs) and the switches between them."""
+    wanted = set(planes)
+    merged: dict[tuple[str, str], tuple[float, float]] = {}
+    for u, v, d in g.edges(data=True):
+        if d.get(EDGE_PLANE) not in wanted:
+            continue
+        x, y = owner.get(u, u), owner.get(v, v)
+        if x == y or not all(n in owner or forwarding(g, n) for n in (x, y)):
+            continue
+        key = (x, y) if g.nodes[x][NODE_INDEX] <= g.nodes[y][NODE_INDEX] else (y, x)
+        bw, lat = float(d.get(EDGE_BANDWIDTH, 0.0)), float(d.get(EDGE_LATENCY, 0.0) or 0.0)
+        old = merged.get(key)
+        merged[key] = (bw, lat) if old is None else (old[0] + bw, min(old[1], lat))
+    attached = {n for pair in merged for n in pair if any(m in owner for m in pair)}
+    return [Bundle(a, b, bw, lat) for (a, b), (bw, lat) in merged.items()
+            if all(n in owner or n in attached or _is_switch(g, n) for n in (a, b))]
+
+
+def _is_switch(g: nx.Graph, node: str) -> bool:
+    return bool(g.nodes[node].get(NODE_CATEGORY) == "switch")
+
+
+Row = tuple[int, int, float, float]
+
+
+def numbered(found: list[Bundle], ids: Mapping[str, int]) -> list[Row]:
+    """``(src, dst, bandwidth, latency)`` per bundle, ``src < dst`` by ``ids``, sorted."""
+    return sorted((min(ids[b.a], ids[b.b]), max(ids[b.a], ids[b.b]), b.bandwidth, b.latency)
+                  for b in found)
+
+
+def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: list[int],
+                 links: list[tuple[int, int]], planes: list[str], consumer: str) -> None:
+    """E026 (or, with ``-O unroutable=warn``, a :class:`UnroutableWarning`) when the BFS of
+    ns-3 (:func:`~supernode_dsl.graph.routing.unroutable_pairs`, switches forwarding) finds
+    no route between some NPUs ``0..npus-1``; the message counts them and names the first."""
+    bad = unroutable_pairs(range(npus), switches, links)
+    if not bad:
+        return
+    name = {i: n for n, i in ids.items()}
+    first = ", ".join(f"{a} ({name[a]}) -> {b} ({name[b]})" for a, b in bad[:3])
+    message = (f"{consumer} cannot route {len(bad)} of {npus * (npus - 1)} NPU pairs on "
+               f"plane(s) {', '.join(planes)}: only switches forward, so NPUs "
+               f"joined directly or through other NPUs have no route; first: {first}; choose "
+               f"planes that join every NPU through switches (-O plane=...), or write it "
+               f"anyway with -O unroutable=warn")
+    if ctx.value(UNROUTABLE) == "error":
+        raise emit_error(message)
+    warnings.warn(f"{ctx.source or 'graph'}: {message}", UnroutableWarning, stacklevel=3)
+
+
+class UnroutableWarning(UserWarning):
+    """ns-3 would have no route between some NPUs of the export (``-O unroutable=warn``)."""
+
+
 class Ns3TopologyEmitter(Emitter):
-    """The ns-3 topology edge list of ASTRA-sim's ns-3 back end and SimAI, for any graph:
-    line 1 ``total_nodes switch_nodes links``, line 2 the switch node ids, then one
-    ``src dst <rate>Gbps <delay>ms 0`` line per link bundle.  NPUs (``unit``) are ids
-    0..n-1 in instance order; every other node with a link on the chosen planes (switches,
-    NICs, CPUs, ...) follows in instance order and is listed as a switch node.  Bundles
-    between the same two ids (dies folded into their accelerator) are merged: rate = sum of
-    their bandwidths, delay = the smallest latency; links inside one NPU are dropped."""
+    """The topology file of ASTRA-sim's ns-3 back end (``scratch/common.h`` of
+    astra-sim/astra-network-ns3 ``8fd360471385``, ``SetupNetwork`` l.559): line 1
+    ``total_nodes switch_nodes links``, line 2 the switch node ids, then one
+    ``src dst <rate>Gbps <delay>ms 0`` line per link bundle.  Only NPUs (``unit``) are hosts:
+    ids 0..n-1 in instance order; switches and NICs (they forward) follow in instance order
+    and are listed as switch nodes; CPUs and other endpoints are dropped with their links.
+    The planes are ``-O plane=`` (default: the scale-up plane, so traffic does not mix
+    planes).  Bundles between the same two ids (dies folded into their accelerator) are
+    merged: rate = sum of their bandwidths, delay = the smallest latency; links inside one
+    NPU are dropped.  E026 when ns-3's routing (hosts do not forward) leaves NPU pairs
+    without a route, naming them (``-O unroutable=warn``: a warning instead)."""
 
     name = "ns3-topology"
-    description = "ns-3 edge list for ASTRA-sim's ns-3 back end and SimAI (any graph)"
-    options: ClassVar[tuple[Option[Any], ...]] = (UNIT, PLANES)
+    description = "ASTRA-sim ns-3 back end topology file (hosts = NPUs; scale-up plane)"
+    options: ClassVar[tuple[Option[Any], ...]] = (UNIT, NS3_PLANES, UNROUTABLE)
     suffix = ".txt"
 
     def emit(self, ctx: EmitContext) -> str:
         g = ctx.graph
         units = npu_units(g, ctx.value(UNIT))
-        owner = unit_owner(g, units)
-        planes = graph_planes(g)
-        given = ctx.value(PLANES)
-        chosen = list(given) if given else planes
-        unknown = [p for p in chosen if p not in planes]
-        if unknown:
-            raise emit_error(f"unknown plane '{unknown[0]}' (planes: {', '.join(planes)})")
-        wanted = set(chosen)
-        links: dict[tuple[str, str], list[float]] = {}
-        for a, b, d in g.edges(data=True):
-            if d.get(EDGE_PLANE) not in wanted:
-                continue
-            x, y = owner.get(a, a), owner.get(b, b)
-            if x == y:
-                continue
-            k = (x, y) if g.nodes[x][NODE_INDEX] <= g.nodes[y][NODE_INDEX] else (y, x)
-            bw, lat = float(d.get(EDGE_BANDWIDTH, 0.0)), float(d.get(EDGE_LATENCY, 0.0) or 0.0)
-            if k in links:
-                links[k] = [links[k][0] + bw, min(links[k][1], lat)]
-            else:
-                links[k] = [bw, lat]
-        used = {x for k in links for x in k}
-        others = [v for v in ordered_nodes(g) if v in used and v not in set(units)]
+        up = scale_up_plane(g)
+        planes = export_planes(ctx, [up.plane] if up else [])
+        found = bundles(g, unit_owner(g, units), planes)
+        unit_set = set(units)
+        used = {n for b in found for n in (b.a, b.b)}
+        others = [v for v in ordered_nodes(g) if v in used and v not in unit_set]
         ids = {v: i for i, v in enumerate([*units, *others])}
-        rows = sorted((ids[a], ids[b], bw, lat) for (a, b), (bw, lat) in links.items())
-        rows = [(min(a, b), max(a, b), bw, lat) for a, b, bw, lat in rows]
-        rows.sort()
+        rows = numbered(found, ids)
+        switches = [ids[v] for v in others]
+        check_routes(ctx, ids, len(units), switches, [(r[0], r[1]) for r in rows],
+                     planes, "ASTRA-sim's ns-3 back end")
         return render(
             "ns3/topology.txt.j2",
-            total=len(ids), switches=[ids[v] for v in others],
-            links=[{"src": a, "dst": b, "rate": _rate(bw), "delay": _delay(lat)}
+            total=len(ids), switches=switches,
+            links=[{"src": a, "dst": b, "rate": ns3_rate(bw), "delay": ns3_delay(lat)}
                    for a, b, bw, lat in rows],
             error_rate="0",
         )
+
+
+class Ns3LogicalDimsEmitter(Emitter):
+    """The ``logical-dims`` JSON of ASTRA-sim's ns-3 front end
+    (``--logical-topology-configuration``; ``read_logical_topo_config`` in
+    ``astra-sim/network_frontend/ns3/AstraSimNetwork.cc`` of ASTRA-sim ``c459ab6``, l.205-233:
+    a list of strings read with ``stoi``, whose product is the number of NPUs, hosts
+    ``0..n-1``): ``{"logical-dims": ["8", "16"]}``, the ``npus_count`` of ``astra-network``
+    so that ``astra-system``'s ``system.json`` has one entry per logical dimension.  E026 when
+    those do not multiply out to the NPUs of ``ns3-topology``."""
+
+    name = "ns3-logical-dims"
+    description = "ASTRA-sim ns-3 logical-dims JSON (the astra-network dimensions)"
+    options: ClassVar[tuple[Option[Any], ...]] = (UNIT,)
+    suffix = ".json"
+
+    def emit(self, ctx: EmitContext) -> str:
+        result = _collapse_for(ctx)
+        dims = [d.npus for d in result.dimensions]
+        if math.prod(dims) != len(result.units):
+            raise emit_error(f"the dimensions {dims} do not multiply out to the "
+                             f"{len(result.units)} NPUs: ASTRA-sim would use the wrong hosts")
+        return json.dumps({"logical-dims": [str(n) for n in dims]}) + "\n"
 
 
 EMITTERS: tuple[type[Emitter], ...] = (
@@ -281,4 +407,5 @@ EMITTERS: tuple[type[Emitter], ...] = (
     AstraSystemEmitter,
     AstraCommGroupEmitter,
     Ns3TopologyEmitter,
+    Ns3LogicalDimsEmitter,
 )

@@ -8,6 +8,8 @@ in its docstring and in ``docs/graph-contract.md``:
 * :mod:`~supernode_dsl.graph.analysis`: max-flow, bisection, path and cut queries, the
   cost of a message between every pair of devices (:func:`message_costs`);
 * :mod:`~supernode_dsl.graph.dimensions`: the symmetric-dimension collapse (ASTRA-sim);
+* :mod:`~supernode_dsl.graph.routing`: ns-3's routing (only switches forward), the NPU pairs
+  it cannot route;
 * :mod:`~supernode_dsl.graph.summary`: the ``cmx info`` summary;
 * :mod:`~supernode_dsl.graph.select`: instances by path pattern (the grammar's references);
 * :mod:`~supernode_dsl.graph.instances` and :mod:`~supernode_dsl.graph.unionfind`: instance
@@ -37,6 +39,7 @@ from supernode_dsl.graph.instances import (
     segments,
     unit_owner,
 )
+from supernode_dsl.graph.routing import unroutable_pairs
 from supernode_dsl.graph.select import PatternError, select
 from supernode_dsl.graph.summary import PlaneInfo, Summary, summarize
 from supernode_dsl.graph.unionfind import UnionFind
@@ -71,4 +74,5 @@ __all__ = [
     "shortest_path",
     "summarize",
     "unit_owner",
+    "unroutable_pairs",
 ]
