@@ -19,6 +19,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import networkx as nx
+import numpy as np
+
+from supernode_dsl import schema as S
+from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
 from supernode_dsl.emit.jsontext import document_json
 from supernode_dsl.emit.options import (
@@ -54,8 +59,9 @@ INSTANCE = int_option("instance", "instance number of the role", 0)
 LAYERS = choice_option("layers", "rows: model = one per model layer (dense rows trivial), "
                        "SGLang's layout; moe = one per MoE layer, refused (SGLang indexes rows "
                        "by model layer)", ("model", "moe"))
-PLANE = optional_text_option("plane", "plane the EP traffic uses (default: the plane with "
-                             "most links at the devices)")
+PLANE = optional_text_option("plane", "plane the EP traffic uses, or planes joined by + "
+                             "(default: the plane with most links at the devices if it joins "
+                             "them all, else every plane)")
 MESSAGE_BYTES = int_option("message_bytes", "bytes of one message (7 KiB of 8-bit hidden "
                            "state + 512 B of scales)", DEFAULT_MESSAGE_BYTES)
 RANKS = choice_option("ranks", "routed = the ranks holding routed experts, all = every EP rank",
@@ -193,10 +199,43 @@ class SglangRankCostEmitter(Emitter):
         message = ctx.value(MESSAGE_BYTES)
         devices = (routed_devices(role, entry, instance) if which == "routed"
                    else list(entry.instance_devices[instance]))
-        plane = ctx.value(PLANE) or busiest_plane(ctx.graph, devices)
-        cost = message_costs(ctx.graph, plane, devices, message)
+        cost = _rank_costs(ctx.graph, ctx.value(PLANE), devices, message)
         matrix = [[round(float(v) * 1e6, 6) + 0.0 for v in row] for row in cost]
         return document_json({"rank_cost_matrix": matrix})
+
+
+def _rank_costs(g: nx.Graph, plane: str | None, devices: list[str], message: int
+                ) -> np.ndarray:
+    """:func:`message_costs` on ``plane`` (planes joined by ``+``: their links together).
+    No plane given: the busiest plane at the devices, or, when it does not join them all
+    (NVLink of one H800 board, the EP group spanning boards), every plane together (paths
+    such as NVLink to the GPU of another rail, then that rail's InfiniBand)."""
+    if plane is not None:
+        return message_costs(*_joined(g, plane.split("+")), devices, message)
+    busiest = busiest_plane(g, devices)
+    try:
+        return message_costs(g, busiest, devices, message)
+    except CmxError:
+        return message_costs(*_joined(g, list(g.graph.get(S.GRAPH_PLANES, {}))), devices,
+                             message)
+
+
+def _joined(g: nx.Graph, planes: list[str]) -> tuple[nx.Graph, str]:
+    """``g`` and the plane when ``planes`` is one; else a graph whose one plane, named
+    ``a+b``, holds the links of all of ``planes``.  E026 for an undeclared plane."""
+    declared = g.graph.get(S.GRAPH_PLANES, {})
+    if len(planes) == 1:
+        return g, planes[0]
+    for p in planes:
+        if p not in declared:
+            raise emit_error(f"unknown plane '{p}' (planes: {', '.join(declared)})")
+    name = "+".join(planes)
+    joined = nx.Graph()
+    joined.graph[S.GRAPH_PLANES] = {name: "planes " + ", ".join(planes)}
+    joined.add_nodes_from(g.nodes(data=True))
+    joined.add_edges_from((u, v, {**d, S.EDGE_PLANE: name})
+                          for u, v, d in g.edges(data=True) if d[S.EDGE_PLANE] in planes)
+    return joined, name
 
 
 # ---- vllm-ascend-expert-map ------------------------------------------------------------------
