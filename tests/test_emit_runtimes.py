@@ -174,8 +174,7 @@ def test_vllm_expert_map_matches_slot_device(path: Path, role: str) -> None:
     doc = _emit(VllmAscendExpertMapEmitter, path, role=role)
     assert doc["moe_layer_count"] == len(placement["moe_layers"]) == len(doc["layer_list"])
     routed = list(dict.fromkeys(placement["slot_device"]))
-    for layer, row, entry in zip(placement["moe_layers"], placement["phy2log"],
-                                 doc["layer_list"], strict=True):
+    for row, entry in zip(placement["phy2log"], doc["layer_list"], strict=True):
         assert entry["device_count"] == len(entry["device_list"]) == len(routed)
         assert [d["device_id"] for d in entry["device_list"]] == list(range(len(routed)))
         want: dict[str, list[int]] = {}
@@ -248,8 +247,8 @@ def test_hccl_rank_table_tiny() -> None:
     assert second["server_count"] == "1"
     assert [d["rank_id"] for d in second["server_list"][0]["device"]] == [
         str(r) for r in range(plan["roles"]["prefill"]["ep"])]
-    for options in ({"role": "train"}, {"role": "prefill", "instance": "2"}, {"server_ip_base": "10.0.0"},
-                    {"device_ip_base": "255.255.255.255"}):
+    for options in ({"role": "train"}, {"role": "prefill", "instance": "2"},
+                    {"server_ip_base": "10.0.0"}, {"device_ip_base": "255.255.255.255"}):
         with pytest.raises(CmxError) as err:
             HcclRankTableEmitter().emit(_ctx(TINY, **options))
         assert err.value.diagnostics[0].code == "E026"

@@ -251,9 +251,10 @@ class VllmAscendExpertMapEmitter(Emitter):
     ``{"moe_layer_count": L, "layer_list": [{"layer_id", "device_count", "device_list":
     [{"device_id", "device_expert"}]}]}``: one entry per MoE layer in model order
     (``layer_id``: the MoE layer's ordinal 0..L-1, as vllm-ascend's own writers number it and
-    its loader counts layers, or with ``layer_id=model`` the model's layer number); devices are the routed EP ranks in rank order (``device_id`` = routed
-    rank), each listing the logical experts of its slots in slot order.  Instances share the
-    placement, so the map is the same for every instance.
+    its loader counts layers, or with ``layer_id=model`` the model's layer number); devices
+    are the routed EP ranks in rank order (``device_id`` = routed rank), each listing the
+    logical experts of its slots in slot order.  Instances share the placement, so the map
+    is the same for every instance.
     """
 
     name = "vllm-ascend-expert-map"
