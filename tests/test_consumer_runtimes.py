@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from consumers import ROOT, kit, kit_file, run_python
 
 import supernode_dsl as cmx
 from supernode_dsl.emit import EmitContext, Emitter
@@ -30,7 +31,6 @@ from supernode_dsl.emit.runtimes import (
     routed_devices,
 )
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
-from tests.consumers import ROOT, kit, kit_file, run_python
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::supernode_dsl.emit.runtimes.SglangServerArguments")

@@ -131,10 +131,15 @@ class SglangServerArguments(UserWarning):
 # sgl-project/sglang@01fec5c2 python/sglang/srt/eplb/expert_location.py (init_by_mapping).
 MOE_ROWS_REFUSED = ("layers=moe: SGLang indexes physical_to_logical_map by the model's layer "
                     "number (python/sglang/srt/eplb/expert_location.py @ sglang 01fec5c2, "
-                    "num_layers = num_hidden_layers), static or dynamic dispatch alike; {moe} "
-                    "rows for {layers} layers would give MoE layer {first} the placement of "
-                    "row {first} (a dense layer's) and leave the last layers without a row. "
-                    "Use layers=model (the default)")
+                    "num_layers = num_hidden_layers), static or dynamic dispatch alike: with {moe} "
+                    "rows for {layers} layers, layer {first} would read row {first} (written "
+                    "for {shifted}) and layers {moe}..{last} no row. Use layers=model (the "
+                    "default)")
+
+
+def _row_owner(moe_layers: tuple[int, ...], row: int) -> str:
+    """Which layer row ``row`` of a one-row-per-MoE-layer map belongs to (for the message)."""
+    return f"layer {moe_layers[row]}" if row < len(moe_layers) else "no layer"
 
 
 class SglangExpertLocationEmitter(Emitter):
@@ -161,7 +166,8 @@ class SglangExpertLocationEmitter(Emitter):
         if ctx.value(LAYERS) == "moe" and len(placement.moe_layers) != plan.model.layers:
             raise emit_error(MOE_ROWS_REFUSED.format(
                 moe=len(placement.moe_layers), layers=plan.model.layers,
-                first=placement.moe_layers[0]))
+                first=placement.moe_layers[0], last=plan.model.layers - 1,
+                shifted=_row_owner(placement.moe_layers, placement.moe_layers[0])))
         ranks = len(routed_devices(role, entry))
         by_layer = dict(zip(placement.moe_layers, placement.phy2log, strict=True))
         logical, physical = placement.num_logical, placement.num_physical
