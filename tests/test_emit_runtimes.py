@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -22,13 +23,18 @@ from supernode_dsl.emit.runtimes import (
     HcclRankTableEmitter,
     SglangExpertLocationEmitter,
     SglangRankCostEmitter,
+    SglangServerArguments,
     VllmAscendExpertMapEmitter,
+    super_device_id,
 )
 from supernode_dsl.graph.analysis import shortest_path
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment
 
+pytestmark = pytest.mark.filterwarnings("ignore::supernode_dsl.emit.runtimes.SglangServerArguments")
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "fixtures" / "plan" / "tiny.cmx"
+DEVICE_BASE = ipaddress.IPv4Address("192.168.0.0")
 CM384 = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
 
 
@@ -82,8 +88,11 @@ def test_outputs_are_deterministic(cls: type[Any]) -> None:
 @pytest.mark.parametrize("role", ["decode", "prefill"])
 def test_sglang_expert_location_is_the_plans_phy2log(role: str) -> None:
     placement = _plan_json(TINY)[2]["roles"][role]["expert_placement"]
-    moe = _emit(SglangExpertLocationEmitter, TINY, role=role, layers="moe")
-    assert moe == {"physical_to_logical_map": placement["phy2log"]}
+    with pytest.raises(CmxError) as err:
+        SglangExpertLocationEmitter().emit(_ctx(TINY, role=role, layers="moe"))
+    assert "indexes physical_to_logical_map by the model's layer number" in str(err.value)
+    with pytest.warns(SglangServerArguments, match=r"--ep-size \d+ --ep-num-redundant-experts"):
+        SglangExpertLocationEmitter().emit(_ctx(TINY, role=role))
     full = _emit(SglangExpertLocationEmitter, TINY, role=role)["physical_to_logical_map"]
     assert len(full) == _plan_json(TINY)[2]["model"]["layers"]
     for layer, row in zip(placement["moe_layers"], placement["phy2log"], strict=True):
@@ -165,9 +174,7 @@ def test_vllm_expert_map_matches_slot_device(path: Path, role: str) -> None:
     doc = _emit(VllmAscendExpertMapEmitter, path, role=role)
     assert doc["moe_layer_count"] == len(placement["moe_layers"]) == len(doc["layer_list"])
     routed = list(dict.fromkeys(placement["slot_device"]))
-    for layer, row, entry in zip(placement["moe_layers"], placement["phy2log"],
-                                 doc["layer_list"], strict=True):
-        assert entry["layer_id"] == layer
+    for row, entry in zip(placement["phy2log"], doc["layer_list"], strict=True):
         assert entry["device_count"] == len(entry["device_list"]) == len(routed)
         assert [d["device_id"] for d in entry["device_list"]] == list(range(len(routed)))
         want: dict[str, list[int]] = {}
@@ -177,28 +184,45 @@ def test_vllm_expert_map_matches_slot_device(path: Path, role: str) -> None:
         listed = Counter(e for d in entry["device_list"] for e in d["device_expert"])
         assert sum(listed.values()) == placement["num_physical"]
         assert listed == Counter(row)
-    moe = _emit(VllmAscendExpertMapEmitter, path, role=role, layer_id="moe")
-    assert [e["layer_id"] for e in moe["layer_list"]] == list(range(len(placement["moe_layers"])))
+    assert [e["layer_id"] for e in doc["layer_list"]] == list(range(len(placement["moe_layers"])))
+    model = _emit(VllmAscendExpertMapEmitter, path, role=role, layer_id="model")
+    assert [e["layer_id"] for e in model["layer_list"]] == placement["moe_layers"]
 
 
-def _check_rank_table(doc: dict[str, Any], plan: dict[str, Any], roles: list[str]) -> None:
-    npus = list(dict.fromkeys(plan["devices"][i]["npu"] for i in range(len(plan["devices"]))))
+def _device_ordinal(device: dict[str, str]) -> int:
+    """The plan-table ordinal of a rank-table device (its default placeholder address)."""
+    return int(ipaddress.IPv4Address(device["device_ip"])) - int(DEVICE_BASE) - 1
+
+
+def _check_rank_table(doc: dict[str, Any], plan: dict[str, Any], roles: list[str],
+                      key: str = "path") -> None:
+    """Ranks are the roles' devices (``key``: EP device path or NPU) in plan order; each
+    server's devices are one node's, ``device_id`` their ordinal in it and
+    ``super_device_id`` the A3 SDID of that node slot, NPU and die."""
+    units = list(dict.fromkeys(d[key] for d in plan["devices"]))
+    row = {d[key]: d for d in reversed(plan["devices"])}
     by_path = {d["path"]: d for d in plan["devices"]}
-    want = list(dict.fromkeys(by_path[p]["npu"] for r in roles
+    want = list(dict.fromkeys(by_path[p][key] for r in roles
                               for inst in plan["roles"][r]["instance_devices"] for p in inst))
     assert doc["version"] == "1.2" and doc["status"] == "completed"
     servers = doc["server_list"]
     assert doc["server_count"] == str(len(servers))
     devices = [d for s in servers for d in s["device"]]
-    assert sorted(int(d["rank_id"]) for d in devices) == list(range(len(want)))
     by_rank = sorted(devices, key=lambda d: int(d["rank_id"]))
-    assert [npus[int(d["super_device_id"])] for d in by_rank] == want
-    assert len({d["device_ip"] for d in devices}) == len(devices)
-    node_of_npu = {d["npu"]: d["node"] for d in plan["devices"]}
+    assert [int(d["rank_id"]) for d in by_rank] == list(range(len(want)))
+    assert [units[_device_ordinal(d)] for d in by_rank] == want
+    nodes = list(dict.fromkeys(d["node"] for d in plan["devices"]))
     for s in servers:
-        nodes = {node_of_npu[npus[int(d["super_device_id"])]] for d in s["device"]}
-        assert len(nodes) == 1
-        assert len({d["device_id"] for d in s["device"]}) == len(s["device"])
+        node = {row[units[_device_ordinal(d)]]["node"] for d in s["device"]}
+        assert len(node) == 1
+        slot = nodes.index(node.pop())
+        local = [u for u in units if row[u]["node"] == nodes[slot]]
+        for d in s["device"]:
+            unit = units[_device_ordinal(d)]
+            assert int(d["device_id"]) == local.index(unit)
+            assert int(d["super_device_id"]) >> 22 == slot
+            assert int(d["super_device_id"]) & 0xFFFF == int(d["device_id"])
+    assert len({d["super_device_id"] for d in devices}) == len(devices)
     assert len({s["server_id"] for s in servers}) == len(servers)
     assert doc["super_pod_list"] == [{"super_pod_id": "0", "server_list": [
         {"server_id": s["server_id"]} for s in servers]}]
@@ -215,10 +239,16 @@ def test_hccl_rank_table_tiny() -> None:
     prefill = _emit(HcclRankTableEmitter, TINY, role="prefill", server_ip_base="172.16.0.0")
     _check_rank_table(prefill, plan, ["prefill"])
     assert prefill["server_list"][0]["server_id"] == "172.16.0.2"
-    dies = _emit(HcclRankTableEmitter, TINY, unit="die")
-    assert sum(len(s["device"]) for s in dies["server_list"]) == len(plan["devices"])
-    for options in ({"role": "train"}, {"server_ip_base": "10.0.0"},
-                    {"device_ip_base": "255.255.255.255"}):
+    assert sum(len(s["device"]) for s in doc["server_list"]) == len(plan["devices"])
+    npus = _emit(HcclRankTableEmitter, TINY, unit="npu")
+    _check_rank_table(npus, plan, ["decode", "prefill"], key="npu")
+    assert sum(len(s["device"]) for s in npus["server_list"]) == len(plan["devices"]) // 2
+    second = _emit(HcclRankTableEmitter, TINY, role="prefill", instance="1")
+    assert second["server_count"] == "1"
+    assert [d["rank_id"] for d in second["server_list"][0]["device"]] == [
+        str(r) for r in range(plan["roles"]["prefill"]["ep"])]
+    for options in ({"role": "train"}, {"role": "prefill", "instance": "2"},
+                    {"server_ip_base": "10.0.0"}, {"device_ip_base": "255.255.255.255"}):
         with pytest.raises(CmxError) as err:
             HcclRankTableEmitter().emit(_ctx(TINY, **options))
         assert err.value.diagnostics[0].code == "E026"
@@ -228,8 +258,23 @@ def test_hccl_rank_table_cloudmatrix() -> None:
     plan = _plan_json(CM384)[2]
     doc = _emit(HcclRankTableEmitter, CM384)
     _check_rank_table(doc, plan, ["decode", "prefill"])
-    assert sum(len(s["device"]) for s in doc["server_list"]) == 160 + 6 * 16
+    # Atlas A3: both dies of every 910C are devices and ranks, 16 per server.
+    assert sum(len(s["device"]) for s in doc["server_list"]) == 2 * (160 + 6 * 16)
+    assert {len(s["device"]) for s in doc["server_list"]} == {16}
     assert doc["server_count"] == "32"
+    decode = _emit(HcclRankTableEmitter, CM384, role="decode", instance="0")
+    assert sum(len(s["device"]) for s in decode["server_list"]) == 320
+
+
+def test_super_device_id_matches_a_recorded_a3_server() -> None:
+    """The 16 dies of server slot 27 in a recorded A3 rank table (MindCluster ascend-faultdiag
+    docs, MindIE pod log sample)."""
+    recorded = [113246208, 113311745, 113508354, 113573891, 113770500, 113836037, 114032646,
+                114098183, 114294792, 114360329, 114556938, 114622475, 114819084, 114884621,
+                115081230, 115146767]
+    assert [super_device_id(27, d // 2, d % 2, d) for d in range(16)] == recorded
+    with pytest.raises(CmxError):
+        super_device_id(1024, 0, 0, 0)
 
 
 def test_cli_emits_the_sglang_expert_location(tmp_path: Path) -> None:
@@ -238,11 +283,15 @@ def test_cli_emits_the_sglang_expert_location(tmp_path: Path) -> None:
     out = tmp_path / "location.json"
     done = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit",
                            "sglang-expert-location", str(TINY), "--plan", str(plan_file),
-                           "-O", "role=prefill", "-O", "layers=moe", "-o", str(out)],
+                           "-O", "role=prefill", "-o", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     placement = _plan_json(TINY)[2]["roles"]["prefill"]["expert_placement"]
-    assert json.loads(out.read_text()) == {"physical_to_logical_map": placement["phy2log"]}
+    rows = json.loads(out.read_text())["physical_to_logical_map"]
+    assert rows[placement["moe_layers"][0]] == placement["phy2log"][0]
+    redundant = placement["num_physical"] - placement["num_logical"]
+    assert (f"--ep-size {_plan_json(TINY)[2]['roles']['prefill']['ep']} "
+            f"--ep-num-redundant-experts {redundant}") in done.stderr
     missing = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit",
                               "sglang-expert-location", str(TINY), "-o", str(out)],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
