@@ -64,14 +64,26 @@ def test_network_dimensions_multiply_out_to_the_npus(key: str, unit: str) -> Non
 def test_known_shapes() -> None:
     h800 = _yaml(_emit("astra-network", _ctx("h800")))
     assert h800 == {"topology": ["Switch", "Switch"], "npus_count": [8, 4],
-                    "bandwidth": [200.0, 50.0], "latency": [1665.0, 1400.0]}
+                    "bandwidth": [_gib(200), _gib(50)], "latency": [1665.0, 1400.0]}
     tpu = _yaml(_emit("astra-network", _ctx("tpu")))
     assert tpu["topology"] == ["Ring"] * 3 and tpu["npus_count"] == [4, 4, 4]
     cm = _yaml(_emit("astra-network", _ctx("cm384")))
     assert cm["topology"] == ["Switch"] and cm["npus_count"] == [32]
-    assert cm["bandwidth"] == [392.0]  # 2 dies x 7 L1 links x 28 GB/s
+    assert cm["bandwidth"] == [_gib(392)]  # 2 dies x 7 L1 links x 28 GB/s
     dies = _yaml(_emit("astra-network", _ctx("cm384", unit="die")))
     assert dies["topology"] == ["FullyConnected", "Switch"] and dies["npus_count"] == [2, 32]
+
+
+def _gib(gb_per_s: float) -> float:
+    """Decimal GB/s as the GiB/s ASTRA-sim's network.yml reads (rounded as written)."""
+    return round(gb_per_s * 1e9 / 2**30, 6)
+
+
+def test_network_bandwidth_is_in_the_gib_per_s_astra_sim_reads() -> None:
+    # astra-network-analytical 599a047 common/NetworkFunction.cpp:16: bw * 2^30 / 1e9 B/ns
+    text = _emit("astra-network", _ctx("cm384"))
+    assert _yaml(text)["bandwidth"] == [365.078449]  # 392 GB/s = 392e9 B/s
+    assert "bandwidth GiB/s" in text
 
 
 def test_lost_information_is_a_comment_and_a_warning() -> None:
@@ -119,7 +131,9 @@ def test_system_has_one_implementation_per_dimension() -> None:
                   "reduce-scatter-implementation", "all-to-all-implementation"):
             assert len(system[k]) == dims
         assert system["scheduling-policy"] == "LIFO"
-        assert system["active-chunks-per-dimension"] == 1
+        # astra-sim c459ab6 examples/system/native_collectives/HGX-H100-validated.json:4
+        assert system["active-chunks-per-dimension"] == 2
+        assert system["local-mem-bw"] > 0  # decimal GB/s, astra-sim/system/Sys.cc:474
     with pytest.raises(CmxError):
         _emit("astra-system", _ctx("h800", scheduling_policy="RANDOM"))
 
@@ -130,11 +144,12 @@ def test_comm_groups_follow_the_plan() -> None:
     plan = plan_deployment(model, g, PlanRequest())
     emitter = available_emitters()["astra-comm-group"]()
     groups = json.loads(str(emitter.emit(EmitContext(model, g, plan, str(TINY), {}))))
-    # decode: 1 instance of 4 NPUs; prefill: 2 instances of 2 NPUs (accelerator ids)
-    assert groups == {"0": [0, 1, 2, 3], "1": [4, 5], "2": [6, 7]}
+    # decode: 1 instance of 4 NPUs; prefill: 2 instances of 2 NPUs (accelerator ids); keys
+    # from 1: ASTRA-sim asserts id > 0 (astra-sim c459ab6 system/CommunicatorGroup.cc:32)
+    assert groups == {"1": [0, 1, 2, 3], "2": [4, 5], "3": [6, 7]}
     dies = json.loads(str(emitter.emit(EmitContext(model, g, plan, str(TINY),
                                                    {"unit": "die"}))))
-    assert dies["0"] == list(range(8)) and dies["2"] == [12, 13, 14, 15]
+    assert dies["1"] == list(range(8)) and dies["3"] == [12, 13, 14, 15]
     with pytest.raises(CmxError, match="needs a plan"):
         emitter.emit(EmitContext(model, g, None, str(TINY), {}))
 

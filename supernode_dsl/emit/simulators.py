@@ -87,7 +87,11 @@ __all__ = [
 UNIT = choice_option("unit", "NPU granularity: accelerator, or die (the dies of multi-die "
                      "accelerators)", UNIT_CHOICES)
 SCHEDULING_POLICY = choice_option("scheduling_policy", "scheduling-policy", ("LIFO", "FIFO"))
-ACTIVE_CHUNKS = int_option("active_chunks", "active-chunks-per-dimension", 1, minimum=1)
+#: 2 as in ASTRA-sim's validated system file (astra-sim c459ab6
+#: examples/system/native_collectives/HGX-H100-validated.json:4): with 1 the dataset splits of
+#: a collective run one after another and the congestion-aware back end doubles a Switch
+#: all-reduce against the ring formula (docs/emitters-simulators.md).
+ACTIVE_CHUNKS = int_option("active_chunks", "active-chunks-per-dimension", 2, minimum=1)
 DATASET_SPLITS = int_option("dataset_splits", "preferred-dataset-splits", 4, minimum=1)
 COLLECTIVE_OPTIMIZATION = choice_option("collective_optimization", "collective-optimization",
                                         ("localBWAware", "baseline"))
@@ -97,6 +101,12 @@ NS3_PLANES = names_option("plane", "comma-separated planes to include (default: 
 UNROUTABLE = choice_option("unroutable", "NPU pairs ns-3 cannot route: error (refuse), or warn "
                            "(write the file, warn)", ("error", "warn"))
 _GB = 1e9
+#: ASTRA-sim's analytical network reads ``bandwidth`` in GiB/s although it names it GB/s:
+#: ``bw_GBps * (1 << 30) / (1'000'000'000)``, "1 GB is 2^30 B" (astra-network-analytical
+#: 599a047, pinned by astra-sim c459ab6: common/NetworkFunction.cpp:14-16, used by
+#: congestion_unaware/basic-topology/BasicTopology.cpp:29 and congestion_aware/network/Link.cpp:49).
+#: system.json's ``local-mem-bw`` is decimal GB/s (``* 1000000000``, astra-sim/system/Sys.cc:474).
+_ASTRA_NETWORK_GB = float(1 << 30)
 
 
 class TopologyApproximationWarning(UserWarning):
@@ -126,7 +136,8 @@ def _header(ctx: EmitContext, what: str, result: Collapse) -> list[str]:
 
 class AstraNetworkEmitter(Emitter):
     """ASTRA-sim 2.x analytical ``network.yml``: ``topology``, ``npus_count``, ``bandwidth``
-    (GB/s) and ``latency`` (ns), one entry per dimension of :func:`collapse`.  The product of
+    (GiB/s, the unit ASTRA-sim reads: see ``_ASTRA_NETWORK_GB``) and ``latency`` (ns), one
+    entry per dimension of :func:`collapse`.  The product of
     ``npus_count`` is the number of NPUs when the graph is connected and symmetric;
     otherwise the header comment lists what the approximation loses and the same lines are
     issued as :class:`TopologyApproximationWarning`."""
@@ -142,10 +153,17 @@ class AstraNetworkEmitter(Emitter):
         data = {
             "topology": [d.topology for d in dims],
             "npus_count": [d.npus for d in dims],
-            "bandwidth": [d.bandwidth for d in dims],
+            "bandwidth": [_astra_bandwidth(d.bandwidth) for d in dims],
             "latency": [d.latency for d in dims],
         }
-        return yaml_text(data, _header(ctx, "ASTRA-sim network.yml", result))
+        lines = [*_header(ctx, "ASTRA-sim network.yml", result),
+                 "units: bandwidth GiB/s (2^30 B/s, which ASTRA-sim calls GB/s), latency ns"]
+        return yaml_text(data, lines)
+
+
+def _astra_bandwidth(gb_per_s: float) -> float:
+    """Decimal GB/s (a :class:`Dimension`'s unit) in the GiB/s ASTRA-sim's network reads."""
+    return round(gb_per_s * _GB / _ASTRA_NETWORK_GB, 6)
 
 
 _IMPL = {"Ring": ("ring", "ring"), "FullyConnected": ("direct", "direct"),
@@ -198,8 +216,10 @@ class AstraSystemEmitter(Emitter):
 
 
 class AstraCommGroupEmitter(Emitter):
-    """ASTRA-sim ``comm_group.json`` ``{"0": [npu ids], ...}``: one group per instance of
-    every role of the plan (roles in the plan's order, instances in order), each the sorted
+    """ASTRA-sim ``comm_group.json`` ``{"1": [npu ids], ...}``: one group per instance of
+    every role of the plan (roles in the plan's order, instances in order, keys from 1: ASTRA-sim
+    reserves 0 for collectives without a group, ``CommunicatorGroup::set_id`` asserts
+    ``id > 0``, astra-sim c459ab6 astra-sim/system/CommunicatorGroup.cc:32), each the sorted
     NPU ids (positions in instance order, as ``astra-network``) of the instance's EP
     devices.  With ``unit=accelerator`` a die device counts as its accelerator.  Needs
     ``--plan``; E026 when a plan device is not in the graph."""
@@ -226,7 +246,7 @@ class AstraCommGroupEmitter(Emitter):
                     if unit is None:
                         raise emit_error(f"plan device '{dev}' is not an NPU of the graph")
                     ids.add(uid[unit])
-                groups[str(len(groups))] = sorted(ids)
+                groups[str(len(groups) + 1)] = sorted(ids)
         if not groups:
             raise emit_error("the plan has no role instance")
         return json.dumps(groups, indent=2) + "\n"
