@@ -228,7 +228,8 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
                     "previous": str(previous_path) if previous_path else None}))
     except CmxError as err:
         _fail(err.diagnostics)
-    problems = validate_plan(doc.to_json())
+    data = doc.to_json()
+    problems = validate_plan(data)
     if problems:
         click.echo("cmx: internal error: the plan fails its own checks:", err=True)
         for p in problems:
@@ -238,7 +239,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         trace = chrome_trace(doc) if trace_path is not None else None
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, document_json(doc.to_json()))
+    _write(output, document_json(data))
     if trace_path is not None and trace is not None:
         _write(trace_path, trace)
     for line in plan_summary(doc):

@@ -31,9 +31,9 @@ from supernode_dsl.emit.simulators import (
     ns3_rate,
     numbered,
 )
-from supernode_dsl.graph import npu_units, ordered_nodes, unit_owner
+from supernode_dsl.graph import ancestor, npu_units, ordered_nodes, unit_owner
 from supernode_dsl.graph.devices import scale_up_plane
-from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY, NODE_PARENT, NODE_TYPE
+from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY, NODE_TYPE
 
 __all__ = ["EMITTERS", "SimaiTopologyEmitter"]
 
@@ -55,10 +55,8 @@ def gpus_per_server(g: nx.Graph, units: list[str]) -> int:
     in no node or the nodes hold different numbers."""
     count: dict[str, int] = {}
     for unit in units:
-        server = unit
-        while server and g.nodes[server].get(NODE_CATEGORY) != "node":
-            server = g.nodes[server].get(NODE_PARENT, "")
-        if not server:
+        server = ancestor(g, unit, "node")
+        if server is None:
             raise emit_error(f"SimAI groups GPUs by server: NPU '{unit}' lies in no node")
         count[server] = count.get(server, 0) + 1
     sizes = sorted(set(count.values()))

@@ -33,6 +33,7 @@ from supernode_dsl.graph.build import build_graph
 from supernode_dsl.graph.dimensions import UNIT_CHOICES, Collapse, Dimension, collapse, npu_units
 from supernode_dsl.graph.instances import (
     Segment,
+    ancestor,
     graph_planes,
     index_vector,
     ordered_nodes,
@@ -56,6 +57,7 @@ __all__ = [
     "Summary",
     "UnionFind",
     "all_plane_arrays",
+    "ancestor",
     "bisection_bandwidth",
     "build_graph",
     "busiest_plane",

@@ -14,6 +14,7 @@ from supernode_dsl.schema import (
     EDGE_PLANE,
     GRAPH_PLANES,
     NODE_ARRAY,
+    NODE_CATEGORY,
     NODE_INDEX,
     NODE_INDICES,
     NODE_PARENT,
@@ -21,6 +22,7 @@ from supernode_dsl.schema import (
 
 __all__ = [
     "Segment",
+    "ancestor",
     "graph_planes",
     "index_vector",
     "ordered_nodes",
@@ -35,6 +37,18 @@ Segment = tuple[str, tuple[int, ...]]
 def ordered_nodes(g: nx.Graph) -> list[str]:
     """Every instance in instance order (the ``index`` attribute; parents before children)."""
     return sorted(g.nodes, key=lambda n: g.nodes[n].get(NODE_INDEX, 0))
+
+
+def ancestor(g: nx.Graph, path: str, category: str) -> str | None:
+    """The nearest enclosing instance of ``path`` in ``category`` (``path`` itself not
+    included; follows ``parent``); None if there is none."""
+    node = g.nodes[path][NODE_PARENT]
+    while node:
+        data = g.nodes[node]
+        if data[NODE_CATEGORY] == category:
+            return str(node)
+        node = data[NODE_PARENT]
+    return None
 
 
 def unit_owner(g: nx.Graph, units: Iterable[str]) -> dict[str, str]:

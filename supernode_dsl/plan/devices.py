@@ -18,9 +18,10 @@ import networkx as nx
 from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.graph.devices import attachments, device_attrs, has_dies, package_dies
+from supernode_dsl.graph.instances import ancestor
 from supernode_dsl.plan.spec import DeploymentSpec, RoleSpec
 
-__all__ = ["Device", "RoleAllocation", "allocate", "ancestor", "device_table", "ep_unit"]
+__all__ = ["Device", "RoleAllocation", "allocate", "device_table", "ep_unit"]
 
 
 @dataclass(frozen=True)
@@ -41,17 +42,6 @@ class RoleAllocation:
 
     role: RoleSpec
     instances: tuple[tuple[Device, ...], ...]
-
-
-def ancestor(g: nx.Graph, path: str, category: str) -> str | None:
-    """The nearest enclosing instance of ``path`` in ``category``; None if there is none."""
-    node = g.nodes[path][S.NODE_PARENT]
-    while node:
-        data = g.nodes[node]
-        if data[S.NODE_CATEGORY] == category:
-            return str(node)
-        node = data[S.NODE_PARENT]
-    return None
 
 
 def ep_unit(g: nx.Graph, deployment: DeploymentSpec) -> str:

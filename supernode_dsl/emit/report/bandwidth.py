@@ -11,7 +11,7 @@ import networkx as nx
 
 from supernode_dsl import schema as S
 from supernode_dsl.emit.graphviz import format_bandwidth
-from supernode_dsl.graph import plane_summary, shortest_path
+from supernode_dsl.graph import ancestor, plane_summary, shortest_path
 from supernode_dsl.graph.analysis import all_plane_arrays, plane_endpoints
 
 __all__ = [
@@ -20,14 +20,8 @@ __all__ = [
 
 
 def _node_of(g: nx.Graph, path: str) -> str | None:
-    """The nearest enclosing instance of category ``node`` (or None)."""
-    p: str | None = path
-    while p:
-        if g.nodes[p].get(S.NODE_CATEGORY) == "node":
-            return p
-        parent = str(g.nodes[p].get(S.NODE_PARENT, ""))
-        p = parent if parent in g else None
-    return None
+    """``path`` if it is a ``node`` instance, else its nearest enclosing one (or None)."""
+    return path if g.nodes[path].get(S.NODE_CATEGORY) == "node" else ancestor(g, path, "node")
 
 
 def _pairs(g: nx.Graph, ends: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from supernode_dsl import schema as S
-from supernode_dsl.plan.devices import Device, RoleAllocation, ancestor
+from supernode_dsl.graph.instances import ancestor
+from supernode_dsl.plan.devices import Device, RoleAllocation
 from supernode_dsl.plan.document.role import Estimate, RolePlan
 from supernode_dsl.plan.document.serving import (
     CachePool,
