@@ -441,6 +441,20 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
         click.echo(f"plane {p}: {bw / 1e9:,.2f} GB/s")
 
 
+@cli.command("lsp")
+def lsp_cmd() -> None:
+    """Run the language server for editors (LSP over standard input and output)."""
+    try:
+        from supernode_dsl.lsp.server import serve
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        click.echo("cmx: error: `cmx lsp` needs pygls: pip install 'supernode-dsl[lsp]'",
+                   err=True)
+        sys.exit(1)
+    serve()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     try:
