@@ -162,8 +162,8 @@ _DISPLAY: dict[Dim, tuple[tuple[float, str], ...]] = {
 def format_quantity(q: Quantity, digits: int = 6) -> str:
     """A quantity in the largest decimal unit of its dimension it reaches, ``digits``
     significant digits: ``Quantity(2.8e10, BANDWIDTH)`` -> ``'28 GB/s'``, ``6e-7 s`` ->
-    ``'600 ns'``.  A plain number has no unit; a dimension without display units is shown
-    in base units (``'3 B^2'``)."""
+    ``'600 ns'``, zero in the base unit (``'0 s'``).  A plain number has no unit; a dimension
+    without display units is shown in base units (``'3 B^2'``)."""
     scales = _DISPLAY.get(q.dim)
     if scales is None:
         if q.dim.is_dimensionless:
@@ -172,5 +172,7 @@ def format_quantity(q: Quantity, digits: int = 6) -> str:
             f"{name}^{exp}" if exp != 1 else name
             for name, exp in (("B", q.dim.byte), ("s", q.dim.second), ("op", q.dim.op),
                               ("W", q.dim.watt)) if exp)
-    factor, unit = next(((f, u) for f, u in scales if abs(q.value) >= f), scales[-1])
+    base = next((f, u) for f, u in scales if f == 1.0)
+    factor, unit = next(((f, u) for f, u in scales if abs(q.value) >= f),
+                        scales[-1] if q.value else base)
     return f"{q.value / factor:.{digits}g} {unit}"

@@ -245,15 +245,19 @@ def _type_facts(sym: Symbol, model: Model | None) -> str:
         return text
     if decl.category in ("model", "deployment"):
         spec = next((s for s in model.specs if s.name == sym.name), None)
-        attrs = [f"`{k}` = {format_value(v)}" for k, v in spec.attrs] if spec else []
-        return text + ("\n\n" + ", ".join(attrs) if attrs else "")
+        return text + _attr_rows([spec.attrs] if spec else [])
     count = model.count_by_type().get(sym.name, 0)
     text += f": {count:,} instance{'s' * (count != 1)} in the model"
-    tpls = [t for t in model.templates() if t.type_name == sym.name]
-    names = list(dict.fromkeys(k for t in tpls for k, _ in t.attrs))
-    rows = [f"- `{k}` = {_distinct([dict(t.attrs)[k] for t in tpls if k in dict(t.attrs)])}"
+    return text + _attr_rows([t.attrs for t in model.templates() if t.type_name == sym.name])
+
+
+def _attr_rows(sets: list[tuple[tuple[str, Value], ...]]) -> str:
+    """One markdown list row per attribute with its distinct values over ``sets`` (the
+    templates of a type: one per distinct argument values)."""
+    names = list(dict.fromkeys(k for attrs in sets for k, _ in attrs))
+    rows = [f"- `{k}` = {_distinct([v for attrs in sets for n, v in attrs if n == k])}"
             for k in names]
-    return text + ("\n\n" + "\n".join(rows) if rows else "")
+    return "\n\n" + "\n".join(rows) if rows else ""
 
 
 def _param_facts(sym: Symbol, model: Model | None) -> str:
