@@ -169,6 +169,18 @@ def test_error_in_an_imported_file_is_shown_on_the_import(lsp: Session) -> None:
     assert (rel.range.start.line, rel.range.start.character) == (0, 17)
 
 
+def test_warnings_are_published_as_warnings(lsp: Session) -> None:
+    text = ('plane ub "u"\nparam i = 0\ndie D { hbm = 1 GB }\n'
+            'node N {\n    d[3]: D\n    link ub d[i] <-> d[(i + 1) % 3] { bw = 1 GB/s }\n}\n'
+            'instance n: N\n')
+    _open(lsp, "warn.cmx", text)
+    (d,) = lsp.run(lsp.diagnostics(lsp.uri("warn.cmx"), 1)).diagnostics
+    assert d.code == "W001" and d.severity == T.DiagnosticSeverity.Warning
+    line, col = where(text, "link ub", "i]")
+    assert (d.range.start.line, d.range.start.character, d.range.end.character) == (
+        line, col, col + 1)
+
+
 def test_an_unsaved_imported_buffer_is_read_instead_of_the_disk(lsp: Session) -> None:
     # lib/unsaved.cmx exists only in the editor
     _open(lsp, "lib/unsaved.cmx", 'plane ub "u"\ndie D { hbm = 1 GB }\n')
