@@ -144,6 +144,22 @@ def test_cloudmatrix_supernode_view_totals() -> None:
         assert f"{plane}: " in dot.split("node [", 1)[0]
 
 
+def test_links_inside_a_box_are_stated_in_its_label_not_on_a_loop() -> None:
+    """A TPU v4 pod of 4 x 4 x 4 chips (hosts of 2 x 2): a 3-D torus has 3 links per chip,
+    192; 4 of them per host are on the board (64), the other 128 join hosts."""
+    dot = dot_text(shipped_graph("tpu-v4-pod.cmx"))
+    assert ("ici inside: 128 × 50 GB/s = 6.4 TB/s\\nici inside: 4 × 50 GB/s = 200 GB/s "
+            "per host") in dot
+    (loop,) = [a for t, h, a in edges(dot) if t == h]
+    assert "label" not in loop and "xlabel" not in loop
+    assert int(loop["cmx_links"]) == 192 and float(loop["cmx_bandwidth"]) == 192 * 50 * GB
+    # CloudMatrix384: the dies of an NPU and the CPUs of a node
+    cm = dot_text(graph("cloudmatrix384.cmx"))
+    assert "d2d inside: 270 GB/s per npu" in cm
+    assert "ub inside: 6 × 28 GB/s = 168 GB/s per node" in cm
+    assert "xlabel" not in cm
+
+
 def test_every_link_is_counted_once_in_the_supernode_view() -> None:
     g = graph("cloudmatrix384.cmx")
     es = edges(dot_text(g))
