@@ -198,9 +198,15 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     for j in range(7):
         (up,) = [a for t, h, a in es if t == f"cm384.node[3].l1[{j}]"]
         assert up["label"] == "16 × 28 GB/s\\n= 448 GB/s"
-    # per-link bandwidths: d2d die-die and die-NIC
+    # per-link bandwidths: d2d die-die
     assert sum(1 for *_x, a in es if a["label"] == "270 GB/s") == 8
-    assert sum(1 for *_x, a in es if a["label"] == "25 GB/s") == 16
+    # each NPU's 2 dies to its own NIC (200 Gbps each): one edge between the two groups
+    (rdma,) = [a for *_x, a in es if a["label"].startswith("npu[k] ↔ nic[k]")]
+    assert rdma["label"] == "npu[k] ↔ nic[k]\\n2 × 25 GB/s\\n= 50 GB/s per npu"
+    assert rdma["cmx_links"] == "16" and float(rdma["cmx_bandwidth"]) == 16 * 25 * GB
+    assert rdma["ltail"] == "cluster:cm384.node[3].npu[*]"
+    assert rdma["lhead"] == "cluster:cm384.node[3].nic[*]"
+    assert "25 GB/s" not in [a["label"] for *_x, a in es]
 
 
 def test_gb200_rack_and_tray_clusters() -> None:
