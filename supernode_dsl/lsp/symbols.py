@@ -193,7 +193,7 @@ def _import_target(imp: A.Import) -> Path | None:
 
 
 # ---- hover ---------------------------------------------------------------------------------
-def format_value(v: Value) -> str:
+def _value_text(v: Value) -> str:
     """A value as a user writes it, in units: ``28 GB/s``, ``true``, ``"mla"``."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -203,7 +203,7 @@ def format_value(v: Value) -> str:
 
 
 def _distinct(values: list[Value]) -> str:
-    shown = list(dict.fromkeys(format_value(v) for v in values))
+    shown = list(dict.fromkeys(_value_text(v) for v in values))
     return " | ".join(shown) if shown else "not elaborated"
 
 
@@ -266,7 +266,7 @@ def _param_facts(sym: Symbol, model: Model | None) -> str:
                 "is on its declaration line)")
     text = f"**parameter** `{sym.name}`"
     if model is not None and (value := dict(model.params).get(sym.name)) is not None:
-        text += f" = {format_value(value)}"
+        text += f" = {_value_text(value)}"
     return text
 
 
@@ -329,8 +329,8 @@ def _plane_facts(sym: Symbol, model: Model | None) -> str:
 
 
 def _index_facts(sym: Symbol, model: Model | None) -> str:
-    return (f"**index variable** `{sym.name}`: takes every index for which both ends of the "
-            "link exist")
+    return (f"**index variable** `{sym.name}`: ranges over the dimension where it is used "
+            "alone, one binding per index, and ties the two ends of the link together")
 
 
 def _root_facts(sym: Symbol, model: Model | None) -> str:
