@@ -53,6 +53,8 @@ def analyse(path: Path, text: str, overlay: Mapping[Path, str] | None = None) ->
         build_graph(model)
     except CmxError as err:
         diagnostics.extend(d for d in err.diagnostics if d not in diagnostics)
+    except RecursionError:  # as `cmx` itself reports it (cli.main)
+        diagnostics.append(Diagnostic("E014", "the input is nested too deeply"))
     return Analysis(path, text, program, model, tuple(diagnostics))
 
 
