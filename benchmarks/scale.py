@@ -9,6 +9,9 @@ peak RSS of exactly that child from ``os.wait4``):
 * ``cmx info``   the same, plus the bisection of every plane (scipy max-flow) and the tables
 * ``cmx compile`` the same as check, plus writing node-link JSON (sizes up to
   ``--compile-max``: at 432 supernodes the file would be ~1.8 GB and the process ~20 GiB)
+
+From ``--large-from`` supernodes on only ``--large-commands`` run (default ``check`` and
+``info``: on a shared 2-core machine each large command takes minutes).
 * ``cmx query cut --plane rdma``  max-flow between the two halves of the supernodes
 * ``floor``     a fresh ``python`` that imports networkx and builds the *same* networkx graph
   (every node and edge with the same attribute dicts) from an edge list written
@@ -25,7 +28,7 @@ by the children) and records the load average before and after every case.
 
 Usage::
 
-    python benchmarks/scale.py                           # 1,4,16,64,144,432 (~10 min here)
+    python benchmarks/scale.py                           # 1,4,16,64,144,432
     python benchmarks/scale.py --sizes 1,4,16 --repeat 3
 """
 
@@ -123,14 +126,13 @@ def argv_for(command: str, n: int, out: Path, edges: Path) -> list[str]:
     return [*cmx, command, *d, str(SCALEOUT)]
 
 
-def measure_size(n: int, repeat: int, compile_max: int, tmp: Path) -> list[Case]:
-    """Every command at ``supernodes=n``, ``repeat`` times each."""
+def measure_size(n: int, repeat: int, commands: tuple[str, ...], tmp: Path) -> list[Case]:
+    """``commands`` at ``supernodes=n``, ``repeat`` times each."""
     edges, out = tmp / f"edges-{n}.pickle", tmp / f"graph-{n}.json"
-    run_once([sys.executable, __file__, "--write-edges", str(n), str(edges)])
+    if "floor" in commands:
+        run_once([sys.executable, __file__, "--write-edges", str(n), str(edges)])
     cases = []
-    for command in COMMANDS:
-        if command == "compile" and n > compile_max:
-            continue
+    for command in (c for c in COMMANDS if c in commands):
         case = Case(f"{command} supernodes={n}", command, argv_for(command, n, out, edges),
                     {"supernodes": n, "load_before": os.getloadavg()[0]})
         for i in range(repeat):
@@ -149,7 +151,7 @@ def measure_size(n: int, repeat: int, compile_max: int, tmp: Path) -> list[Case]
             case.meta["output_bytes"] = out.stat().st_size
             out.unlink()
         cases.append(case)
-    edges.unlink()
+    edges.unlink(missing_ok=True)
     return cases
 
 
@@ -245,8 +247,12 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
     ap.add_argument("--repeat", type=int, default=3, help="runs per case below 64 supernodes")
     ap.add_argument("--repeat-large", type=int, default=1, help="runs per case from 64 on")
-    ap.add_argument("--compile-max", type=int, default=144,
-                    help="largest size for `cmx compile` (default 144)")
+    ap.add_argument("--compile-max", type=int, default=64,
+                    help="largest size for `cmx compile` (default 64)")
+    ap.add_argument("--large-from", type=int, default=144,
+                    help="sizes from here on run only --large-commands (default 144)")
+    ap.add_argument("--large-commands", default="check,info",
+                    help="commands at the large sizes (default check,info)")
     ap.add_argument("--nice", type=int, default=10, help="niceness increment (default 10)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "scale-results.json")
     ap.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
@@ -267,10 +273,16 @@ def main() -> None:
         base.runs.append(run_once(base.argv)[0])
     base_s = _median_wall(base)
     cases: list[Case] = []
+    large = tuple(args.large_commands.split(","))
     with tempfile.TemporaryDirectory(prefix="cmx-scale-") as tmp:
         for n in sizes:
-            cases += measure_size(n, args.repeat if n < 64 else args.repeat_large,
-                                  args.compile_max, Path(tmp))
+            commands = large if n >= args.large_from else tuple(
+                c for c in COMMANDS if c != "compile" or n <= args.compile_max)
+            cases += measure_size(n, args.repeat if n < 64 else args.repeat_large, commands,
+                                  Path(tmp))
+            partial = {"started": started, "partial": True,
+                       "cases": [c.summary() for c in cases]}
+            args.out.write_text(json.dumps(partial, indent=1, sort_keys=True) + "\n")
     checks = {c.meta["supernodes"]: c for c in cases if c.group == "check"}
     instances = {n: c.meta["instances"] for n, c in sorted(checks.items())}
     bundles = {n: c.meta["link_bundles"] for n, c in sorted(checks.items())}
