@@ -22,7 +22,7 @@ from typing import Literal
 from supernode_dsl.emit.files import write_atomic
 from supernode_dsl.sweep.backends import BackendError, run_local, run_ray
 from supernode_dsl.sweep.grid import Axis, GridError, grid_points, parse_axis
-from supernode_dsl.sweep.point import METRICS, PointResult, evaluate_point
+from supernode_dsl.sweep.point import METRICS, PointResult
 from supernode_dsl.sweep.table import (
     PointStore,
     pareto_front,
@@ -111,8 +111,3 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
     write_atomic(out[1], table_json(axes, results, front))
     return SweepResult(tuple(results), tuple(front), len(todo), out)
 
-
-def check_point(spec: SweepSpec) -> PointResult:
-    """The first point, planned here: the CLI runs it before starting workers."""
-    first = {**dict(spec.defines), **grid_points(spec.axes)[0]}
-    return evaluate_point(str(spec.file), first, spec.deployment)
