@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
 
@@ -93,6 +94,12 @@ def test_sweep_table(local_sweep: tuple[Path, bytes]) -> None:
     csv = (out / "table.csv").read_text().splitlines()
     assert csv[0].startswith("point,decode_batch_per_npu,decode_tokens_per_s_per_npu,tpot_ms")
     assert len(csv) == 3 and all(line.split(",")[-2] == "1" for line in csv[1:])
+    svg = ET.parse(out / "pareto.svg").getroot()
+    dots = svg.findall("{http://www.w3.org/2000/svg}circle")
+    assert len(dots) == 2 and all(d.get("fill") == "#c0392b" for d in dots)  # both on the front
+    # the faster point (more tokens/s) is drawn higher (smaller y) and further right
+    low, high = sorted(dots, key=lambda d: float(d.get("cx", "0")))
+    assert float(high.get("cy", "0")) < float(low.get("cy", "0"))
 
 
 def test_sweep_resumes(local_sweep: tuple[Path, bytes]) -> None:

@@ -22,6 +22,7 @@ from typing import Literal
 from supernode_dsl.emit.files import write_atomic
 from supernode_dsl.sweep.backends import BackendError, run_local, run_ray
 from supernode_dsl.sweep.grid import Axis, GridError, grid_points, parse_axis
+from supernode_dsl.sweep.plot import pareto_svg
 from supernode_dsl.sweep.point import METRICS, PointResult
 from supernode_dsl.sweep.table import (
     PointStore,
@@ -81,7 +82,8 @@ def _runner(spec: SweepSpec, jobs: list[tuple[int, dict[str, str]]]
 def run_sweep(spec: SweepSpec, files: tuple[str, ...],
               progress: Callable[[int, int], None] | None = None) -> SweepResult:
     """Plan every point of ``spec`` not already in ``spec.output/points.jsonl`` and write
-    ``table.csv``, ``table.json`` (rows, metrics, the Pareto front) there.
+    ``table.csv``, ``table.json`` (rows, metrics, the Pareto front) and ``pareto.svg``
+    there.
 
     ``files`` are the topology's source files (``Model.files``: the sweep's identity, so a
     changed file invalidates the finished points).  ``progress(done, total)`` is called as
@@ -106,8 +108,9 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
     results = [store.done[k] for k in keys]
     front = pareto_front(results, spec.pareto_y)
     axes = [a.name for a in spec.axes]
-    out = (spec.output / "table.csv", spec.output / "table.json")
+    out = (spec.output / "table.csv", spec.output / "table.json", spec.output / "pareto.svg")
     write_atomic(out[0], table_csv(axes, results, front))
     write_atomic(out[1], table_json(axes, results, front))
+    write_atomic(out[2], pareto_svg(results, front, spec.pareto_y))
     return SweepResult(tuple(results), tuple(front), len(todo), out)
 
