@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import pickle
-import statistics
 import sys
 import tempfile
 import time
@@ -56,7 +55,6 @@ from run import (  # the harness of run.py, shared
     machine,
     parse_check,
     run_once,
-    table,
 )
 
 SCALEOUT = ROOT / "topologies" / "cloudmatrix384-scaleout.cmx"
@@ -89,19 +87,19 @@ def write_edge_list(n: int, path: Path) -> None:
 
 def build_floor(path: Path) -> dict[str, Any]:
     """Build the networkx graph of an edge list written by :func:`write_edge_list`, with the
-    same attribute dicts; in-process times of the import, the load and the build."""
-    t0 = time.perf_counter()
+    same attribute dicts; in-process CPU times of the import, the load and the build."""
+    t0 = time.process_time()
     import networkx as nx
 
-    t1 = time.perf_counter()
+    t1 = time.process_time()
     with path.open("rb") as f:
         graph, node_keys, nodes, edge_keys, edges = pickle.load(f)
-    t2 = time.perf_counter()
+    t2 = time.process_time()
     g = nx.Graph(**graph)
     g.add_nodes_from((row[0], dict(zip(node_keys, row[1:], strict=True))) for row in nodes)
     g.add_edges_from((row[0], row[1], dict(zip(edge_keys, row[2:], strict=True)))
                      for row in edges)
-    t3 = time.perf_counter()
+    t3 = time.process_time()
     return {"import_s": t1 - t0, "load_s": t2 - t1, "build_s": t3 - t2,
             "nodes": g.number_of_nodes(), "edges": g.number_of_edges()}
 
@@ -159,84 +157,125 @@ def measure_size(n: int, repeat: int, commands: tuple[str, ...], tmp: Path) -> l
 # analysis
 
 
-def _median_wall(c: Case) -> float:
-    return statistics.median(r.wall_s for r in c.runs)
+Summary = dict[str, Any]  # Case.summary(): what the results file keeps of a case
 
 
-def _median_rss_mib(c: Case) -> float:
-    return statistics.median(r.maxrss_kib for r in c.runs) / 1024
+def _wall(c: Summary) -> float:
+    return float(c["wall_s"]["median"])
 
 
-def growth(cases: list[Case], instances: dict[int, int], base_s: float) -> dict[str, Any]:
-    """Per command: log-log exponents of time (import baseline subtracted) and peak RSS
-    against instances over the sizes >= FIT_FROM, and a linear fit of time."""
+def _cpu(c: Summary) -> float:
+    return float(c["cpu_s_median"])
+
+
+def _rss(c: Summary) -> float:
+    return float(c["maxrss_mib"]["median"])
+
+
+def growth(cases: list[Summary], base: Summary) -> dict[str, Any]:
+    """Per command: log-log exponents against instances over the sizes >= FIT_FROM of wall
+    time, CPU time and peak RSS (the import baseline's subtracted, except for the floor),
+    and the CPU time per instance at the largest size.  On a loaded machine read the CPU
+    columns."""
+    instances = {c["supernodes"]: c["instances"] for c in cases if c["group"] == "check"}
     out: dict[str, Any] = {}
     for command in COMMANDS:
-        pts = sorted((c.meta["supernodes"], _median_wall(c), _median_rss_mib(c))
-                     for c in cases if c.group == command)
-        big = [(instances[n], w, r) for n, w, r in pts if n >= FIT_FROM and w > base_s]
-        if len(big) < 2:
+        pts = sorted((c["supernodes"], c) for c in cases
+                     if c["group"] == command and c["supernodes"] >= FIT_FROM)
+        if len(pts) < 2:
             continue
-        xs = [x for x, _, _ in big]
+        xs = [instances[n] for n, _ in pts]
+        # the floor imports networkx only: its own figures, nothing subtracted
+        b = {"wall_s": {"median": 0.0}, "cpu_s_median": 0.0, "maxrss_mib": {"median": 0.0}
+             } if command == "floor" else base
         out[command] = {
-            "sizes": [n for n, _, _ in pts if n >= FIT_FROM],
-            "time_exponent": loglog_exponent(xs, [w - base_s for _, w, _ in big]),
-            "time_exponent_raw": loglog_exponent(xs, [w for _, w, _ in big]),
-            "rss_exponent": loglog_exponent(xs, [r for _, _, r in big]),
-            "time_vs_instances": linear_fit(xs, [w for _, w, _ in big]),
-            "us_per_instance_largest": 1e6 * big[-1][1] / big[-1][0],
+            "sizes": [n for n, _ in pts],
+            "wall_exponent": loglog_exponent(xs, [_wall(c) - _wall(b) for _, c in pts]),
+            "cpu_exponent": loglog_exponent(xs, [_cpu(c) - _cpu(b) for _, c in pts]),
+            "rss_exponent": loglog_exponent(xs, [_rss(c) - _rss(b) for _, c in pts]),
+            "cpu_vs_instances": linear_fit(xs, [_cpu(c) for _, c in pts]),
+            "cpu_us_per_instance_largest": 1e6 * _cpu(pts[-1][1]) / xs[-1],
         }
     return out
 
 
-def floor_ratios(cases: list[Case]) -> list[dict[str, Any]]:
-    """Wall-time and peak-RSS ratio of every command to the floor, per size."""
-    by = {(c.group, c.meta["supernodes"]): c for c in cases}
+def floor_ratios(cases: list[Summary]) -> list[dict[str, Any]]:
+    """CPU-time, wall-time and peak-RSS ratio of every command to the floor, per size."""
+    by = {(c["group"], c["supernodes"]): c for c in cases}
     rows = []
-    for n in sorted({c.meta["supernodes"] for c in cases}):
+    for n in sorted({c["supernodes"] for c in cases}):
         floor = by.get(("floor", n))
         if floor is None:
             continue
-        row: dict[str, Any] = {"supernodes": n, "floor_s": _median_wall(floor),
-                               "floor_build_s": floor.meta["build_s"]}
+        row: dict[str, Any] = {"supernodes": n, "floor_cpu_s": _cpu(floor),
+                               "floor_wall_s": _wall(floor), "floor_build_s": floor["build_s"]}
         for command in COMMANDS[:-1]:
             if (c := by.get((command, n))) is not None:
-                row[f"{command}_x"] = _median_wall(c) / _median_wall(floor)
-                row[f"{command}_rss_x"] = _median_rss_mib(c) / _median_rss_mib(floor)
+                row[f"{command}_cpu_x"] = _cpu(c) / _cpu(floor)
+                row[f"{command}_wall_x"] = _wall(c) / _wall(floor)
+                row[f"{command}_rss_x"] = _rss(c) / _rss(floor)
         rows.append(row)
     return rows
 
 
-def report(cases: list[Case], growth_: dict[str, Any], ratios: list[dict[str, Any]],
-           instances: dict[int, int], bundles: dict[int, int]) -> str:
-    lines = ["### Runs", "", table(cases, ["load_before", "load_after"]), "",
-             "### Sizes", "", "| supernodes | NPUs | instances | link bundles |",
-             "|---|---|---|---|"]
-    lines += [f"| {n} | {384 * n:,} | {instances[n]:,} | {bundles[n]:,} |" for n in instances]
-    lines += ["", "### Growth (sizes >= 16 supernodes)", "",
-              "| command | time exponent (import subtracted) | time exponent (raw) | "
-              "RSS exponent | us per instance at the largest |", "|---|---|---|---|---|"]
-    lines += [f"| {c} | {g['time_exponent']:.3f} | {g['time_exponent_raw']:.3f} | "
-              f"{g['rss_exponent']:.3f} | {g['us_per_instance_largest']:.1f} |"
-              for c, g in growth_.items()]
-    lines += ["", "### Against the floor (wall ratio, peak-RSS ratio)", "",
-              "| supernodes | floor s | floor build s | " + " | ".join(
-                  f"{c} x" for c in COMMANDS[:-1]) + " |", "|---|---|---|---|---|---|---|"]
+def target(cases: list[Summary]) -> dict[str, Any] | None:
+    """The target (info at 432 supernodes under 60 s and 8 GiB) against wall and CPU time."""
+    info = [c for c in cases if c["group"] == "info" and c["supernodes"] == TARGET["size"]]
+    if not info:
+        return None
+    wall, cpu, rss = _wall(info[0]), _cpu(info[0]), _rss(info[0]) / 1024
+    return {**TARGET, "measured_wall_s": wall, "measured_cpu_s": cpu, "measured_rss_gib": rss,
+            "met_cpu": cpu < TARGET["wall_s"] and rss < TARGET["rss_gib"],
+            "met_wall": wall < TARGET["wall_s"] and rss < TARGET["rss_gib"]}
+
+
+def _f(v: float) -> str:
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def report(cases: list[Summary], base: Summary, growth_: dict[str, Any],
+           ratios: list[dict[str, Any]]) -> str:
+    """Markdown tables of the runs, the growth exponents and the floor ratios."""
+    lines = [f"import supernode_dsl.cli: {_f(_wall(base))} s wall, {_f(_cpu(base))} s CPU", "",
+             "| case | runs | wall s (median) | CPU s (median) | peak RSS MiB | instances | "
+             "link bundles | load before / after |", "|---|---|---|---|---|---|---|---|"]
+    for c in cases:
+        lines.append(f"| {c['name']} | {c['runs']} | {_f(_wall(c))} | {_f(_cpu(c))} | "
+                     f"{_rss(c):,.0f} | {c.get('instances', ''):,} | "
+                     f"{c.get('link_bundles', ''):,} | "
+                     f"{c['load_before']:.1f} / {c['load_after']:.1f} |"
+                     if "instances" in c else
+                     f"| {c['name']} | {c['runs']} | {_f(_wall(c))} | {_f(_cpu(c))} | "
+                     f"{_rss(c):,.0f} | | | {c['load_before']:.1f} / {c['load_after']:.1f} |")
+    lines += ["", f"Growth over the sizes >= {FIT_FROM} supernodes (log-log slope against "
+              "instances; the import baseline subtracted, except for the floor):", "",
+              "| command | sizes | CPU exponent | wall exponent | RSS exponent | "
+              "CPU us per instance at the largest |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c} | {', '.join(map(str, g['sizes']))} | {g['cpu_exponent']:.3f} | "
+              f"{g['wall_exponent']:.3f} | {g['rss_exponent']:.3f} | "
+              f"{g['cpu_us_per_instance_largest']:.1f} |" for c, g in growth_.items()]
+    lines += ["", "Against the floor (ratio of CPU time / wall time / peak RSS):", "",
+              "| supernodes | floor CPU s | floor build s (in-process) | "
+              + " | ".join(COMMANDS[:-1]) + " |", "|---|---|---|---|---|---|---|"]
     for r in ratios:
-        cells = [f"{r[f'{c}_x']:.2f} ({r[f'{c}_rss_x']:.2f})" if f"{c}_x" in r else "-"
-                 for c in COMMANDS[:-1]]
-        lines.append(f"| {r['supernodes']} | {r['floor_s']:.2f} | {r['floor_build_s']:.2f} | "
-                     + " | ".join(cells) + " |")
+        cells = [f"{r[f'{c}_cpu_x']:.2f} / {r[f'{c}_wall_x']:.2f} / {r[f'{c}_rss_x']:.2f}"
+                 if f"{c}_cpu_x" in r else "-" for c in COMMANDS[:-1]]
+        lines.append(f"| {r['supernodes']} | {_f(r['floor_cpu_s'])} | "
+                     f"{_f(r['floor_build_s'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def target(cases: list[Case]) -> dict[str, Any] | None:
-    info = [c for c in cases if c.group == "info" and c.meta["supernodes"] == TARGET["size"]]
-    if not info:
-        return None
-    wall, rss = _median_wall(info[0]), _median_rss_mib(info[0]) / 1024
-    return {**TARGET, "measured_wall_s": wall, "measured_rss_gib": rss,
-            "met": wall < TARGET["wall_s"] and rss < TARGET["rss_gib"]}
+def analyse(result: dict[str, Any]) -> dict[str, Any]:
+    """Add the growth, floor ratios and target to a results document; print the tables."""
+    cases, base = result["cases"], result["import_baseline"]
+    result.update(growth=growth(cases, base), floor_ratios=floor_ratios(cases),
+                  target=target(cases))
+    print(report(cases, base, result["growth"], result["floor_ratios"]))
+    if (t := result["target"]) is not None:
+        print(f"\ntarget: info at {t['size']} supernodes: {t['measured_cpu_s']:.1f} s CPU, "
+              f"{t['measured_wall_s']:.1f} s wall (< {t['wall_s']:.0f}), "
+              f"{t['measured_rss_gib']:.2f} GiB (< {t['rss_gib']:.0f})")
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,7 +296,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "scale-results.json")
     ap.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--write-edges", nargs=2, metavar=("N", "PATH"), help=argparse.SUPPRESS)
+    ap.add_argument("--analyse", type=Path, metavar="JSON",
+                    help="only recompute the tables and fits of a results file, in place")
     args = ap.parse_args()
+    if args.analyse:
+        done = analyse(json.loads(args.analyse.read_text()))
+        args.analyse.write_text(json.dumps(done, indent=1, sort_keys=True) + "\n")
+        return
     if args.floor:
         print(json.dumps(build_floor(args.floor)))
         return
@@ -271,7 +316,6 @@ def main() -> None:
                 [sys.executable, "-c", "import supernode_dsl.cli"])
     for _ in range(5):
         base.runs.append(run_once(base.argv)[0])
-    base_s = _median_wall(base)
     cases: list[Case] = []
     large = tuple(args.large_commands.split(","))
     with tempfile.TemporaryDirectory(prefix="cmx-scale-") as tmp:
@@ -283,25 +327,12 @@ def main() -> None:
             partial = {"started": started, "partial": True,
                        "cases": [c.summary() for c in cases]}
             args.out.write_text(json.dumps(partial, indent=1, sort_keys=True) + "\n")
-    checks = {c.meta["supernodes"]: c for c in cases if c.group == "check"}
-    instances = {n: c.meta["instances"] for n, c in sorted(checks.items())}
-    bundles = {n: c.meta["link_bundles"] for n, c in sorted(checks.items())}
-    growth_ = growth(cases, instances, base_s)
-    ratios = floor_ratios(cases)
-    result = {
+    result = analyse({
         "started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "commit": git_rev(), "machine": machine(), "nice": args.nice,
-        "import_baseline": base.summary(), "target": target(cases),
-        "cases": [c.summary() for c in cases], "growth": growth_, "floor_ratios": ratios,
-    }
+        "import_baseline": base.summary(), "cases": [c.summary() for c in cases],
+    })
     args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    print(f"import supernode_dsl.cli: {base_s:.3f} s (median of 5)\n")
-    print(report(cases, growth_, ratios, instances, bundles))
-    if result["target"]:
-        t = result["target"]
-        print(f"\ntarget: info at {t['size']} supernodes {t['measured_wall_s']:.1f} s "
-              f"(< {t['wall_s']:.0f}), {t['measured_rss_gib']:.2f} GiB (< {t['rss_gib']:.0f}): "
-              f"{'met' if t['met'] else 'NOT met'}")
 
 
 if __name__ == "__main__":
