@@ -73,11 +73,20 @@ def _files() -> tuple[str, ...]:
     return cmx.compile_file(DEPLOY).files
 
 
+def _cmx_sweep(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "supernode_dsl", "sweep", str(DEPLOY),
+                           "-o", str(out), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The sweep of ``_spec`` run by the command line (2 local processes)."""
     out = tmp_path_factory.mktemp("sweep")
-    result = run_sweep(_spec(out), _files())
-    assert result.computed == 2
+    proc = _cmx_sweep(out, "-p", "decode_batch_per_npu=32,96", "-D", "tpot_slo_ms=50",
+                      "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("2 points (2 computed, 0 already done, 0 not plannable)")
     return out, (out / "table.json").read_bytes()
 
 
@@ -103,6 +112,7 @@ def test_sweep_table(local_sweep: tuple[Path, bytes]) -> None:
 
 
 def test_sweep_resumes(local_sweep: tuple[Path, bytes]) -> None:
+    # the same sweep, in-process: nothing left to plan, the same table
     out, table = local_sweep
     again = run_sweep(_spec(out), _files())
     assert again.computed == 0 and (out / "table.json").read_bytes() == table
@@ -123,14 +133,9 @@ def test_sweep_on_ray(local_sweep: tuple[Path, bytes], tmp_path: Path) -> None:
 
 
 def test_cli_errors(tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "supernode_dsl", "sweep", str(DEPLOY),
-                               "-o", str(tmp_path / "out"), *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
-
-    bad_axis = run("-p", "decode_batch_per_npu")
+    bad_axis = _cmx_sweep(tmp_path / "out", "-p", "decode_batch_per_npu")
     assert bad_axis.returncode == 2 and "name=v1,v2" in bad_axis.stderr
-    unknown = run("-p", "no_such_param=1,2")
+    unknown = _cmx_sweep(tmp_path / "out", "-p", "no_such_param=1,2")
     assert unknown.returncode == 1 and "error[E015]" in unknown.stderr
     assert "Traceback" not in bad_axis.stderr + unknown.stderr
     assert not (tmp_path / "out").exists()

@@ -25,6 +25,7 @@ def sweep_main(file: Path, defines: dict[str, str], axes_text: tuple[str, ...],
                jobs: int | None, pareto_y: str, limits: Limits) -> None:
     """Run ``cmx sweep``; raises :class:`CmxError` when the file (with the first point's
     values) does not compile, :class:`click.UsageError` for bad axes or backend."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from supernode_dsl import compile_file
@@ -41,7 +42,7 @@ def sweep_main(file: Path, defines: dict[str, str], axes_text: tuple[str, ...],
                      address=address, pareto_y="ttft_ms" if pareto_y == "ttft_ms"
                      else "tpot_ms")
     with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  transient=True) as bar:
+                  console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("points", total=None)
         try:
             result = run_sweep(spec, model.files,
