@@ -177,6 +177,7 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "workload.prompt_len": COUNT, "workload.output_len": COUNT,
     "workload.tpot_slo": TIME,        # 0 s: no target
     "workload.ttft_slo": TIME,        # 0 s: no target
+    "workload.host_time": TIME,       # host work per step not hidden behind the device
     "workload.arrival_rate": COUNT,   # requests per second (0: no target)
     "workload.npu_budget": COUNT,     # accelerators the roles planner may use (0: the topology's)
     "mtp.accept": COUNT,              # acceptance of the speculative token (0: no MTP)

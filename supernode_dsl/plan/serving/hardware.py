@@ -11,7 +11,9 @@ lists it among its assumptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -20,7 +22,8 @@ from supernode_dsl import schema as S
 from supernode_dsl.graph.analysis import shortest_path
 from supernode_dsl.graph.devices import device_attrs
 
-__all__ = ["DeviceFacts", "Route", "device_facts", "plane_route", "route"]
+__all__ = ["DeviceFacts", "Route", "device_facts", "efficiency_curve", "interpolate",
+           "plane_route", "route"]
 
 #: Number formats of equal width a peak may be read from when the exact one is not declared
 #: (an INT8 model on a part that declares FP8, and the reverse).
@@ -60,6 +63,21 @@ class DeviceFacts:
         """The declared ``efficiency.<name>``, or 1 when the part does not declare it."""
         return self.efficiency.get(name, 1.0)
 
+    def curve(self, name: str) -> tuple[tuple[float, float], ...]:
+        """The points of the efficiency table ``name`` (``efficiency.<name>.m<M> = value``
+        entries, one per measured shape), sorted by shape; () if the part declares none."""
+        return efficiency_curve(self.efficiency, name)
+
+    def eff_at(self, name: str, size: float) -> float:
+        """Efficiency ``name`` at shape ``size`` (matrix rows of a GEMM, keys of an
+        attention): the part's table interpolated linearly in log(size) and held at its end
+        points outside them; the scalar ``efficiency.<name>`` when no table is declared,
+        else 1."""
+        points = self.curve(name)
+        if not points:
+            return self.eff(name)
+        return interpolate(points, size)
+
     @property
     def matrix_cores(self) -> tuple[str, int]:
         """The core family a pipeline splits between its streams, and its size: the first
@@ -67,6 +85,32 @@ class DeviceFacts:
         for name, count in self.cores.items():
             return name, count
         return "", 1
+
+
+def efficiency_curve(efficiency: Mapping[str, float], name: str
+                     ) -> tuple[tuple[float, float], ...]:
+    """The table ``name`` of ``efficiency`` entries ``<name>.<axis letter><size>`` (the
+    form a part declares a shape-dependent efficiency in: ``efficiency.gemm.m1024 = 0.62``)
+    as (size, value) points sorted by size."""
+    prefix = name + "."
+    points = []
+    for key, value in efficiency.items():
+        point = key[len(prefix):] if key.startswith(prefix) else ""
+        if len(point) > 1 and point[0].isalpha() and point[1:].isdigit():
+            points.append((float(point[1:]), value))
+    return tuple(sorted(points))
+
+
+def interpolate(points: Sequence[tuple[float, float]], size: float) -> float:
+    """``points`` (sorted by size) interpolated at ``size``, linearly in log(size), held at
+    the end points."""
+    if size <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if size <= x1:
+            t = math.log(size / x0) / math.log(x1 / x0)
+            return y0 + t * (y1 - y0)
+    return points[-1][1]
 
 
 def _families(data: Mapping[str, object], prefix: str) -> dict[str, float]:
