@@ -24,6 +24,8 @@ from supernode_dsl.units import (
 
 __all__ = [
     "CACHE_POOLS",
+    "CALIBRATION_ATTRS",
+    "CALIBRATION_BOUNDS",
     "CATEGORIES",
     "CHOICES",
     "DEPLOYMENT_ATTRS",
@@ -65,7 +67,7 @@ CATEGORIES: Final = (
 )
 
 #: Declarations that describe workloads, not components: they are never instantiated.
-SPEC_CATEGORIES: Final = ("model", "deployment")
+SPEC_CATEGORIES: Final = ("model", "deployment", "calibration")
 
 #: Roles a deployment may declare; ``prefill`` and ``decode`` use expert parallelism.
 ROLES: Final = ("prefill", "decode")
@@ -169,6 +171,7 @@ CACHE_POOLS: Final = ("cpu_dram",)
 #: Attributes of a ``deployment`` declaration.
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
+    "calibration": str,        # the name of a declared calibration whose fitted values apply
     "nodes_per_rack": COUNT,
     "ep_unit": str,            # the expert-parallel device: one of EP_UNITS (default: scale-up)
     "cache.pool": str,         # one of CACHE_POOLS
@@ -190,6 +193,23 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
 }
 
 
+#: Heads of calibration attributes that name a part attribute (``low.efficiency.gemm.m64``):
+#: their value has that attribute's dimension.
+CALIBRATION_BOUNDS: Final = ("low", "high", "start", "fitted")
+
+#: Attributes of a ``calibration`` declaration (plan/serving/calibrate.py): what it fits
+#: (``part``, on ``deployment`` of ``topology``), its measurements (``measure.<m>`` with
+#: the conditions ``batch.<m>``, ``mtp.<m>``, ``microbatches.<m>``, ``split.<m>``, what
+#: the estimate computes for it, ``figure.<m>``, and ``source.<m>``), its free parameters
+#: (``low.<attr>``, ``high.<attr>``, ``start.<attr>``, ``why.<attr>``) and, once fitted,
+#: ``fitted.<attr>`` and ``residual.<m>`` (estimate / measurement).
+CALIBRATION_ATTRS: Final[dict[str, Kind]] = {
+    "part": str, "topology": str, "deployment": str,
+    "measure.*": TIME, "batch.*": COUNT, "mtp.*": bool, "microbatches.*": COUNT,
+    "split.*": COUNT, "figure.*": str, "source.*": str, "why.*": str, "residual.*": COUNT,
+}
+
+
 #: How the microbatches of a step share a device (a part's ``overlap``): ``core_split``, the
 #: matrix cores split between two streams that compute at once (Ascend's cube/vector split);
 #: ``comm_overlap``, one microbatch computes on every core while another's communication runs
@@ -206,6 +226,9 @@ CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit
 def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:
     """The dimension attribute ``name`` must have; None if unknown (``x_`` names: any)."""
     vocab = _KNOWN_ATTRS if vocabulary is None else vocabulary
+    head, _, rest = name.partition(".")
+    if vocab is CALIBRATION_ATTRS and head in CALIBRATION_BOUNDS:
+        return expected_dim(rest) if rest else None
     if name in vocab:
         return vocab[name]
     head = name.split(".", 1)[0]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from supernode_dsl.plan.document.role import (
+    CalibrationUse,
     Candidate,
     DeviceSchedule,
     Estimate,
@@ -47,7 +48,8 @@ from supernode_dsl.plan.serving.pipeline import (
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
-__all__ = ["RoleContext", "Split", "decode_estimate", "prefill_estimate"]
+__all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
+           "prefill_estimate"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RoleContext:
     paths: CommPaths
     imbalance: np.ndarray          # busiest routed device's load / mean, per MoE layer
     devices_per_npu: int
+    calibration: CalibrationUse | None = None   # the fitted values ``facts`` include
 
     @property
     def overlap(self) -> str:
@@ -319,7 +322,18 @@ def _figures(ctx: RoleContext, step: float, tput: float,
         "tokens_per_s_per_tflops": tput / ctx.npu_tflops if ctx.npu_tflops else 0.0,
         "assumptions": tuple(ctx.assumptions()),
         "per_layer": per_layer(ctx, scheds),
+        "calibration": ctx.calibration,
     }
+
+
+def decode_schedules(ctx: RoleContext, batch_per_npu: int, split: Split
+                     ) -> list[tuple[str, Schedule]]:
+    """The schedules of one decode step at ``batch_per_npu`` requests per accelerator
+    under ``split`` (what a layer-level measurement taken with that split is compared
+    with)."""
+    requests = batch_per_npu / ctx.devices_per_npu
+    per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
+    return _simulate(ctx, split, requests * per_request, requests, decode_context(ctx))
 
 
 def decode_context(ctx: RoleContext) -> float:

@@ -24,10 +24,10 @@ from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 if TYPE_CHECKING:  # the model imports its attention kinds, which build on these ops
     from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths", "LayerShape", "Op",
-           "ACTIVATION_BYTES", "attention_ops", "dense_ops", "distinct_devices", "gemm", "layer_ops",
-           "moe_ops", "norm", "op_seconds", "quantise", "restage", "step_ops", "streams",
-           "vector"]
+__all__ = ["ACTIVATION_BYTES", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths",
+           "LayerShape", "Op", "attention_ops", "dense_ops", "distinct_devices", "gemm",
+           "layer_ops", "moe_ops", "norm", "op_seconds", "quantise", "restage", "step_ops",
+           "streams", "vector"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
