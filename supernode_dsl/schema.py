@@ -116,6 +116,7 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "efficiency.*": COUNT,
     "overhead.*": TIME,       # fixed costs, e.g. overhead.op: every operator (launch, sync)
     "overlap": str,           # how two microbatches share the device: one of OVERLAP_MODES
+    "a2a_forward": str,       # "node": all-to-all sends once per destination node (DeepEP)
 }
 
 #: Attributes of a link block.
@@ -220,7 +221,8 @@ OVERLAP_MODES: Final = ("core_split", "comm_overlap")
 EP_UNITS: Final = ("die", "accelerator")
 
 #: String attributes whose value must be one of a fixed set.
-CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS}
+CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS,
+                                              "a2a_forward": ("node",)}
 
 
 def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:

@@ -39,6 +39,7 @@ from supernode_dsl.plan.serving.calibrate import (
 )
 from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import device_facts
+from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
 from supernode_dsl.plan.serving.plan import serve_role
@@ -202,7 +203,8 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
         use = CalibrationUse(name=calibration.name, band=relative_band(calibration),
                              fitted=dict(calibration.fitted))
     try:
-        paths = instance_paths(g, devices, facts)
+        paths = instance_paths(g, devices, facts,
+                               lambda n: distinct_devices(dep.model, n, 1))
     except ValueError as err:
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None

@@ -51,6 +51,7 @@ class DeviceFacts:
     efficiency: Mapping[str, float]
     overhead: Mapping[str, float] = field(default_factory=dict)
     overlap: str = ""
+    forward: str = ""     # "node": high-throughput all-to-all forwards inside the node
 
     def peak_of(self, fmt: str) -> float:
         """Operations per second in ``fmt`` (or an equal-width format); 0 if none declared."""
@@ -136,6 +137,7 @@ def device_facts(g: nx.Graph, path: str) -> DeviceFacts:
         efficiency=_families(data, "efficiency."),
         overhead=_families(data, "overhead."),
         overlap=overlap if isinstance(overlap, str) else "",
+        forward=str(data.get("a2a_forward", "")),
     )
 
 

@@ -109,6 +109,11 @@ class CommPaths:
     #: the start-up and synchronisation a kernel pays whatever its volume, which replaces
     #: the one path latency an undeclared collective is charged.
     collective_overhead: tuple[tuple[str, float], ...] = ()
+    #: (index of the route to other nodes, index of the route inside the node, share of the
+    #: per-device bytes that cross to other nodes) when the high-throughput kernels send a
+    #: token once per destination node and forward it there over the node's own plane
+    #: (DeepEP's normal kernels: InfiniBand to the node, NVLink inside it).
+    forward: tuple[int, int, float] | None = None
 
     def seconds(self, send: float, receive: float, collective: str = "") -> float:
         """Time to send ``send`` bytes and receive ``receive`` bytes, spread over the routes
@@ -128,11 +133,21 @@ class CommPaths:
         """The longest latency of the routes (s)."""
         return max((r.latency for r, _ in self.routes), default=0.0)
 
+    def _shares(self, collective: str) -> list[tuple[Route, float]]:
+        routes = list(self.routes)
+        if self.forward is None or collective not in COLLECTIVES:
+            return routes
+        remote, local, factor = self.forward
+        (r_out, s_out), (r_in, s_in) = routes[remote], routes[local]
+        routes[remote] = (r_out, s_out * factor)
+        routes[local] = (r_in, s_in + s_out)   # every forwarded copy crosses the node plane
+        return routes
+
     def _one_way(self, total: float, collective: str) -> float:
         measured = dict(self.collective_efficiency)
         family = collective.removesuffix(LOW_LATENCY)
         per_plane: dict[str, float] = {}
-        for r, share in self.routes:
+        for r, share in self._shares(collective):
             eff = measured.get(f"{r.plane}_{collective}",
                                measured.get(f"{r.plane}_{family}", r.efficiency))
             per_plane[r.plane] = per_plane.get(r.plane, 0.0) + total * share / \
