@@ -76,9 +76,9 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
     op's kind (``overhead.<kind>``, else ``overhead.op``).
 
     The HBM bandwidth is shared like the cores: two streams that run at once each get the
-    share of the bandwidth their cores hold (an approximation of the rate-sharing schedule,
-    checked against one in ``tests/test_serving.py``).  A peak or a bandwidth the part does
-    not declare contributes no time (the estimate lists them)."""
+    share of the bandwidth their cores hold (an approximation: a stream whose partner is
+    idle could use more; no rate-sharing schedule checks it yet).  A peak or a bandwidth the
+    part does not declare contributes no time (the estimate lists them)."""
     compute = 0.0
     if op.ops:
         peak = facts.peak_of(op.fmt) * facts.eff_at(op.kind, op.rows) * share

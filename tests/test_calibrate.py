@@ -1,0 +1,77 @@
+"""Calibration: declared measurements and bounded free parameters (plan/serving/calibrate.py).
+
+The shipped fit must use layer-level measurements only, keep every fitted value inside its
+declared bounds, and still reproduce its recorded residuals with the current cost model.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from supernode_dsl import compile_file
+from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.graph import build_graph
+from supernode_dsl.plan import role_contexts
+from supernode_dsl.plan.serving.calibrate import (
+    END_TO_END,
+    FIGURES,
+    apply_fitted,
+    figure_seconds,
+    read_calibration,
+)
+from supernode_dsl.plan.serving.hardware import interpolate
+
+ROOT = Path(__file__).resolve().parent.parent
+FITTED = ROOT / "topologies/calibration/cloudmatrix-infer.fitted.cmx"
+INPUT = ROOT / "topologies/calibration/cloudmatrix-infer.cmx"
+
+
+def _read(path: Path):  # type: ignore[no-untyped-def]
+    spec = next(s for s in compile_file(path, {}).specs if s.category == "calibration")
+    sink = DiagnosticSink()
+    cal = read_calibration(spec, sink)
+    return cal, sink
+
+
+def test_shipped_fit_uses_layer_level_inputs_and_stays_in_bounds() -> None:
+    for path in (INPUT, FITTED):
+        cal, sink = _read(path)
+        assert cal is not None and not sink.diagnostics
+        assert cal.measurements and all(m.figure in FIGURES for m in cal.measurements)
+        assert not any(m.figure in END_TO_END for m in cal.measurements)
+    fitted = dict(cal.fitted)
+    assert set(fitted) == {p.attr for p in cal.free}
+    for p in cal.free:
+        assert p.low <= fitted[p.attr] <= p.high, p.attr
+
+
+def test_an_end_to_end_figure_is_refused_as_input(tmp_path: Path) -> None:
+    text = INPUT.read_text().replace('figure.layer_mtp       = "decode_layer"',
+                                     'figure.layer_mtp       = "tpot"')
+    assert '"tpot"' in text
+    bad = tmp_path / "bad.cmx"
+    bad.write_text(text)
+    cal, sink = _read(bad)
+    assert cal is None
+    assert any(d.code == "E022" and "validation only" in d.message for d in sink.diagnostics)
+
+
+def test_fitted_residuals_are_what_the_model_gives_now() -> None:
+    cal, _ = _read(FITTED)
+    assert cal is not None
+    topo = compile_file(FITTED.parent / cal.topology, {})
+    ctx = role_contexts(topo, build_graph(topo), cal.deployment)["decode"]
+    ctx = type(ctx)(**{**ctx.__dict__, "facts": apply_fitted(ctx.facts, dict(cal.fitted))})
+    m = next(m for m in cal.measurements if m.name == "layer_mtp")
+    residual = dict(cal.residuals)["layer_mtp"]
+    assert figure_seconds(ctx, m) / m.value - 1 == pytest.approx(residual, abs=1e-4)
+
+
+def test_efficiency_tables_interpolate_in_log_size_and_hold_their_ends() -> None:
+    points = ((64.0, 0.2), (256.0, 0.6))
+    assert interpolate(points, 8) == 0.2 and interpolate(points, 4096) == 0.6
+    assert interpolate(points, 128) == pytest.approx(0.4)
+    assert math.isclose(interpolate(points, 64), 0.2)
