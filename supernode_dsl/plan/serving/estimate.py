@@ -171,8 +171,15 @@ def _layer_list(ctx: RoleContext, kind_of: dict[int, _Kind]) -> list[tuple[int, 
     """The ops of every layer, then the step's (MTP module, head), for one device kind;
     ``kind_of[arch.layers]`` is the MTP module's work."""
     a = ctx.arch
-    layers: list[tuple[int, list[Op]]] = [
-        (i, layer_ops(a, i, kind_of[i].shape, ctx.paths)) for i in range(a.layers)]
+    built: dict[tuple[bool, LayerShape], list[Op]] = {}   # equal layers share one list
+
+    def ops_of(i: int) -> list[Op]:
+        key = (a.is_moe(i), kind_of[i].shape)
+        if key not in built:
+            built[key] = layer_ops(a, i, kind_of[i].shape, ctx.paths)
+        return built[key]
+
+    layers: list[tuple[int, list[Op]]] = [(i, ops_of(i)) for i in range(a.layers)]
     mtp = kind_of[a.layers].shape
     return layers + step_ops(a, mtp, ctx.mtp and ctx.role.name == "decode", ctx.paths, mtp)
 
@@ -205,8 +212,13 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     per_kind = [_layer_list(ctx, {i: layer[k] for i, layer in enumerate(kinds)})
                 for k in range(len(names))]
 
+    known: dict[Op, float] = {}   # layers of one kind repeat the same ops
+
     def secs(op: Op) -> float:
-        return op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+        found = known.get(op)
+        if found is None:
+            found = known[op] = op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+        return found
 
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")
                  for layer, ops in layers} for layers in per_kind]

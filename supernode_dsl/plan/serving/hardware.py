@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import networkx as nx
 
@@ -64,10 +65,15 @@ class DeviceFacts:
         """The declared ``efficiency.<name>``, or 1 when the part does not declare it."""
         return self.efficiency.get(name, 1.0)
 
+    @cached_property
+    def _curves(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        names = {key.rsplit(".", 1)[0] for key in self.efficiency if "." in key}
+        return {name: efficiency_curve(self.efficiency, name) for name in names}
+
     def curve(self, name: str) -> tuple[tuple[float, float], ...]:
         """The points of the efficiency table ``name`` (``efficiency.<name>.m<M> = value``
         entries, one per measured shape), sorted by shape; () if the part declares none."""
-        return efficiency_curve(self.efficiency, name)
+        return self._curves.get(name, ())
 
     def eff_at(self, name: str, size: float) -> float:
         """Efficiency ``name`` at shape ``size`` (matrix rows of a GEMM, keys of an

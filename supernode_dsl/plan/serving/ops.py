@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # the model imports its attention kinds, which build on these
 
 __all__ = ["ACTIVATION_BYTES", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths",
            "LayerShape", "Op", "attention_ops", "dense_ops", "distinct_devices", "gemm",
-           "layer_ops", "moe_ops", "norm", "op_seconds", "quantise", "restage", "step_ops",
-           "streams", "vector"]
+           "layer_ops", "merge_vector", "moe_ops", "norm", "op_seconds", "quantise",
+           "restage", "step_ops", "streams", "vector"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
@@ -57,6 +57,7 @@ class Op:
     hbm_bytes: float = 0.0
     comm_s: float = 0.0   # seconds of communication (does not depend on cores)
     rows: float = 0.0     # the shape the efficiency tables are read at (see above)
+    kernels: int = 1      # kernels this op stands for (consecutive vector kernels merged)
 
 
 #: The efficiency of memory traffic of an op kind: its own ``<kind>_memory`` (a GEMM
@@ -85,7 +86,7 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
         compute = op.ops / peak if peak > 0 else 0.0
     bandwidth = facts.hbm_bw * _memory_eff(facts, op.kind, op.rows) * share
     memory = op.hbm_bytes / bandwidth if op.hbm_bytes and bandwidth > 0 else 0.0
-    fixed = facts.overhead.get(op.kind, facts.overhead.get("op", 0.0))
+    fixed = facts.overhead.get(op.kind, facts.overhead.get("op", 0.0)) * op.kernels
     return max(compute, memory) + op.comm_s + fixed
 
 
@@ -290,9 +291,26 @@ def dense_ops(a: ModelArch, s: LayerShape) -> list[Op]:
 def restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
     """Prefill interleaves microbatches op by op (each op its own stage); decode runs a
     stream's ops of one layer back to back (one stage per stream)."""
+    ops = merge_vector(ops)
     if not prefill:
         return [replace(o, stage=stage) for o in ops]
     return [replace(o, stage=10 * stage + i) for i, o in enumerate(ops)]
+
+
+def merge_vector(ops: list[Op]) -> list[Op]:
+    """``ops`` with every run of consecutive vector kernels on one stream as one op (named
+    ``a+b``, their bytes and kernel counts added): the same time, as a vector kernel has
+    no arithmetic, with fewer events in the schedule."""
+    out: list[Op] = []
+    for op in ops:
+        last = out[-1] if out else None
+        if last is not None and op.kind == last.kind == "vector" and op.stream == last.stream:
+            out[-1] = replace(last, name=f"{last.name}+{op.name}",
+                              hbm_bytes=last.hbm_bytes + op.hbm_bytes,
+                              kernels=last.kernels + op.kernels)
+        else:
+            out.append(op)
+    return out
 
 
 def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list[Op]:
