@@ -1,4 +1,5 @@
-"""Calibration: declared measurements and bounded free parameters (plan/serving/calibrate.py).
+"""Calibration: declared measurements and bounded free parameters (plan/serving/calibrate.py),
+the efficiency tables, and the shared-HBM approximation against a rate-sharing schedule.
 
 The shipped fit must use layer-level measurements only, keep every fitted value inside its
 declared bounds, and still reproduce its recorded residuals with the current cost model.
@@ -10,6 +11,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from supernode_dsl import compile_file
 from supernode_dsl.diagnostics import DiagnosticSink
@@ -22,7 +25,8 @@ from supernode_dsl.plan.serving.calibrate import (
     figure_seconds,
     read_calibration,
 )
-from supernode_dsl.plan.serving.hardware import interpolate
+from supernode_dsl.plan.serving.hardware import DeviceFacts, interpolate
+from supernode_dsl.plan.serving.ops import Op, op_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 FITTED = ROOT / "topologies/calibration/cloudmatrix-infer.fitted.cmx"
@@ -75,3 +79,25 @@ def test_efficiency_tables_interpolate_in_log_size_and_hold_their_ends() -> None
     assert interpolate(points, 8) == 0.2 and interpolate(points, 4096) == 0.6
     assert interpolate(points, 128) == pytest.approx(0.4)
     assert math.isclose(interpolate(points, 64), 0.2)
+
+
+def _rate_shared(a: float, b: float, share: float, bandwidth: float) -> tuple[float, float]:
+    """Finish times of two memory-bound transfers of ``a`` and ``b`` bytes that start
+    together and share HBM in proportion ``share`` : ``1 - share`` while both run; the one
+    left alone gets all of it (processor sharing)."""
+    ta, tb = a / (share * bandwidth), b / ((1 - share) * bandwidth)
+    if ta <= tb:
+        return ta, ta + (b - (1 - share) * bandwidth * ta) / bandwidth
+    return tb + (a - share * bandwidth * tb) / bandwidth, tb
+
+
+@given(st.floats(1e6, 1e9), st.floats(1e6, 1e9), st.floats(0.1, 0.9))
+def test_shared_hbm_is_exact_while_both_streams_run_and_a_bound_after(
+        a: float, b: float, share: float) -> None:
+    facts = DeviceFacts("D", {"bf16": 1e15}, 64e9, 1e12, {"aic": 24}, {"memory": 1.0})
+    ours = (op_seconds(Op("a", "attention", 0, kind="vector", hbm_bytes=a), facts, share),
+            op_seconds(Op("b", "moe", 0, kind="vector", hbm_bytes=b), facts, 1 - share))
+    exact = _rate_shared(a, b, share, 1e12)
+    first = min(range(2), key=lambda i: exact[i])
+    assert ours[first] == pytest.approx(exact[first], rel=1e-9)
+    assert ours[1 - first] >= exact[1 - first] * (1 - 1e-9)

@@ -77,8 +77,9 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
     op's kind (``overhead.<kind>``, else ``overhead.op``).
 
     The HBM bandwidth is shared like the cores: two streams that run at once each get the
-    share of the bandwidth their cores hold (an approximation: a stream whose partner is
-    idle could use more; no rate-sharing schedule checks it yet).  A peak or a bandwidth the
+    share of the bandwidth their cores hold: exact for the op that finishes first under
+    rate sharing, an upper bound for the other, which could use the whole bandwidth once
+    alone (checked against a rate-sharing schedule in ``tests/test_calibrate.py``).  A peak or a bandwidth the
     part does not declare contributes no time (the estimate lists them)."""
     compute = 0.0
     if op.ops:
