@@ -79,8 +79,9 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
     The HBM bandwidth is shared like the cores: two streams that run at once each get the
     share of the bandwidth their cores hold: exact for the op that finishes first under
     rate sharing, an upper bound for the other, which could use the whole bandwidth once
-    alone (checked against a rate-sharing schedule in ``tests/test_calibrate.py``).  A peak or a bandwidth the
-    part does not declare contributes no time (the estimate lists them)."""
+    alone (checked against a rate-sharing schedule in ``tests/test_calibrate.py``).  A
+    peak or a bandwidth the part does not declare contributes no time (the estimate lists
+    them)."""
     compute = 0.0
     if op.ops:
         peak = facts.peak_of(op.fmt) * facts.eff_at(op.kind, op.rows) * share
