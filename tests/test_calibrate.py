@@ -8,6 +8,8 @@ declared bounds, and still reproduce its recorded residuals with the current cos
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,40 @@ def test_shared_hbm_is_exact_while_both_streams_run_and_a_bound_after(
     first = min(range(2), key=lambda i: exact[i])
     assert ours[first] == pytest.approx(exact[first], rel=1e-9)
     assert ours[1 - first] >= exact[1 - first] * (1 - 1e-9)
+
+
+def test_cmx_calibrate_fits_a_declared_parameter_through_the_cli(tmp_path: Path) -> None:
+    topology = ROOT / "topologies/deepseek-r1-cloudmatrix384.cmx"
+    (tmp_path / "one.cmx").write_text(f'''calibration One {{
+    part = "Ascend910CDie"
+    topology = "{topology}"
+    measure.layer = 1260 us
+    figure.layer = "decode_layer"
+    batch.layer = 96
+    mtp.layer = true
+    microbatches.layer = 2
+    split.layer = 16
+    source.layer = "arXiv 2506.12708 v2"
+    low.overhead.gemm = 0 us
+    high.overhead.gemm = 20 us
+    start.overhead.gemm = 5 us
+}}
+''')
+    out = tmp_path / "fitted.cmx"
+    done = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "calibrate",
+                           str(tmp_path / "one.cmx"), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    cal, sink = _read(out)
+    assert cal is not None and not sink.diagnostics
+    (attr, value), = cal.fitted
+    assert attr == "overhead.gemm" and 0 <= value <= 20e-6
+    assert abs(dict(cal.residuals)["layer"]) < 0.01   # one parameter, one measurement
+
+
+def test_cmx_calibrate_refuses_a_file_without_a_calibration(tmp_path: Path) -> None:
+    out = tmp_path / "fitted.cmx"
+    done = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "calibrate",
+                           str(ROOT / "topologies/cloudmatrix384.cmx"), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and "error[E025]" in done.stderr and not out.exists()

@@ -91,6 +91,9 @@ class RoleContext:
         out += [f"efficiency.{name} not declared: 1 (the peak)"
                 for name in ("gemm", "attention", "memory", *planes)
                 if name not in f.efficiency and not f.curve(name)]
+        out += [f"efficiency.{name} has one point (M {points[0][0]:g}): used at every "
+                "shape" for name in ("gemm", "attention")
+                if len(points := f.curve(name)) == 1]
         if not f.overlap:
             out.append("overlap not declared: comm_overlap (one microbatch computes at a "
                        "time while another communicates)")
