@@ -313,6 +313,21 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
     _write(output, data)
 
 
+@cli.command("calibrate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Fitted calibration (.cmx) to write ('-' for standard output).")
+def calibrate_cmd(file: Path, output: Path) -> None:
+    """Fit the free parameters of FILE's calibration to its layer-level measurements."""
+    from supernode_dsl.plan.serving.calibrate import calibrate_file
+
+    try:
+        text = calibrate_file(file)
+    except CmxError as err:
+        _fail(err.diagnostics)
+    _write(output, text)
+
+
 @cli.command("report")
 @_compile_options
 @_deployment_options

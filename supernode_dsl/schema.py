@@ -24,6 +24,8 @@ from supernode_dsl.units import (
 
 __all__ = [
     "CACHE_POOLS",
+    "CALIBRATION_ATTRS",
+    "CALIBRATION_BOUNDS",
     "CATEGORIES",
     "CHOICES",
     "DEPLOYMENT_ATTRS",
@@ -65,7 +67,7 @@ CATEGORIES: Final = (
 )
 
 #: Declarations that describe workloads, not components: they are never instantiated.
-SPEC_CATEGORIES: Final = ("model", "deployment")
+SPEC_CATEGORIES: Final = ("model", "deployment", "calibration")
 
 #: Roles a deployment may declare; ``prefill`` and ``decode`` use expert parallelism.
 ROLES: Final = ("prefill", "decode")
@@ -114,6 +116,7 @@ _KNOWN_ATTRS: Final[dict[str, Kind]] = {
     "efficiency.*": COUNT,
     "overhead.*": TIME,       # fixed costs, e.g. overhead.op: every operator (launch, sync)
     "overlap": str,           # how two microbatches share the device: one of OVERLAP_MODES
+    "a2a_forward": str,       # "node": all-to-all sends once per destination node (DeepEP)
 }
 
 #: Attributes of a link block.
@@ -169,6 +172,7 @@ CACHE_POOLS: Final = ("cpu_dram",)
 #: Attributes of a ``deployment`` declaration.
 DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "model": str,              # the name of a declared model
+    "calibration": str,        # the name of a declared calibration whose fitted values apply
     "nodes_per_rack": COUNT,
     "ep_unit": str,            # the expert-parallel device: one of EP_UNITS (default: scale-up)
     "cache.pool": str,         # one of CACHE_POOLS
@@ -177,6 +181,7 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "workload.prompt_len": COUNT, "workload.output_len": COUNT,
     "workload.tpot_slo": TIME,        # 0 s: no target
     "workload.ttft_slo": TIME,        # 0 s: no target
+    "workload.host_time": TIME,       # host work per step not hidden behind the device
     "workload.arrival_rate": COUNT,   # requests per second (0: no target)
     "workload.npu_budget": COUNT,     # accelerators the roles planner may use (0: the topology's)
     "mtp.accept": COUNT,              # acceptance of the speculative token (0: no MTP)
@@ -186,6 +191,23 @@ DEPLOYMENT_ATTRS: Final[dict[str, Kind]] = {
     "dispatch_bytes_per_token": BYTES, "combine_bytes_per_token": BYTES,
     **{f"{role}.{name}": kind for role in ROLES
        for name, kind in {**_ROLE_ATTRS, **_ROLE_ONLY_ATTRS[role]}.items()},
+}
+
+
+#: Heads of calibration attributes that name a part attribute (``low.efficiency.gemm.m64``):
+#: their value has that attribute's dimension.
+CALIBRATION_BOUNDS: Final = ("low", "high", "start", "fitted")
+
+#: Attributes of a ``calibration`` declaration (plan/serving/calibrate.py): what it fits
+#: (``part``, on ``deployment`` of ``topology``), its measurements (``measure.<m>`` with
+#: the conditions ``batch.<m>``, ``mtp.<m>``, ``microbatches.<m>``, ``split.<m>``, what
+#: the estimate computes for it, ``figure.<m>``, and ``source.<m>``), its free parameters
+#: (``low.<attr>``, ``high.<attr>``, ``start.<attr>``, ``why.<attr>``) and, once fitted,
+#: ``fitted.<attr>`` and ``residual.<m>`` (estimate / measurement).
+CALIBRATION_ATTRS: Final[dict[str, Kind]] = {
+    "part": str, "topology": str, "deployment": str,
+    "measure.*": TIME, "batch.*": COUNT, "mtp.*": bool, "microbatches.*": COUNT,
+    "split.*": COUNT, "figure.*": str, "source.*": str, "why.*": str, "residual.*": COUNT,
 }
 
 
@@ -199,12 +221,16 @@ OVERLAP_MODES: Final = ("core_split", "comm_overlap")
 EP_UNITS: Final = ("die", "accelerator")
 
 #: String attributes whose value must be one of a fixed set.
-CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS}
+CHOICES: Final[dict[str, tuple[str, ...]]] = {"overlap": OVERLAP_MODES, "ep_unit": EP_UNITS,
+                                              "a2a_forward": ("node",)}
 
 
 def expected_dim(name: str, vocabulary: dict[str, Kind] | None = None) -> Kind | None:
     """The dimension attribute ``name`` must have; None if unknown (``x_`` names: any)."""
     vocab = _KNOWN_ATTRS if vocabulary is None else vocabulary
+    head, _, rest = name.partition(".")
+    if vocab is CALIBRATION_ATTRS and head in CALIBRATION_BOUNDS:
+        return expected_dim(rest) if rest else None
     if name in vocab:
         return vocab[name]
     head = name.split(".", 1)[0]

@@ -533,14 +533,19 @@ def test_headline_and_best_candidates() -> None:
     got = dict(headline(est, _WORKLOAD))
     assert got == {"batch per NPU": "96", "accepted tokens per step": "1.7",
                    "step (ms)": "57.83", "TPOT (ms)": "34.02", "tokens/s per NPU": "2,822",
-                   "tokens/s per TFLOPS": "1.876", "TPOT SLO met": "yes (\u2264 50 ms)"}
+                   "tokens/s per TFLOPS": "1.876", "TPOT SLO met": "yes (\u2264 50 ms)",
+                   "calibration": "none: every term is a declared fact"}
     prefill = doc_role.Estimate(tokens_per_npu=16384, ttft_ms=1151.51, step_ms=1151.51,
                                 tokens_per_s_per_npu=14228.2, tokens_per_s_per_tflops=9.46,
                                 meets_ttft_slo=True, assumptions=(), per_layer=())
     pre = dict(headline(prefill, _WORKLOAD))
     assert pre == {"tokens per NPU": "16,384", "step (ms)": "1,151.5", "TTFT (ms)": "1,151.5",
                    "tokens/s per NPU": "14,228", "tokens/s per TFLOPS": "9.46",
-                   "TTFT SLO met": "yes (no SLO set)"}
+                   "TTFT SLO met": "yes (no SLO set)",
+                   "calibration": "none: every term is a declared fact"}
+    fit = doc_role.CalibrationUse(name="Fit", band=0.027, fitted={"overhead.gemm": 1.2e-05})
+    calibrated = dict(headline(replace(est, calibration=fit), _WORKLOAD))["calibration"]
+    assert calibrated.startswith("Fit, band \u00b12.7%") and "overhead.gemm = 1.2e-05" in calibrated
     no_slo = dict(headline(replace(est, meets_tpot_slo=None), None))
     assert no_slo.keys() == got.keys() - {"TPOT SLO met"}
     rows = [{"microbatches": 1, "step_us": 9.0, "best": False},

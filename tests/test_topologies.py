@@ -42,6 +42,8 @@ COVERED = {
     "deepseek-v3-h800.cmx",
     "models/qwen3-235b-a22b.cmx",       # and tests/test_models.py
     "models/mixtral-8x22b.cmx",
+    "calibration/cloudmatrix-infer.cmx",          # tests/test_calibrate.py
+    "calibration/cloudmatrix-infer.fitted.cmx",   # tests/test_calibrate.py
     "qwen3-235b-cloudmatrix384.cmx",
     "mixtral-8x22b-h800.cmx",
     "deepseek-v3-gb200-nvl72.cmx",

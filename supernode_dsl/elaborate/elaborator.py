@@ -13,6 +13,7 @@ from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, 
 from supernode_dsl.parse import Program, parse_text
 from supernode_dsl.parse import ast as A
 from supernode_dsl.schema import (
+    CALIBRATION_ATTRS,
     CATEGORIES,
     CHOICES,
     DEPLOYMENT_ATTRS,
@@ -413,7 +414,8 @@ class Elaborator:
         for decl in self.types.values():
             if decl.category not in SPEC_CATEGORIES:
                 continue
-            vocabulary = MODEL_ATTRS if decl.category == "model" else DEPLOYMENT_ATTRS
+            vocabulary = {"model": MODEL_ATTRS, "calibration": CALIBRATION_ATTRS}.get(
+                decl.category, DEPLOYMENT_ATTRS)
             local = self._type_params(decl, A.TypeRef(decl.name, (), (), decl.span), {})
             if local is None:
                 continue

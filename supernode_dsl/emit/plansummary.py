@@ -30,6 +30,12 @@ def _role(name: str, role: RolePlan) -> str:
     if met is False:
         figures += f" (misses the {latency} target)"
     figures += f", {est.tokens_per_s_per_npu:,.0f} tokens/s per NPU"
+    cal = est.calibration
+    if cal is not None:
+        figures += f" \u00b1{cal.band:.0%} (calibration {cal.name}: " \
+            f"{', '.join(sorted(cal.fitted))} fitted; every other term a declared fact)"
+    else:
+        figures += " (uncalibrated: declared facts only)"
     return f"{head}: {figures} ({_split(pipe)})"
 
 

@@ -30,9 +30,16 @@ from supernode_dsl.plan.document import (
 )
 from supernode_dsl.plan.document.codec import dump, load
 from supernode_dsl.plan.document.fingerprint import plan_fingerprint
-from supernode_dsl.plan.document.role import ExpertPlacement, RolePlan
+from supernode_dsl.plan.document.role import CalibrationUse, ExpertPlacement, RolePlan
+from supernode_dsl.plan.serving.calibrate import (
+    Calibration,
+    apply_fitted,
+    read_calibration,
+    relative_band,
+)
 from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import device_facts
+from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
 from supernode_dsl.plan.serving.plan import serve_role
@@ -41,7 +48,7 @@ from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
 __all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "plan_deployment", "plan_schema",
-           "validate_plan"]
+           "role_contexts", "validate_plan"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,7 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink) if spec is not None else None
     workload = read_workload(spec, sink) if spec is not None else None
+    calibration = _calibration(model, spec, sink) if spec is not None else None
     sink.raise_if_errors()
     assert dep is not None and workload is not None
     table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
@@ -147,7 +155,8 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
         shape = (loads.shape[0], alloc.role.physical_slots)
         prev = _previous_role(req.previous, alloc.role.name, shape)
         placed = role_plan(dep.model, alloc, loads, prev)
-        ctx = _context(g, dep, workload, alloc, placed, sink)
+        imbalance = np.asarray(placed.balance.max_over_mean_per_layer, dtype=float)
+        ctx = _context(g, dep, workload, alloc, imbalance, sink, calibration)
         if ctx is not None:
             roles[alloc.role.name] = _serve(ctx, alloc, placed, sink)
             contexts[alloc.role.name] = ctx
@@ -181,18 +190,63 @@ def _source(given: Mapping[str, Any], deployment: str, topology: str) -> Source:
 
 
 def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAllocation,
-             placed: PlacedRole, sink: DiagnosticSink) -> RoleContext | None:
-    """What the cost model needs of a role; None (and E022) if its devices cannot talk."""
+             imbalance: np.ndarray, sink: DiagnosticSink,
+             calibration: Calibration | None = None) -> RoleContext | None:
+    """What the cost model needs of a role, with ``calibration``'s fitted values applied
+    to its devices when they are of the calibrated part; None (and E022) if its devices
+    cannot talk."""
     devices = alloc.instances[0]
     facts = device_facts(g, devices[0].path)
+    use = None
+    if calibration is not None and calibration.fitted and calibration.part == facts.type_name:
+        facts = apply_fitted(facts, dict(calibration.fitted))
+        use = CalibrationUse(name=calibration.name, band=relative_band(calibration),
+                             fitted=dict(calibration.fitted))
     try:
-        paths = instance_paths(g, devices, facts)
+        paths = instance_paths(g, devices, facts,
+                               lambda n: distinct_devices(dep.model, n, 1))
     except ValueError as err:
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
-    imbalance = np.asarray(placed.balance.max_over_mean_per_layer, dtype=float)
-    return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu)
+    return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use)
+
+
+def _calibration(model: Model, spec: Spec, sink: DiagnosticSink) -> Calibration | None:
+    """The calibration the deployment ``spec`` names (``calibration = "..."``); E025 if
+    no such declaration exists."""
+    name = spec.get("calibration")
+    if not isinstance(name, str):
+        return None
+    found = next((s for s in model.specs if s.category == "calibration" and s.name == name),
+                 None)
+    if found is None:
+        sink.error("E025", f"no calibration '{name}' is declared", spec.span_of("calibration"))
+        return None
+    return read_calibration(found, sink)
+
+
+def role_contexts(model: Model, g: nx.Graph, deployment: str | None = None
+                  ) -> dict[str, RoleContext]:
+    """The cost model's view of every role of the deployment, with equally loaded experts
+    and no calibration applied (what ``cmx calibrate`` fits against).  Raises CmxError as
+    :func:`plan_deployment`."""
+    spec, models = _choose(model, deployment)
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, models, sink) if spec is not None else None
+    workload = read_workload(spec, sink) if spec is not None else None
+    sink.raise_if_errors()
+    assert dep is not None and workload is not None
+    table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
+    allocations = allocate(dep, table, sink)
+    sink.raise_if_errors()
+    out = {}
+    for alloc in allocations:
+        ctx = _context(g, dep, workload, alloc, np.ones(1), sink)
+        if ctx is not None:
+            out[alloc.role.name] = ctx
+    sink.raise_if_errors()
+    return out
 
 
 def _serve(ctx: RoleContext, alloc: RoleAllocation, placed: PlacedRole,

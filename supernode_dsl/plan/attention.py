@@ -27,7 +27,18 @@ from typing import TYPE_CHECKING
 
 from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.elaborate import Spec
-from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, gemm, restage, streams
+from supernode_dsl.plan.serving.ops import (
+    ACTIVATION_BYTES,
+    CommPaths,
+    LayerShape,
+    Op,
+    gemm,
+    norm,
+    quantise,
+    restage,
+    streams,
+    vector,
+)
 from supernode_dsl.units import Quantity
 
 if TYPE_CHECKING:
@@ -36,8 +47,37 @@ if TYPE_CHECKING:
 __all__ = ["ATTENTION_KINDS", "GQA", "KIND_ATTRS", "MLA", "Attention", "KindEntry",
            "read_attention"]
 
-#: Bytes of one activation value exchanged by the hybrid-attention collectives (BF16).
-_ACTIVATION_BYTES = 2
+_ACTIVATION_BYTES = ACTIVATION_BYTES  # exchanged by the hybrid-attention collectives
+
+
+def _vector_stream(s: LayerShape) -> str:
+    """Where the attention's vector kernels run: prefill's vector cores, else the
+    attention stream."""
+    return "vector" if s.prefill else streams(s.prefill)[0]
+
+
+def _around(a: ModelArch, s: LayerShape, rope_heads: int, rope_dim: int,
+            norms: tuple[int, ...]) -> tuple[list[Op], list[Op], list[Op]]:
+    """The attention's vector kernels: (before the projections: input RMSNorm and
+    activation quantisation; after them: the kind's own norms of width ``norms``, RoPE on
+    ``rope_heads`` heads of ``rope_dim``, the KV-cache write; before the output projection:
+    quantisation of its input)."""
+    vec, t = _vector_stream(s), s.tokens
+    nb = a.bytes_of("attention")
+    before = [norm("attn_norm", vec, 0, t, a.hidden),
+              *quantise("quant_attn", vec, 0, t, a.hidden, nb)]
+    rope = t * rope_heads * rope_dim * ACTIVATION_BYTES
+    kv = t * a.kv_bytes_per_token_layer
+    after = [*(norm(f"attn_norm_{i}", vec, 0, t, w) for i, w in enumerate(norms)),
+             vector("rope", vec, 0, rope, rope, t),
+             vector("kv_write", vec, 0, kv, kv, t)]
+    o_in = quantise("quant_o", vec, 0, t, a.attention.heads * _o_width(a), nb)
+    return before, after, o_in
+
+
+def _o_width(a: ModelArch) -> int:
+    att = a.attention
+    return att.v_head_dim if isinstance(att, MLA) else att.head_dim
 
 
 def _attended(s: LayerShape) -> tuple[float, float]:
@@ -115,20 +155,28 @@ class MLA:
             o_macs = t * (w_uv + w_o)
             o_params = w_uv + w_o
         prolog_params = down + (w_uk + w_uv if s.prefill else w_uk)
+        before, after, o_in = _around(a, s, n + 1, self.qk_rope_dim,
+                                      tuple(r for r in (self.q_lora_rank, self.kv_lora_rank)
+                                            if r))
         ops = [
-            gemm("mla_prolog", cmp_stream, 0, prolog_macs, prolog_params, nb, fmt),
-            Op("attention", cmp_stream, 0, ops=core, kind="attention", hbm_bytes=kv_read),
-            gemm("o_proj", cmp_stream, 0, o_macs, o_params, nb, fmt),
+            *before,
+            gemm("mla_prolog", cmp_stream, 0, prolog_macs, prolog_params, nb, fmt, t),
+            *after,
+            Op("attention", cmp_stream, 0, ops=core, kind="attention", hbm_bytes=kv_read,
+               rows=keys),
+            *o_in,
+            gemm("o_proj", cmp_stream, 0, o_macs, o_params, nb, fmt, t),
         ]
         if s.prefill and s.attention_tp > 1:
             tp = s.attention_tp
             gathered = t * (tp - 1) * (self.q_lora_rank + self.kv_lora_rank + self.qk_rope_dim) \
                 * _ACTIVATION_BYTES
             exchanged = t * (tp - 1) / tp * n * self.v_head_dim * _ACTIVATION_BYTES
-            ops.insert(1, Op("all_gather", comm_stream, 0,
-                             comm_s=paths.seconds(gathered / (tp - 1), gathered)))
-            ops.insert(3, Op("all_to_all", comm_stream, 0,
-                             comm_s=paths.seconds(exchanged, exchanged)))
+            at = len(before) + 1
+            ops.insert(at, Op("all_gather", comm_stream, 0,
+                              comm_s=paths.seconds(gathered / (tp - 1), gathered)))
+            ops.insert(len(ops) - 1 - len(o_in), Op("all_to_all", comm_stream, 0,
+                                                    comm_s=paths.seconds(exchanged, exchanged)))
         return restage(ops, s.prefill, 0)
 
 
@@ -164,7 +212,8 @@ class GQA:
         """QKV projection, attention over the KV heads' cache, O projection; with
         ``attention_tp`` > 1 in prefill, heads are split over the TP devices: an all-to-all
         brings each device its heads' Q, K, V for the group's tokens, another brings the
-        outputs back.  The QK norms and RoPE are vector work next to these and not counted.
+        outputs back.  The vector kernels (norms, QK norms, RoPE, KV write, quantisation) run
+        around them.
         """
         t = s.tokens
         fmt, nb = _format(a)
@@ -173,18 +222,26 @@ class GQA:
         qkv, o = self.qkv_params(a.hidden), self.o_params(a.hidden)
         # QK^T and PV: head_dim multiply-accumulates each, per query head and key
         core = 2 * t * self.heads * keys * 2 * self.head_dim
+        qk_norms = (self.heads * self.head_dim, self.kv_heads * self.head_dim) \
+            if self.qk_norm else ()
+        before, after, o_in = _around(a, s, self.heads + self.kv_heads, self.head_dim, qk_norms)
         ops = [
-            gemm("qkv_proj", cmp_stream, 0, t * qkv, qkv, nb, fmt),
+            *before,
+            gemm("qkv_proj", cmp_stream, 0, t * qkv, qkv, nb, fmt, t),
+            *after,
             Op("attention", cmp_stream, 0, ops=core, kind="attention",
-               hbm_bytes=cached * a.kv_bytes_per_token_layer),
-            gemm("o_proj", cmp_stream, 0, t * o, o, nb, fmt),
+               hbm_bytes=cached * a.kv_bytes_per_token_layer, rows=keys),
+            *o_in,
+            gemm("o_proj", cmp_stream, 0, t * o, o, nb, fmt, t),
         ]
         if s.prefill and s.attention_tp > 1:
             away = t * (s.attention_tp - 1) / s.attention_tp * self.head_dim * _ACTIVATION_BYTES
             there = away * (self.heads + 2 * self.kv_heads)
             back = away * self.heads
-            ops.insert(1, Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(there, there)))
-            ops.insert(3, Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(back, back)))
+            ops.insert(len(before) + 1,
+                       Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(there, there)))
+            ops.insert(len(ops) - 1 - len(o_in),
+                       Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(back, back)))
         return restage(ops, s.prefill, 0)
 
 

@@ -187,7 +187,17 @@ def headline(est: Estimate, workload: WorkloadSummary | None) -> list[tuple[str,
         slo = _slo(est.meets_tpot_slo, workload.tpot_slo_ms if workload else 0.0, "tpot")
     else:
         slo = _slo(est.meets_ttft_slo, workload.ttft_slo_ms if workload else 0.0, "ttft")
-    return out + ([slo] if slo else [])
+    return out + ([slo] if slo else []) + [_calibration(est)]
+
+
+def _calibration(est: Estimate) -> tuple[str, str]:
+    """The row that says which terms are calibrated and the band their fit leaves."""
+    cal = est.calibration
+    if cal is None:
+        return "calibration", "none: every term is a declared fact"
+    fitted = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(cal.fitted.items()))
+    return "calibration", (f"{cal.name}, band \u00b1{cal.band:.1%} (its largest residual); "
+                           f"fitted: {fitted}; every other term is a declared fact")
 
 
 def _signature(row: LayerEstimate) -> tuple[object, ...]:

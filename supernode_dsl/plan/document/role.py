@@ -14,9 +14,9 @@ from typing import Literal
 
 from supernode_dsl.plan.document.codec import OMIT, rounded
 
-__all__ = ["Balance", "Candidate", "CoreSplit", "DeviceSchedule", "Estimate", "ExpertPlacement",
-           "Kv", "LayerEstimate", "LayerKind", "Memory", "Migration", "OtherWeights", "Pipeline",
-           "RolePlan", "ScheduleEvent"]
+__all__ = ["Balance", "CalibrationUse", "Candidate", "CoreSplit", "DeviceSchedule", "Estimate",
+           "ExpertPlacement", "Kv", "LayerEstimate", "LayerKind", "Memory", "Migration",
+           "OtherWeights", "Pipeline", "RolePlan", "ScheduleEvent"]
 
 #: stream -> core family -> cores
 CoreSplit = Mapping[str, Mapping[str, int]]
@@ -158,6 +158,17 @@ class LayerEstimate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CalibrationUse:
+    """The calibration an estimate used: its name, the relative band its residuals leave
+    (the largest |estimate / measurement - 1|), and the part attributes it fitted (every
+    other term is a declared fact, not calibrated)."""
+
+    name: str
+    band: float = field(metadata=rounded(6))
+    fitted: dict[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Estimate:
     """The role's performance estimate.  Decode fills ``batch_per_npu`` ...
     ``tpot_ms`` and ``meets_tpot_slo``, prefill ``tokens_per_npu`` ... ``ttft_ms`` and
@@ -182,6 +193,7 @@ class Estimate:
     batch_chosen_by: str | None = field(default=None, metadata=OMIT)
     meets_tpot_slo: bool | None = field(default=None, metadata=OMIT)
     meets_ttft_slo: bool | None = field(default=None, metadata=OMIT)
+    calibration: CalibrationUse | None = field(default=None, metadata=OMIT)
 
 
 @dataclass(frozen=True, kw_only=True)

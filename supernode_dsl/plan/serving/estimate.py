@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from supernode_dsl.plan.document.role import (
+    CalibrationUse,
     Candidate,
     DeviceSchedule,
     Estimate,
@@ -47,7 +48,8 @@ from supernode_dsl.plan.serving.pipeline import (
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
-__all__ = ["RoleContext", "Split", "decode_estimate", "prefill_estimate"]
+__all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
+           "prefill_estimate"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class RoleContext:
     paths: CommPaths
     imbalance: np.ndarray          # busiest routed device's load / mean, per MoE layer
     devices_per_npu: int
+    calibration: CalibrationUse | None = None   # the fitted values ``facts`` include
 
     @property
     def overlap(self) -> str:
@@ -87,12 +90,19 @@ class RoleContext:
         planes = sorted({r.plane for r, _ in self.paths.routes})
         out += [f"efficiency.{name} not declared: 1 (the peak)"
                 for name in ("gemm", "attention", "memory", *planes)
-                if name not in f.efficiency]
+                if name not in f.efficiency and not f.curve(name)]
+        out += [f"efficiency.{name} has one point (M {points[0][0]:g}): used at every "
+                "shape" for name in ("gemm", "attention")
+                if len(points := f.curve(name)) == 1]
         if not f.overlap:
             out.append("overlap not declared: comm_overlap (one microbatch computes at a "
                        "time while another communicates)")
         if "op" not in f.overhead:
-            out.append("overhead.op not declared: operators cost no fixed time")
+            out += [f"overhead.{kind} not declared: {kind} operators cost no fixed time"
+                    for kind in ("gemm", "attention", "vector") if kind not in f.overhead]
+        if not self.workload.host_declared:
+            out.append("workload.host_time not declared: no host time per step (scheduling, "
+                       "sampling launch)")
         if self.role.name == "decode":
             out += [f"overhead.{name} not declared: one path latency per {name}"
                     for name in (c + LOW_LATENCY for c in COLLECTIVES)
@@ -131,7 +141,7 @@ def _imb(ctx: RoleContext, layer: int) -> float:
 
 
 def _kinds(ctx: RoleContext, tokens: float, requests: float, context: float,
-           imbalance: float) -> list[_Kind]:
+           imbalance: float, microbatches: int) -> list[_Kind]:
     a, r = ctx.arch, ctx.role
     routed = r.routed_devices
     distinct = distinct_devices(a, routed, r.routed_slots)
@@ -141,7 +151,8 @@ def _kinds(ctx: RoleContext, tokens: float, requests: float, context: float,
     shared_local = tokens * a.shared_experts if r.shared_slots else 0.0
     send = tokens * (distinct + (a.shared_experts if r.shared_devices else 0))
     base = LayerShape(tokens, requests, context, pairs, r.routed_slots, shared_local, send,
-                      recv, prefill, ctx.workload.prefill_attention_tp if prefill else 1)
+                      recv, prefill, ctx.workload.prefill_attention_tp if prefill else 1,
+                      microbatches)
     kinds = [_Kind("routed-expert die" if r.shared_devices else "EP device", base)]
     if r.shared_devices:
         shared = tokens * r.ep / r.shared_devices * a.shared_experts
@@ -163,8 +174,15 @@ def _layer_list(ctx: RoleContext, kind_of: dict[int, _Kind]) -> list[tuple[int, 
     """The ops of every layer, then the step's (MTP module, head), for one device kind;
     ``kind_of[arch.layers]`` is the MTP module's work."""
     a = ctx.arch
-    layers: list[tuple[int, list[Op]]] = [
-        (i, layer_ops(a, i, kind_of[i].shape, ctx.paths)) for i in range(a.layers)]
+    built: dict[tuple[bool, LayerShape], list[Op]] = {}   # equal layers share one list
+
+    def ops_of(i: int) -> list[Op]:
+        key = (a.is_moe(i), kind_of[i].shape)
+        if key not in built:
+            built[key] = layer_ops(a, i, kind_of[i].shape, ctx.paths)
+        return built[key]
+
+    layers: list[tuple[int, list[Op]]] = [(i, ops_of(i)) for i in range(a.layers)]
     mtp = kind_of[a.layers].shape
     return layers + step_ops(a, mtp, ctx.mtp and ctx.role.name == "decode", ctx.paths, mtp)
 
@@ -190,14 +208,20 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     m = split.microbatches
     shares = _shares(ctx, split)
     # the device kinds of every layer (index arch.layers: the MTP module, loaded as the last)
-    kinds = [_kinds(ctx, tokens / m, requests / m, context, _imb(ctx, min(i, ctx.arch.layers - 1)))
+    kinds = [_kinds(ctx, tokens / m, requests / m, context,
+                    _imb(ctx, min(i, ctx.arch.layers - 1)), m)
              for i in range(ctx.arch.layers + 1)]
     names = [k.name for k in kinds[0]]
     per_kind = [_layer_list(ctx, {i: layer[k] for i, layer in enumerate(kinds)})
                 for k in range(len(names))]
 
+    known: dict[Op, float] = {}   # layers of one kind repeat the same ops
+
     def secs(op: Op) -> float:
-        return op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+        found = known.get(op)
+        if found is None:
+            found = known[op] = op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+        return found
 
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")
                  for layer, ops in layers} for layers in per_kind]
@@ -313,7 +337,24 @@ def _figures(ctx: RoleContext, step: float, tput: float,
         "tokens_per_s_per_tflops": tput / ctx.npu_tflops if ctx.npu_tflops else 0.0,
         "assumptions": tuple(ctx.assumptions()),
         "per_layer": per_layer(ctx, scheds),
+        "calibration": ctx.calibration,
     }
+
+
+def decode_schedules(ctx: RoleContext, batch_per_npu: int, split: Split
+                     ) -> list[tuple[str, Schedule]]:
+    """The schedules of one decode step at ``batch_per_npu`` requests per accelerator
+    under ``split`` (what a layer-level measurement taken with that split is compared
+    with)."""
+    requests = batch_per_npu / ctx.devices_per_npu
+    per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
+    return _simulate(ctx, split, requests * per_request, requests, decode_context(ctx))
+
+
+def decode_context(ctx: RoleContext) -> float:
+    """The keys a decode token attends to, averaged over a request's life: its prompt
+    (``context_len``) and half the tokens it generates (``workload.output_len``)."""
+    return ctx.role.context_len + ctx.workload.output_len / 2
 
 
 def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pipeline]:
@@ -322,8 +363,8 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pip
     per_request = 1 + (ctx.arch.mtp_layers if ctx.mtp else 0)
     accepted = 1 + (ctx.workload.mtp_accept * ctx.arch.mtp_layers if ctx.mtp else 0)
     split, scheds, steps = best_pipeline(ctx, requests * per_request, requests,
-                                         ctx.role.context_len)
-    step = max(s.step for _, s in scheds)
+                                         decode_context(ctx))
+    step = max(s.step for _, s in scheds) + ctx.workload.host_time
     tpot = step / accepted
     tput = batch_per_npu / tpot if tpot else 0.0
     est = Estimate(
@@ -346,7 +387,7 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
     new_per_prompt = w.prompt_len - reused
     prompts = tokens / w.prompt_len
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
-    step = max(s.step for _, s in scheds)
+    step = max(s.step for _, s in scheds) + ctx.workload.host_time
     tput = per_npu / step if step else 0.0
     est = Estimate(
         tokens_per_npu=per_npu,

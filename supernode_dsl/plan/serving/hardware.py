@@ -11,8 +11,11 @@ lists it among its assumptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import networkx as nx
 
@@ -20,7 +23,8 @@ from supernode_dsl import schema as S
 from supernode_dsl.graph.analysis import shortest_path
 from supernode_dsl.graph.devices import device_attrs
 
-__all__ = ["DeviceFacts", "Route", "device_facts", "plane_route", "route"]
+__all__ = ["DeviceFacts", "Route", "device_facts", "efficiency_curve", "interpolate",
+           "plane_route", "route"]
 
 #: Number formats of equal width a peak may be read from when the exact one is not declared
 #: (an INT8 model on a part that declares FP8, and the reverse).
@@ -48,6 +52,7 @@ class DeviceFacts:
     efficiency: Mapping[str, float]
     overhead: Mapping[str, float] = field(default_factory=dict)
     overlap: str = ""
+    forward: str = ""     # "node": high-throughput all-to-all forwards inside the node
 
     def peak_of(self, fmt: str) -> float:
         """Operations per second in ``fmt`` (or an equal-width format); 0 if none declared."""
@@ -60,6 +65,26 @@ class DeviceFacts:
         """The declared ``efficiency.<name>``, or 1 when the part does not declare it."""
         return self.efficiency.get(name, 1.0)
 
+    @cached_property
+    def _curves(self) -> dict[str, tuple[tuple[float, float], ...]]:
+        names = {key.rsplit(".", 1)[0] for key in self.efficiency if "." in key}
+        return {name: efficiency_curve(self.efficiency, name) for name in names}
+
+    def curve(self, name: str) -> tuple[tuple[float, float], ...]:
+        """The points of the efficiency table ``name`` (``efficiency.<name>.m<M> = value``
+        entries, one per measured shape), sorted by shape; () if the part declares none."""
+        return self._curves.get(name, ())
+
+    def eff_at(self, name: str, size: float) -> float:
+        """Efficiency ``name`` at shape ``size`` (matrix rows of a GEMM, keys of an
+        attention): the part's table interpolated linearly in log(size) and held at its end
+        points outside them; the scalar ``efficiency.<name>`` when no table is declared,
+        else 1."""
+        points = self.curve(name)
+        if not points:
+            return self.eff(name)
+        return interpolate(points, size)
+
     @property
     def matrix_cores(self) -> tuple[str, int]:
         """The core family a pipeline splits between its streams, and its size: the first
@@ -67,6 +92,32 @@ class DeviceFacts:
         for name, count in self.cores.items():
             return name, count
         return "", 1
+
+
+def efficiency_curve(efficiency: Mapping[str, float], name: str
+                     ) -> tuple[tuple[float, float], ...]:
+    """The table ``name`` of ``efficiency`` entries ``<name>.<axis letter><size>`` (the
+    form a part declares a shape-dependent efficiency in: ``efficiency.gemm.m1024 = 0.62``)
+    as (size, value) points sorted by size."""
+    prefix = name + "."
+    points = []
+    for key, value in efficiency.items():
+        point = key[len(prefix):] if key.startswith(prefix) else ""
+        if len(point) > 1 and point[0].isalpha() and point[1:].isdigit():
+            points.append((float(point[1:]), value))
+    return tuple(sorted(points))
+
+
+def interpolate(points: Sequence[tuple[float, float]], size: float) -> float:
+    """``points`` (sorted by size) interpolated at ``size``, linearly in log(size), held at
+    the end points."""
+    if size <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if size <= x1:
+            t = math.log(size / x0) / math.log(x1 / x0)
+            return y0 + t * (y1 - y0)
+    return points[-1][1]
 
 
 def _families(data: Mapping[str, object], prefix: str) -> dict[str, float]:
@@ -92,6 +143,7 @@ def device_facts(g: nx.Graph, path: str) -> DeviceFacts:
         efficiency=_families(data, "efficiency."),
         overhead=_families(data, "overhead."),
         overlap=overlap if isinstance(overlap, str) else "",
+        forward=str(data.get("a2a_forward", "")),
     )
 
 

@@ -24,9 +24,10 @@ from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 if TYPE_CHECKING:  # the model imports its attention kinds, which build on these ops
     from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths", "LayerShape", "Op",
-           "attention_ops", "dense_ops", "distinct_devices", "gemm", "layer_ops", "moe_ops",
-           "op_seconds", "restage", "step_ops", "streams"]
+__all__ = ["ACTIVATION_BYTES", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths",
+           "LayerShape", "Op", "attention_ops", "dense_ops", "distinct_devices", "gemm",
+           "layer_ops", "merge_vector", "moe_ops", "norm", "op_seconds", "quantise",
+           "restage", "step_ops", "streams", "vector"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
@@ -40,30 +41,55 @@ COLLECTIVE_KERNELS = tuple(c + k for c in COLLECTIVES for k in ("", LOW_LATENCY)
 
 @dataclass(frozen=True)
 class Op:
-    """One operator of one layer for one microbatch on one device."""
+    """One operator of one layer for one microbatch on one device.
+
+    ``kind`` names the efficiency tables that apply: ``gemm`` (matrix multiplies, whose
+    efficiency depends on ``rows``, the M of the multiply per weight matrix), ``attention``
+    (``rows``: the keys each query attends to) or ``vector`` (element-wise and reduction
+    kernels, costed by the bytes they move)."""
 
     name: str
     stream: str
     stage: int            # ops of one stage run back to back for a microbatch
     ops: float = 0.0      # arithmetic operations
     fmt: str = "bf16"     # their number format
-    kind: str = "gemm"    # which efficiency applies: "gemm" or "attention"
+    kind: str = "gemm"    # which efficiency tables apply: "gemm", "attention" or "vector"
     hbm_bytes: float = 0.0
     comm_s: float = 0.0   # seconds of communication (does not depend on cores)
+    rows: float = 0.0     # the shape the efficiency tables are read at (see above)
+    kernels: int = 1      # kernels this op stands for (consecutive vector kernels merged)
+
+
+#: The efficiency of memory traffic of an op kind: its own ``<kind>_memory`` (a GEMM
+#: streaming weights reaches less of HBM than attention streaming its KV cache), else the
+#: part's ``memory``.
+def _memory_eff(facts: DeviceFacts, kind: str, rows: float) -> float:
+    name = f"{kind}_memory"
+    if name in facts.efficiency or facts.curve(name):
+        return facts.eff_at(name, rows)
+    return facts.eff_at("memory", rows)
 
 
 def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
-    """Duration of ``op`` on a device whose stream holds ``share`` of the matrix cores:
-    the larger of compute time and HBM time, plus the communication time, plus the part's
-    fixed ``overhead.op`` per operator.  A peak or a bandwidth the part does not declare
-    contributes no time (the estimate lists them)."""
+    """Duration of ``op`` on a device whose stream holds ``share`` of the cores:
+    max(operations / (peak x efficiency(kind, rows) x share), bytes / (HBM bandwidth x
+    memory efficiency x share)) + communication + the part's fixed time per operator of the
+    op's kind (``overhead.<kind>``, else ``overhead.op``).
+
+    The HBM bandwidth is shared like the cores: two streams that run at once each get the
+    share of the bandwidth their cores hold: exact for the op that finishes first under
+    rate sharing, an upper bound for the other, which could use the whole bandwidth once
+    alone (checked against a rate-sharing schedule in ``tests/test_calibrate.py``).  A
+    peak or a bandwidth the part does not declare contributes no time (the estimate lists
+    them)."""
     compute = 0.0
     if op.ops:
-        peak = facts.peak_of(op.fmt) * facts.eff(op.kind) * share
+        peak = facts.peak_of(op.fmt) * facts.eff_at(op.kind, op.rows) * share
         compute = op.ops / peak if peak > 0 else 0.0
-    bandwidth = facts.hbm_bw * facts.eff("memory")
+    bandwidth = facts.hbm_bw * _memory_eff(facts, op.kind, op.rows) * share
     memory = op.hbm_bytes / bandwidth if op.hbm_bytes and bandwidth > 0 else 0.0
-    return max(compute, memory) + op.comm_s + facts.overhead.get("op", 0.0)
+    fixed = facts.overhead.get(op.kind, facts.overhead.get("op", 0.0)) * op.kernels
+    return max(compute, memory) + op.comm_s + fixed
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,11 @@ class CommPaths:
     #: the start-up and synchronisation a kernel pays whatever its volume, which replaces
     #: the one path latency an undeclared collective is charged.
     collective_overhead: tuple[tuple[str, float], ...] = ()
+    #: (index of the route to other nodes, index of the route inside the node, share of the
+    #: per-device bytes that cross to other nodes) when the high-throughput kernels send a
+    #: token once per destination node and forward it there over the node's own plane
+    #: (DeepEP's normal kernels: InfiniBand to the node, NVLink inside it).
+    forward: tuple[int, int, float] | None = None
 
     def seconds(self, send: float, receive: float, collective: str = "") -> float:
         """Time to send ``send`` bytes and receive ``receive`` bytes, spread over the routes
@@ -105,11 +136,21 @@ class CommPaths:
         """The longest latency of the routes (s)."""
         return max((r.latency for r, _ in self.routes), default=0.0)
 
+    def _shares(self, collective: str) -> list[tuple[Route, float]]:
+        routes = list(self.routes)
+        if self.forward is None or collective not in COLLECTIVES:
+            return routes
+        remote, local, factor = self.forward
+        (r_out, s_out), (r_in, s_in) = routes[remote], routes[local]
+        routes[remote] = (r_out, s_out * factor)
+        routes[local] = (r_in, s_in + s_out)   # every forwarded copy crosses the node plane
+        return routes
+
     def _one_way(self, total: float, collective: str) -> float:
         measured = dict(self.collective_efficiency)
         family = collective.removesuffix(LOW_LATENCY)
         per_plane: dict[str, float] = {}
-        for r, share in self.routes:
+        for r, share in self._shares(collective):
             eff = measured.get(f"{r.plane}_{collective}",
                                measured.get(f"{r.plane}_{family}", r.efficiency))
             per_plane[r.plane] = per_plane.get(r.plane, 0.0) + total * share / \
@@ -139,13 +180,43 @@ class LayerShape:
     recv_tokens: float
     prefill: bool
     attention_tp: int = 1
+    microbatches: int = 1     # of the step (weights read once per step are shared by them)
 
 
 def gemm(name: str, stream: str, stage: int, macs: float, params: float, nbytes: float,
-         fmt: str) -> Op:
+         fmt: str, rows: float) -> Op:
     """A matrix multiply of ``macs`` multiply-accumulates over ``params`` weights of
-    ``nbytes`` bytes each."""
-    return Op(name, stream, stage, ops=2 * macs, fmt=fmt, hbm_bytes=params * nbytes)
+    ``nbytes`` bytes each, ``rows`` token rows per weight matrix (its M)."""
+    return Op(name, stream, stage, ops=2 * macs, fmt=fmt, hbm_bytes=params * nbytes,
+              rows=rows)
+
+
+#: Bytes of one activation value between kernels (BF16).
+ACTIVATION_BYTES = 2
+
+
+def vector(name: str, stream: str, stage: int, read: float, written: float,
+           rows: float = 0.0) -> Op:
+    """An element-wise or reduction kernel that reads ``read`` and writes ``written``
+    bytes of activations (RMSNorm, RoPE, quantisation, SwiGLU, permutation, top-k)."""
+    return Op(name, stream, stage, kind="vector", hbm_bytes=read + written, rows=rows)
+
+
+def norm(name: str, stream: str, stage: int, tokens: float, width: int) -> Op:
+    """RMSNorm of ``tokens`` vectors of ``width`` values (read, scaled, written in BF16)."""
+    size = tokens * width * ACTIVATION_BYTES
+    return vector(name, stream, stage, size, size, tokens)
+
+
+def quantise(name: str, stream: str, stage: int, tokens: float, width: int,
+             nbytes: float) -> list[Op]:
+    """Dynamic quantisation of ``tokens`` activations of ``width`` values before a GEMM
+    whose weights take ``nbytes`` per value: for 8-bit weights the activations are read in
+    BF16 and written in 8 bits (per-token scales are negligible); nothing for 16 bits."""
+    if nbytes >= ACTIVATION_BYTES:
+        return []
+    size = tokens * width
+    return [vector(name, stream, stage, size * ACTIVATION_BYTES, size * nbytes, tokens)]
 
 
 def streams(prefill: bool) -> tuple[str, str, str]:
@@ -160,45 +231,88 @@ def attention_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
 
 
 def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
-    """Gate, dispatch, routed (and shared) expert MLPs, combine (prefill on the
-    high-throughput collective kernels, decode on the low-latency ones)."""
+    """The FFN norm, gate and top-k selection, activation quantisation, dispatch, token
+    permutation, routed (and shared) expert MLPs with their SwiGLU, combine and the
+    weighted unpermutation (prefill on the high-throughput collective kernels, decode on the
+    low-latency ones; prefill runs the vector kernels on the vector cores)."""
     _, moe_stream, comm_stream = streams(s.prefill)
-    gate_stream = "vector" if s.prefill else moe_stream
+    vec = "vector" if s.prefill else moe_stream
     ex = a.expert_params
     fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
     kernel = "" if s.prefill else LOW_LATENCY
+    h, t, k = a.hidden, s.tokens, a.top_k
     ops = [
-        gemm("gate", gate_stream, 1, s.tokens * a.hidden * a.routed_experts,
-              a.hidden * a.routed_experts, a.bytes_of("gate"), a.precision.get("gate", "bf16")),
+        norm("ffn_norm", vec, 1, t, h),
+        gemm("gate", vec, 1, t * h * a.routed_experts, h * a.routed_experts,
+             a.bytes_of("gate"), a.precision.get("gate", "bf16"), t),
+        # FP32 scores read, (expert, weight) pairs written
+        vector("topk", vec, 1, t * a.routed_experts * 4, t * k * 8, t),
+        *quantise("quant_dispatch", vec, 1, t, h, a.bytes_of("dispatch")),
         Op("dispatch", comm_stream, 1, comm_s=paths.seconds(
             s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
             "dispatch" + kernel)),
     ]
     held = s.routed_experts_held + (a.shared_experts if s.shared_tokens else 0)
-    if s.routed_tokens or s.shared_tokens:
-        ops.append(gemm("experts", moe_stream, 1, (s.routed_tokens + s.shared_tokens) * ex,
-                        held * ex, nb, fmt))
-    ops.append(Op("combine", comm_stream, 1, comm_s=paths.seconds(
-        s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
-        "combine" + kernel)))
+    pairs = s.routed_tokens + s.shared_tokens
+    if pairs:
+        token = h * a.bytes_of("dispatch")
+        inter = a.expert_intermediate
+        ops += [
+            vector("permute", moe_stream, 1, pairs * token, pairs * token, pairs),
+            gemm("experts", moe_stream, 1, pairs * ex, held * ex, nb, fmt, pairs / held),
+            # gate and up halves read in BF16, the product written for the down projection
+            vector("swiglu", moe_stream, 1, pairs * 2 * inter * ACTIVATION_BYTES,
+                   pairs * inter * min(nb, ACTIVATION_BYTES), pairs),
+        ]
+    ops += [
+        Op("combine", comm_stream, 1, comm_s=paths.seconds(
+            s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
+            "combine" + kernel)),
+        vector("unpermute", vec, 1, t * k * h * ACTIVATION_BYTES, t * h * ACTIVATION_BYTES, t),
+    ]
     return restage(ops, s.prefill, 1)
 
 
 def dense_ops(a: ModelArch, s: LayerShape) -> list[Op]:
-    """The dense FFN of a layer that is not MoE (data parallel: every device holds it)."""
+    """The dense FFN of a layer that is not MoE (data parallel: every device holds it):
+    its norm, activation quantisation, the gate/up and down projections and SwiGLU."""
     _, moe_stream, _ = streams(s.prefill)
+    vec = "vector" if s.prefill else moe_stream
     params = 3 * a.hidden * a.dense_intermediate
-    return restage([gemm("dense_ffn", moe_stream, 1, s.tokens * params, params,
-                         a.bytes_of("dense"), a.precision.get("dense", "bf16"))],
-                   s.prefill, 1)
+    nb, t = a.bytes_of("dense"), s.tokens
+    return restage([
+        norm("ffn_norm", vec, 1, t, a.hidden),
+        *quantise("quant_ffn", vec, 1, t, a.hidden, nb),
+        gemm("dense_ffn", moe_stream, 1, t * params, params, nb,
+             a.precision.get("dense", "bf16"), t),
+        vector("swiglu", moe_stream, 1, t * 2 * a.dense_intermediate * ACTIVATION_BYTES,
+               t * a.dense_intermediate * min(nb, ACTIVATION_BYTES), t),
+    ], s.prefill, 1)
 
 
 def restage(ops: list[Op], prefill: bool, stage: int) -> list[Op]:
     """Prefill interleaves microbatches op by op (each op its own stage); decode runs a
     stream's ops of one layer back to back (one stage per stream)."""
+    ops = merge_vector(ops)
     if not prefill:
         return [replace(o, stage=stage) for o in ops]
     return [replace(o, stage=10 * stage + i) for i, o in enumerate(ops)]
+
+
+def merge_vector(ops: list[Op]) -> list[Op]:
+    """``ops`` with every run of consecutive vector kernels on one stream as one op (named
+    ``a+b``, their bytes and kernel counts added): the same time, as a vector kernel has
+    no arithmetic, with fewer events in the schedule."""
+    out: list[Op] = []
+    for op in ops:
+        last = out[-1] if out else None
+        if last is not None and op.kind == last.kind == "vector" and op.stream == last.stream:
+            out[-1] = replace(last, name=f"{last.name}+{op.name}",
+                              hbm_bytes=last.hbm_bytes + op.hbm_bytes,
+                              kernels=last.kernels + op.kernels)
+        else:
+            out.append(op)
+    return out
 
 
 def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list[Op]:
@@ -210,23 +324,28 @@ def layer_ops(a: ModelArch, layer: int, s: LayerShape, paths: CommPaths) -> list
 def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
              moe_shape: LayerShape) -> list[tuple[int, list[Op]]]:
     """Per-step work after the layers: the MTP module (one more MoE layer behind a 2h x h
-    projection) when ``mtp``, and the output head; as (layer index, ops) pairs, the head's
-    index -1."""
+    projection) when ``mtp``, then the output head and sampling; as (layer index, ops)
+    pairs, the head's index -1.
+
+    The head runs once per step over every token that needs logits (decode: each request's
+    tokens, the speculative one included; prefill: the last token of each prompt), in the
+    ``embedding`` precision; its weights are read once per step, shared by the step's
+    ``microbatches``.  Sampling reads the logits (BF16)."""
     out: list[tuple[int, list[Op]]] = []
     head_tokens = s.tokens if not s.prefill else s.requests
     head = a.vocab * a.hidden
     stream = streams(s.prefill)[0]
-    lm = gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
-              a.precision.get("embedding", "bf16"))
+    lm = gemm("lm_head", stream, 0, head_tokens * head, head / max(1, s.microbatches),
+              a.bytes_of("embedding"), a.precision.get("embedding", "bf16"), head_tokens)
+    sample = vector("sampling", stream, 0, head_tokens * a.vocab * ACTIVATION_BYTES,
+                    head_tokens * 8, head_tokens)
     if mtp and a.mtp_layers:
         proj = 2 * a.hidden * a.hidden
         eh = gemm("mtp_proj", stream, 0, s.tokens * proj, proj, a.bytes_of("attention"),
-                  a.precision.get("attention", "bf16"))
+                  a.precision.get("attention", "bf16"), s.tokens)
         out.append((a.layers, [eh, *attention_ops(a, moe_shape, paths),
                                *moe_ops(a, moe_shape, paths)]))
-        out.append((-1, [lm, lm]))
-    else:
-        out.append((-1, [lm]))
+    out.append((-1, [lm, sample]))
     return out
 
 

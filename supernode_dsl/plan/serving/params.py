@@ -37,6 +37,8 @@ class Workload:
     block_tokens: int
     decode_microbatches: int  # 0: the planner chooses
     prefill_microbatches: int
+    host_time: float = 0.0   # s of host work per step not hidden behind the device's
+    host_declared: bool = False  # whether the deployment declares host_time
 
 
 def _value(spec: Spec, name: str, default: float) -> float:
@@ -71,6 +73,8 @@ def read_workload(spec: Spec, sink: DiagnosticSink) -> Workload:
         block_tokens=int(_value(spec, "cache.block_tokens", 128)),
         decode_microbatches=int(_value(spec, "decode.microbatches", 0)),
         prefill_microbatches=int(_value(spec, "prefill.microbatches", 0)),
+        host_time=_value(spec, "workload.host_time", 0.0),
+        host_declared=spec.get("workload.host_time") is not None,
     )
     _check(spec, w, sink)
     return w

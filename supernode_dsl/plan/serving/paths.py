@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import networkx as nx
 
@@ -25,11 +25,17 @@ def relays(source: Device, source_group: Sequence[Device], target: Device,
     return tuple(d.path for d in order)
 
 
-def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts) -> CommPaths:
+def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts,
+                   distinct: Callable[[int], float] | None = None) -> CommPaths:
     """Routes from the instance's first device to the others, by class (same accelerator,
     same node, another node), each class weighted by its share of the other devices: expert
     traffic is spread evenly over the instance's devices.  Raises ValueError naming a device
-    no plane reaches."""
+    no plane reaches.
+
+    When the part forwards inside nodes (``a2a_forward = "node"``), ``distinct(n)`` gives
+    the expected distinct units among ``n`` equal ones that a token's experts land on; the
+    share of bytes crossing to other nodes is then the distinct remote nodes over the
+    distinct remote devices."""
     source = devices[0]
     classes: dict[str, list[Device]] = {}
     for d in devices[1:]:
@@ -45,8 +51,18 @@ def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts) -
         if r is None:
             raise ValueError(f"no plane joins {source.path} and {target.path}")
         routes.append((r, len(members) / total))
+    keys = list(classes)
+    forward = None
+    if facts.forward == "node" and distinct is not None and "remote" in keys \
+            and "node" in keys:
+        nodes = len({d.node for d in devices})
+        per_node = len(devices) / nodes
+        remote_devices = distinct(len(devices)) * (len(devices) - per_node) / len(devices)
+        remote_nodes = distinct(nodes) * (nodes - 1) / nodes
+        forward = (keys.index("remote"), keys.index("node"),
+                   min(1.0, remote_nodes / remote_devices) if remote_devices else 1.0)
     return CommPaths(tuple(routes), _collective(facts.efficiency, True),
-                     _collective(facts.overhead, False))
+                     _collective(facts.overhead, False), forward)
 
 
 def _collective(values: Mapping[str, float], per_plane: bool

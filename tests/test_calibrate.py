@@ -1,0 +1,142 @@
+"""Calibration: declared measurements and bounded free parameters (plan/serving/calibrate.py),
+the efficiency tables, and the shared-HBM approximation against a rate-sharing schedule.
+
+The shipped fit must use layer-level measurements only, keep every fitted value inside its
+declared bounds, and still reproduce its recorded residuals with the current cost model.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from supernode_dsl import compile_file
+from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.graph import build_graph
+from supernode_dsl.plan import role_contexts
+from supernode_dsl.plan.serving.calibrate import (
+    END_TO_END,
+    FIGURES,
+    apply_fitted,
+    figure_seconds,
+    read_calibration,
+)
+from supernode_dsl.plan.serving.hardware import DeviceFacts, interpolate
+from supernode_dsl.plan.serving.ops import Op, op_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+FITTED = ROOT / "topologies/calibration/cloudmatrix-infer.fitted.cmx"
+INPUT = ROOT / "topologies/calibration/cloudmatrix-infer.cmx"
+
+
+def _read(path: Path):  # type: ignore[no-untyped-def]
+    spec = next(s for s in compile_file(path, {}).specs if s.category == "calibration")
+    sink = DiagnosticSink()
+    cal = read_calibration(spec, sink)
+    return cal, sink
+
+
+def test_shipped_fit_uses_layer_level_inputs_and_stays_in_bounds() -> None:
+    for path in (INPUT, FITTED):
+        cal, sink = _read(path)
+        assert cal is not None and not sink.diagnostics
+        assert cal.measurements and all(m.figure in FIGURES for m in cal.measurements)
+        assert not any(m.figure in END_TO_END for m in cal.measurements)
+    fitted = dict(cal.fitted)
+    assert set(fitted) == {p.attr for p in cal.free}
+    for p in cal.free:
+        assert p.low <= fitted[p.attr] <= p.high, p.attr
+
+
+def test_an_end_to_end_figure_is_refused_as_input(tmp_path: Path) -> None:
+    text = INPUT.read_text().replace('figure.layer_mtp       = "decode_layer"',
+                                     'figure.layer_mtp       = "tpot"')
+    assert '"tpot"' in text
+    bad = tmp_path / "bad.cmx"
+    bad.write_text(text)
+    cal, sink = _read(bad)
+    assert cal is None
+    assert any(d.code == "E022" and "validation only" in d.message for d in sink.diagnostics)
+
+
+def test_fitted_residuals_are_what_the_model_gives_now() -> None:
+    cal, _ = _read(FITTED)
+    assert cal is not None
+    topo = compile_file(FITTED.parent / cal.topology, {})
+    ctx = role_contexts(topo, build_graph(topo), cal.deployment)["decode"]
+    ctx = type(ctx)(**{**ctx.__dict__, "facts": apply_fitted(ctx.facts, dict(cal.fitted))})
+    m = next(m for m in cal.measurements if m.name == "layer_mtp")
+    residual = dict(cal.residuals)["layer_mtp"]
+    assert figure_seconds(ctx, m) / m.value - 1 == pytest.approx(residual, abs=1e-4)
+
+
+def test_efficiency_tables_interpolate_in_log_size_and_hold_their_ends() -> None:
+    points = ((64.0, 0.2), (256.0, 0.6))
+    assert interpolate(points, 8) == 0.2 and interpolate(points, 4096) == 0.6
+    assert interpolate(points, 128) == pytest.approx(0.4)
+    assert math.isclose(interpolate(points, 64), 0.2)
+
+
+def _rate_shared(a: float, b: float, share: float, bandwidth: float) -> tuple[float, float]:
+    """Finish times of two memory-bound transfers of ``a`` and ``b`` bytes that start
+    together and share HBM in proportion ``share`` : ``1 - share`` while both run; the one
+    left alone gets all of it (processor sharing)."""
+    ta, tb = a / (share * bandwidth), b / ((1 - share) * bandwidth)
+    if ta <= tb:
+        return ta, ta + (b - (1 - share) * bandwidth * ta) / bandwidth
+    return tb + (a - share * bandwidth * tb) / bandwidth, tb
+
+
+@given(st.floats(1e6, 1e9), st.floats(1e6, 1e9), st.floats(0.1, 0.9))
+def test_shared_hbm_is_exact_while_both_streams_run_and_a_bound_after(
+        a: float, b: float, share: float) -> None:
+    facts = DeviceFacts("D", {"bf16": 1e15}, 64e9, 1e12, {"aic": 24}, {"memory": 1.0})
+    ours = (op_seconds(Op("a", "attention", 0, kind="vector", hbm_bytes=a), facts, share),
+            op_seconds(Op("b", "moe", 0, kind="vector", hbm_bytes=b), facts, 1 - share))
+    exact = _rate_shared(a, b, share, 1e12)
+    first = min(range(2), key=lambda i: exact[i])
+    assert ours[first] == pytest.approx(exact[first], rel=1e-9)
+    assert ours[1 - first] >= exact[1 - first] * (1 - 1e-9)
+
+
+def test_cmx_calibrate_fits_a_declared_parameter_through_the_cli(tmp_path: Path) -> None:
+    topology = ROOT / "topologies/deepseek-r1-cloudmatrix384.cmx"
+    (tmp_path / "one.cmx").write_text(f'''calibration One {{
+    part = "Ascend910CDie"
+    topology = "{topology}"
+    measure.layer = 1260 us
+    figure.layer = "decode_layer"
+    batch.layer = 96
+    mtp.layer = true
+    microbatches.layer = 2
+    split.layer = 16
+    source.layer = "arXiv 2506.12708 v2"
+    low.overhead.gemm = 0 us
+    high.overhead.gemm = 20 us
+    start.overhead.gemm = 5 us
+}}
+''')
+    out = tmp_path / "fitted.cmx"
+    done = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "calibrate",
+                           str(tmp_path / "one.cmx"), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    cal, sink = _read(out)
+    assert cal is not None and not sink.diagnostics
+    (attr, value), = cal.fitted
+    assert attr == "overhead.gemm" and 0 <= value <= 20e-6
+    assert abs(dict(cal.residuals)["layer"]) < 0.01   # one parameter, one measurement
+
+
+def test_cmx_calibrate_refuses_a_file_without_a_calibration(tmp_path: Path) -> None:
+    out = tmp_path / "fitted.cmx"
+    done = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "calibrate",
+                           str(ROOT / "topologies/cloudmatrix384.cmx"), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 1 and "error[E025]" in done.stderr and not out.exists()
