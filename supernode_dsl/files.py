@@ -4,8 +4,9 @@ Reading (:func:`read_bytes`, :func:`read_text`): every input file -- a ``.cmx`` 
 imports, expert loads, plans -- is checked with ``os.stat`` before it is opened: only a
 regular file is read (a FIFO, a device, a directory or a socket is ``E028``), and only up to
 :func:`max_input_bytes` (``E027``: 16 MiB for a ``.cmx`` source, 64 MiB for a data file,
-loads or a plan; ``CMX_MAX_INPUT_BYTES`` sets both).  The file is opened non-blocking, so a FIFO swapped in after the check cannot hang
-the reader, and checked again on the open descriptor.  Text that is not UTF-8 is reported at
+loads or a plan; ``CMX_MAX_INPUT_BYTES`` sets both).  The file is opened non-blocking, so
+a FIFO swapped in after the check cannot hang the reader, and checked again on the open
+descriptor.  Text that is not UTF-8 is reported at
 the line and column of the first bad byte.  A file that cannot be opened is reported with
 the caller's code (``E011`` for sources, ``E021`` for loads, ``E024`` for plans).
 
