@@ -13,13 +13,12 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_cli import ROOT, Batch, assert_input_error
+from test_cli import ROOT, Batch, Runs, assert_input_error
 
 import supernode_dsl as cmx
 from supernode_dsl import files
@@ -31,15 +30,6 @@ SMALL = 'plane ub "u"\ndie D { hbm = 64 GB }\nnode N {\n    die[2]: D\n' \
         '    link ub die[0] <-> die[1] { bw = 28 GB/s }\n}\ninstance n: N\n'
 KEEP = b"keep these bytes\n"
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-@dataclass(frozen=True)
-class Runs:
-    batch: Batch
-    tmp: Path
-
-    def __call__(self, key: str) -> subprocess.CompletedProcess[str]:
-        return self.batch.run(key)
 
 
 @pytest.fixture(scope="module")
