@@ -76,8 +76,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         "trace-is-plan": (["plan", TINY, "-o", f"{t}/plan.json", "--trace",
                            f"{t}/plan.json"], None),
         "out-special": (["compile", f"{t}/small.cmx", "-o", str(special)], None),
-        "plan-ok": (["plan", TINY, "-o", f"{t}/new-plan.json", "--trace",
-                     f"{t}/new-trace.json"], None),
     }
     batch = Batch(commands)
     yield Runs(batch, tmp)
@@ -145,13 +143,6 @@ def test_outputs_that_cannot_be_written_are_found_before_any_work(tmp_path: Path
         assert info.value.codes == [code]
     with pytest.raises(OutputConflict):
         files.check_outputs(["-", "-"])
-
-
-def test_plan_and_trace_are_written_together(runs: Runs) -> None:
-    assert runs("plan-ok").returncode == 0, runs("plan-ok").stderr
-    assert (runs.tmp / "new-plan.json").stat().st_size > 0
-    assert (runs.tmp / "new-trace.json").stat().st_size > 0
-    assert not list(runs.tmp.glob(".*.tmp*")), "a staged file was left behind"
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
