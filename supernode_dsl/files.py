@@ -3,7 +3,7 @@
 Reading (:func:`read_bytes`, :func:`read_text`): every input file -- a ``.cmx`` file and its
 imports, expert loads, plans -- is checked with ``os.stat`` before it is opened: only a
 regular file is read (a FIFO, a device, a directory or a socket is ``E028``), and only up to
-:func:`max_input_bytes` (``E027``: 16 MiB for a ``.cmx`` source, 64 MiB for a data file,
+:func:`max_input_bytes` (``E027``: 1 MiB for a ``.cmx`` source, 64 MiB for a data file,
 loads or a plan; ``CMX_MAX_INPUT_BYTES`` sets both).  The file is opened non-blocking, so
 a FIFO swapped in after the check cannot hang the reader, and checked again on the open
 descriptor.  Text that is not UTF-8 is reported at
@@ -48,9 +48,9 @@ __all__ = [
 
 #: The environment variable that sets the size limit of every input file, in bytes.
 MAX_INPUT_BYTES_ENV = "CMX_MAX_INPUT_BYTES"
-#: The size limit of a ``.cmx`` source when ``CMX_MAX_INPUT_BYTES`` is not set: a thousand
-#: times the largest shipped machine, and parsed in a few seconds.
-DEFAULT_MAX_SOURCE_BYTES = 16 * 1024 * 1024
+#: The size limit of a ``.cmx`` source when ``CMX_MAX_INPUT_BYTES`` is not set: 200 times
+#: the largest shipped machine (5 KB); 1 MiB of statements takes over a minute to check.
+DEFAULT_MAX_SOURCE_BYTES = 1024 * 1024
 #: The size limit of a data file (expert loads, a plan) when ``CMX_MAX_INPUT_BYTES`` is not
 #: set: a plan of CloudMatrix384 is about 4.5 MB.
 DEFAULT_MAX_DATA_BYTES = 64 * 1024 * 1024

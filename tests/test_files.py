@@ -94,7 +94,7 @@ def test_devices_fifos_and_directories_are_refused_as_inputs(runs: Runs) -> None
 
 def test_an_input_over_the_size_limit_fails_fast(runs: Runs) -> None:
     assert_input_error(runs("big"), "E027")
-    assert "the limit for an input file is 16.0 MiB (raise it with CMX_MAX_INPUT_BYTES=" \
+    assert "the limit for an input file is 1.0 MiB (raise it with CMX_MAX_INPUT_BYTES=" \
         in runs("big").stderr
 
 
