@@ -234,7 +234,7 @@ def test_writer_puts_back_what_a_failed_rename_replaced(tmp_path: Path,
             raise OSError(5, "Input/output error")
         real_replace(src, dst)
 
-    monkeypatch.setattr(files.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(CmxError):
         write_outputs([Output(a, "1"), Output(b, "2"), Output(c, "3")])
     assert a.read_bytes() == KEEP and not b.exists() and not c.exists()
