@@ -352,7 +352,7 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
 
 def _check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None]) -> None:
     """Before any work: an output that is an input or another output is a usage error
-    (exit 2); one that cannot be written (E028, E029) exits 1."""
+    (exit 2); one that cannot be written (E031, E032) exits 1."""
     try:
         check_outputs([o for o in outputs if o is not None], [i for i in inputs if i])
     except OutputConflict as err:
@@ -480,12 +480,12 @@ _STREAM_ERRORS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUO
 
 
 def _stdout_failed(err: OSError) -> NoReturn:
-    """E029 for a failed write to standard output; the stream is pointed at the null device
+    """E032 for a failed write to standard output; the stream is pointed at the null device
     so that the interpreter's own flush at exit cannot fail again."""
     with contextlib.suppress(OSError, ValueError):
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
-    click.echo(f"cmx: error[E029]: cannot write standard output: {err.strerror or err}",
+    click.echo(f"cmx: error[E032]: cannot write standard output: {err.strerror or err}",
                err=True)
     sys.exit(1)
 

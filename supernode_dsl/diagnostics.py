@@ -58,9 +58,9 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
-    "E027": "input file too large",
-    "E028": "not a regular file",
-    "E029": "cannot write output",
+    "E030": "input file too large",
+    "E031": "not a regular file",
+    "E032": "cannot write output",
     "W001": "parameter used where an index variable looks meant",
 }
 

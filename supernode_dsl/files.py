@@ -2,8 +2,8 @@
 
 Reading (:func:`read_bytes`, :func:`read_text`): every input file -- a ``.cmx`` file and its
 imports, expert loads, plans -- is checked with ``os.stat`` before it is opened: only a
-regular file is read (a FIFO, a device, a directory or a socket is ``E028``), and only up to
-:func:`max_input_bytes` (``E027``: 1 MiB for a ``.cmx`` source, 64 MiB for a data file,
+regular file is read (a FIFO, a device, a directory or a socket is ``E031``), and only up to
+:func:`max_input_bytes` (``E030``: 1 MiB for a ``.cmx`` source, 64 MiB for a data file,
 loads or a plan; ``CMX_MAX_INPUT_BYTES`` sets both).  The file is opened non-blocking, so
 a FIFO swapped in after the check cannot hang the reader, and checked again on the open
 descriptor.  Text that is not UTF-8 is reported at
@@ -15,8 +15,8 @@ Each is staged in a temporary file next to its target and renamed over it only o
 output is staged (and standard output written); a failed rename puts back the files already
 replaced.  A symlink is followed and its target replaced.  An output that is one of the
 inputs or another output is an :class:`OutputConflict` (a usage error); one that exists and
-is not a regular file is ``E028`` (``-`` is standard output, the only stream allowed); a
-failed write (no such folder, no space, a closed pipe) is ``E029``.
+is not a regular file is ``E031`` (``-`` is standard output, the only stream allowed); a
+failed write (no such folder, no space, a closed pipe) is ``E032``.
 """
 
 from __future__ import annotations
@@ -81,19 +81,19 @@ def max_input_bytes(source: bool = False) -> int:
     :data:`DEFAULT_MAX_SOURCE_BYTES` for a ``source`` and :data:`DEFAULT_MAX_DATA_BYTES` for
     a data file.
 
-    Raises :class:`CmxError` (``E027``) when the variable is not a positive whole number.
+    Raises :class:`CmxError` (``E030``) when the variable is not a positive whole number.
     """
     raw = os.environ.get(MAX_INPUT_BYTES_ENV, "").strip().replace("_", "")
     if not raw:
         return DEFAULT_MAX_SOURCE_BYTES if source else DEFAULT_MAX_DATA_BYTES
     if not raw.isdigit() or int(raw) < 1 or len(raw) > 18:
-        raise _error("E027", f"{MAX_INPUT_BYTES_ENV}={os.environ[MAX_INPUT_BYTES_ENV]!r}: "
+        raise _error("E030", f"{MAX_INPUT_BYTES_ENV}={os.environ[MAX_INPUT_BYTES_ENV]!r}: "
                      "give the limit in bytes, a whole number >= 1")
     return int(raw)
 
 
 def _too_large(name: str, size: str, limit: int, at: Span | None) -> CmxError:
-    return _error("E027", f"'{name}' is {size}; the limit for an input file is {_mib(limit)} "
+    return _error("E030", f"'{name}' is {size}; the limit for an input file is {_mib(limit)} "
                   f"(raise it with {MAX_INPUT_BYTES_ENV}=BYTES)", at)
 
 
@@ -102,7 +102,7 @@ def read_bytes(path: str | Path, code: str, at: Span | None = None, *,
     """The bytes of the regular file ``path``, at most ``limit`` (default
     :func:`max_input_bytes` of a data file) of them.
 
-    Raises :class:`CmxError`: ``E028`` if ``path`` is not a regular file, ``E027`` if it is
+    Raises :class:`CmxError`: ``E031`` if ``path`` is not a regular file, ``E030`` if it is
     larger than the limit, ``code`` if it cannot be opened or read.  ``at`` locates the
     diagnostic (an ``import``), ``shown`` is the name it gives (default ``path``).
     """
@@ -133,7 +133,7 @@ def read_bytes(path: str | Path, code: str, at: Span | None = None, *,
 
 def _check_kind(mode: int, name: str, at: Span | None) -> None:
     if (kind := _kind(mode)) is not None:
-        raise _error("E028", f"'{name}' is {kind}; cmx reads only regular files", at)
+        raise _error("E031", f"'{name}' is {kind}; cmx reads only regular files", at)
 
 
 def _reason(err: OSError | ValueError) -> str:
@@ -200,8 +200,8 @@ def check_outputs(paths: Sequence[str | Path], inputs: Iterable[str | Path] = ()
     """Check that ``paths`` can be written: before a command runs and again before it writes.
 
     Raises :class:`OutputConflict` when an output is one of ``inputs`` or appears twice
-    (standard output ``-`` included), :class:`CmxError` ``E028`` when an output exists and
-    is not a regular file (after symlinks), ``E029`` when its folder does not exist.
+    (standard output ``-`` included), :class:`CmxError` ``E031`` when an output exists and
+    is not a regular file (after symlinks), ``E032`` when its folder does not exist.
     """
     seen: dict[object, str] = {}
     if sum(1 for p in paths if _is_stdout(p)) > 1:
@@ -241,13 +241,13 @@ def _target_problem(path: str | Path, real: str) -> Diagnostic | None:
     except FileNotFoundError:
         folder = os.path.dirname(real) or "."
         if not os.path.isdir(folder):
-            return Diagnostic("E029", f"cannot write '{path}': the folder '{folder}' does not "
+            return Diagnostic("E032", f"cannot write '{path}': the folder '{folder}' does not "
                               "exist")
         return None
     except (OSError, ValueError) as err:
-        return Diagnostic("E029", f"cannot write '{path}': {_reason(err)}")
+        return Diagnostic("E032", f"cannot write '{path}': {_reason(err)}")
     if (kind := _kind(mode)) is not None:
-        return Diagnostic("E028", f"'{path}' is {kind}; cmx writes only regular files "
+        return Diagnostic("E031", f"'{path}' is {kind}; cmx writes only regular files "
                           "(use -o - for standard output)")
     return None
 
@@ -326,8 +326,8 @@ def _write_stdout(data: bytes) -> None:
 def write_outputs(outputs: Sequence[Output], inputs: Iterable[str | Path] = ()) -> None:
     """Write every output of a command, all or none (see the module's description).
 
-    Raises :class:`OutputConflict` or :class:`CmxError` (``E028``, ``E029``) as
-    :func:`check_outputs`, and ``E029`` when a write fails; then no output file has changed
+    Raises :class:`OutputConflict` or :class:`CmxError` (``E031``, ``E032``) as
+    :func:`check_outputs`, and ``E032`` when a write fails; then no output file has changed
     (standard output, written last before the renames, may hold part of its data).
     """
     check_outputs([o.path for o in outputs], inputs)
@@ -347,7 +347,7 @@ def write_outputs(outputs: Sequence[Output], inputs: Iterable[str | Path] = ()) 
     except OSError as err:
         where = "standard output" if current is not None and _is_stdout(current.path) else (
             f"'{current.path}'" if current is not None else "the outputs")
-        raise _error("E029", f"cannot write {where}: {_reason(err)}; no output file was "
+        raise _error("E032", f"cannot write {where}: {_reason(err)}; no output file was "
                      "changed") from None
     finally:
         for s in staged:

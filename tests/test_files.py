@@ -84,16 +84,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
 
 def test_devices_fifos_and_directories_are_refused_as_inputs(runs: Runs) -> None:
     for key in ("check-fifo", "imports", "loads-zero", "previous-zero", "plan-fifo"):
-        assert_input_error(runs(key), "E028")
+        assert_input_error(runs(key), "E031")
     # each import is located at its statement
     imports = runs("imports").stderr
-    assert "imports.cmx:1:1: error[E028]: " in imports and "is a FIFO" in imports
-    assert "imports.cmx:2:1: error[E028]: '/dev/zero' is a character device" in imports
+    assert "imports.cmx:1:1: error[E031]: " in imports and "is a FIFO" in imports
+    assert "imports.cmx:2:1: error[E031]: '/dev/zero' is a character device" in imports
     assert "'/dev/zero' is a character device" in runs("loads-zero").stderr
 
 
 def test_an_input_over_the_size_limit_fails_fast(runs: Runs) -> None:
-    assert_input_error(runs("big"), "E027")
+    assert_input_error(runs("big"), "E030")
     assert "the limit for an input file is 1.0 MiB (raise it with CMX_MAX_INPUT_BYTES=" \
         in runs("big").stderr
 
@@ -124,20 +124,20 @@ def test_an_output_that_is_an_input_or_another_output_is_a_usage_error(runs: Run
 
 
 def test_a_failed_command_leaves_every_output_untouched(runs: Runs) -> None:
-    assert_input_error(runs("trace-missing-dir"), "E029")
+    assert_input_error(runs("trace-missing-dir"), "E032")
     assert (runs.tmp / "plan.json").read_bytes() == KEEP
 
 
 def test_a_device_or_fifo_output_is_refused_and_kept(runs: Runs) -> None:
-    assert_input_error(runs("out-special"), "E028")
+    assert_input_error(runs("out-special"), "E031")
     mode = os.stat(runs.tmp / ("null" if IS_ROOT else "out.fifo")).st_mode
     assert stat.S_ISCHR(mode) if IS_ROOT else stat.S_ISFIFO(mode)
 
 
 def test_outputs_that_cannot_be_written_are_found_before_any_work(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "f")
-    for path, code in ((tmp_path / "f", "E028"), (tmp_path, "E028"),
-                       (tmp_path / "no" / "x", "E029")):
+    for path, code in ((tmp_path / "f", "E031"), (tmp_path, "E031"),
+                       (tmp_path / "no" / "x", "E032")):
         with pytest.raises(CmxError) as info:
             files.check_outputs([path])
         assert info.value.codes == [code]
@@ -157,7 +157,7 @@ def test_a_full_standard_output_is_a_diagnostic(args: list[str], tmp_path: Path)
                               cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True,
                               timeout=60, check=False)
     assert proc.returncode == 1, proc.stderr
-    assert "error[E029]: cannot write standard output: No space left on device" in proc.stderr
+    assert "error[E032]: cannot write standard output: No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
 
 
@@ -169,7 +169,7 @@ def test_reader_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
                        (Path("/dev/zero"), "a character device")):
         with pytest.raises(CmxError) as info:
             read_bytes(path, "E011")
-        assert info.value.codes == ["E028"] and kind in str(info.value)
+        assert info.value.codes == ["E031"] and kind in str(info.value)
     with pytest.raises(CmxError) as info:
         read_bytes(tmp_path / "missing", "E021")
     assert info.value.codes == ["E021"] and "No such file" in str(info.value)
@@ -182,13 +182,13 @@ def test_reader_size_limit_and_environment(tmp_path: Path,
     assert read_bytes(p, "E011", limit=10) == b"0123456789"
     with pytest.raises(CmxError) as info:
         read_bytes(p, "E011", limit=9)
-    assert info.value.codes == ["E027"]
+    assert info.value.codes == ["E030"]
     monkeypatch.setenv(files.MAX_INPUT_BYTES_ENV, "1_000")
     assert files.max_input_bytes() == files.max_input_bytes(source=True) == 1000
     monkeypatch.setenv(files.MAX_INPUT_BYTES_ENV, "lots")
     with pytest.raises(CmxError) as info:
         read_bytes(p, "E011")
-    assert info.value.codes == ["E027"]
+    assert info.value.codes == ["E030"]
 
 
 def test_reader_locates_a_decoding_error(tmp_path: Path) -> None:
@@ -218,7 +218,7 @@ def test_writer_stages_everything_or_writes_nothing(tmp_path: Path,
     monkeypatch.setattr(files, "_stage", failing_stage)
     with pytest.raises(CmxError) as info:
         write_outputs([Output(a, "new"), Output(b, "new")])
-    assert info.value.codes == ["E029"] and "No space left" in str(info.value)
+    assert info.value.codes == ["E032"] and "No space left" in str(info.value)
     assert a.read_bytes() == KEEP and not b.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 

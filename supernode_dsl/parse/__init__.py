@@ -72,7 +72,7 @@ def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
 def _read(path: Path, sink: DiagnosticSink, at: Span | None,
           shown: str | None = None) -> SourceText | None:
     """``path``'s text through the one reader (regular files only, size-limited); its
-    mistakes (E011, E027, E028) go to ``sink``."""
+    mistakes (E011, E030, E031) go to ``sink``."""
     try:
         return read_text(path, "E011", at, shown=shown, limit=max_input_bytes(source=True))
     except CmxError as err:
