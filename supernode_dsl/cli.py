@@ -243,9 +243,13 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     outputs: list[tuple[Path, str | bytes]] = [(output, document_json(data))]
     if trace_path is not None and trace is not None:
         outputs.append((trace_path, trace))
+    summary = "".join(f"{line}\n" for line in plan_summary(doc))
+    to_stderr = str(output) == "-" or str(trace_path) == "-"
+    if not to_stderr:  # written with the files: a full standard output changes none of them
+        outputs.append((Path("-"), summary))
     _write(model, outputs, [loads_path, previous_path])
-    for line in plan_summary(doc):
-        click.echo(line, err=str(output) == "-" or str(trace_path) == "-")
+    if to_stderr:
+        click.echo(summary, err=True, nl=False)
 
 
 @cli.command("emit")

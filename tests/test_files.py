@@ -146,19 +146,24 @@ def test_outputs_that_cannot_be_written_are_found_before_any_work(tmp_path: Path
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
-@pytest.mark.parametrize("args", [["compile", "SMALL", "-o", "-"], ["check", "SMALL"]],
-                         ids=["compile-stdout", "check-summary"])
+@pytest.mark.parametrize("args", [["compile", "SMALL", "-o", "-"], ["check", "SMALL"],
+                                  ["plan", TINY, "-o", "OUT"]],
+                         ids=["compile-stdout", "check-summary", "plan-summary"])
 def test_a_full_standard_output_is_a_diagnostic(args: list[str], tmp_path: Path) -> None:
-    small = tmp_path / "small.cmx"
+    """A full standard output is E032, and the plan's summary, written with the plan file,
+    leaves no plan behind."""
+    small, out = tmp_path / "small.cmx", tmp_path / "plan.json"
     small.write_text(SMALL, encoding="utf-8")
+    names = {"SMALL": str(small), "OUT": str(out)}
     with open("/dev/full", "w") as full:  # opened for writing: harmless
         proc = subprocess.run([sys.executable, "-m", "supernode_dsl",
-                               *[str(small) if a == "SMALL" else a for a in args]],
+                               *[names.get(a, a) for a in args]],
                               cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True,
                               timeout=60, check=False)
     assert proc.returncode == 1, proc.stderr
     assert "error[E032]: cannot write standard output: No space left on device" in proc.stderr
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    assert not out.exists()
 
 
 # ---- the reader ---------------------------------------------------------------------------
