@@ -463,6 +463,47 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
         click.echo(f"plane {p}: {bw / 1e9:,.2f} GB/s")
 
 
+@cli.command("lsp")
+def lsp_cmd() -> None:
+    """Run the language server for editors (LSP over standard input and output)."""
+    try:
+        from supernode_dsl.lsp.server import serve
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        click.echo("cmx: error: `cmx lsp` needs pygls: pip install 'supernode-dsl[lsp]'",
+                   err=True)
+        sys.exit(1)
+    serve()
+
+
+@cli.command("sweep")
+@_compile_options
+@click.option("-p", "--param", "axes", multiple=True, required=True,
+              metavar="NAME=V1,V2|LO:HI:STEP", help="A swept parameter (repeat for a grid).")
+@click.option("--deployment", help="The deployment to plan when the file declares several.")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of points.jsonl (finished points), table.csv and table.json.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Local processes or Ray tasks.")
+@click.option("--address", help="Ray cluster (--backend ray): ray://HOST:10001 or auto.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Local processes (default: CPUs).")
+@click.option("--pareto", "pareto_y", type=click.Choice(["tpot_ms", "ttft_ms"]),
+              default="tpot_ms", show_default=True,
+              help="Latency of the front against decode tokens/s per NPU.")
+def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tuple[str, ...],
+              deployment: str | None, output: Path, backend: str, address: str | None,
+              jobs: int | None, pareto_y: str) -> None:
+    """Plan FILE's deployment at every point of a grid of parameters, in parallel."""
+    from supernode_dsl.sweep.cli import sweep_main
+
+    try:
+        sweep_main(file, _defines(defines), axes, deployment, output, backend, address, jobs,
+                   pareto_y, Limits(max_instances=max_instances))
+    except CmxError as err:
+        _fail(err.diagnostics)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     try:

@@ -27,6 +27,7 @@ __all__ = [
     "Dim",
     "Quantity",
     "dim_name",
+    "format_quantity",
     "suggest_unit",
 ]
 
@@ -143,3 +144,35 @@ def suggest_unit(word: str) -> str | None:
         return lowered[word.lower()]
     close = difflib.get_close_matches(word, list(UNITS), n=1, cutoff=0.6)
     return close[0] if close else None
+
+
+#: Display units per dimension, largest first: a value is shown in the first one it reaches.
+_DISPLAY: dict[Dim, tuple[tuple[float, str], ...]] = {
+    BYTES: ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1.0, "B")),
+    BANDWIDTH: ((1e15, "PB/s"), (1e12, "TB/s"), (1e9, "GB/s"), (1e6, "MB/s"), (1e3, "kB/s"),
+                (1.0, "B/s")),
+    TIME: ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"), (1e-12, "ps")),
+    OPS_RATE: ((1e18, "EFLOPS"), (1e15, "PFLOPS"), (1e12, "TFLOPS"), (1e9, "GFLOPS"),
+               (1e6, "MFLOPS"), (1.0, "FLOPS")),
+    POWER: ((1e3, "kW"), (1.0, "W")),
+    FREQUENCY: ((1e9, "GHz"), (1e6, "MHz"), (1e3, "kHz"), (1.0, "Hz")),
+}
+
+
+def format_quantity(q: Quantity, digits: int = 6) -> str:
+    """A quantity in the largest decimal unit of its dimension it reaches, ``digits``
+    significant digits: ``Quantity(2.8e10, BANDWIDTH)`` -> ``'28 GB/s'``, ``6e-7 s`` ->
+    ``'600 ns'``, zero in the base unit (``'0 s'``).  A plain number has no unit; a dimension
+    without display units is shown in base units (``'3 B^2'``)."""
+    scales = _DISPLAY.get(q.dim)
+    if scales is None:
+        if q.dim.is_dimensionless:
+            return f"{q.value:.{digits}g}"
+        return f"{q.value:.{digits}g} " + " ".join(
+            f"{name}^{exp}" if exp != 1 else name
+            for name, exp in (("B", q.dim.byte), ("s", q.dim.second), ("op", q.dim.op),
+                              ("W", q.dim.watt)) if exp)
+    base = next((f, u) for f, u in scales if f == 1.0)
+    factor, unit = next(((f, u) for f, u in scales if abs(q.value) >= f),
+                        scales[-1] if q.value else base)
+    return f"{q.value / factor:.{digits}g} {unit}"

@@ -97,7 +97,7 @@ def test_emitters_are_registered_with_their_options() -> None:
     found = available_emitters()
     for cls in EMITTERS:
         assert found[cls.name] is cls
-        assert {o.name for o in cls.options} == {"view", "node", "plane"}
+        assert {o.name for o in cls.options} == {"view", "node", "plane", "dims"}
     assert (DotEmitter.suffix, SvgEmitter.suffix, PngEmitter.suffix) == (".dot", ".svg", ".png")
 
 
@@ -144,6 +144,22 @@ def test_cloudmatrix_supernode_view_totals() -> None:
         assert f"{plane}: " in dot.split("node [", 1)[0]
 
 
+def test_links_inside_a_box_are_stated_in_its_label_not_on_a_loop() -> None:
+    """A TPU v4 pod of 4 x 4 x 4 chips (hosts of 2 x 2): a 3-D torus has 3 links per chip,
+    192; 4 of them per host are on the board (64), the other 128 join hosts."""
+    dot = dot_text(shipped_graph("tpu-v4-pod.cmx"))
+    assert ("ici inside: 128 × 50 GB/s = 6.4 TB/s\\nici inside: 4 × 50 GB/s = 200 GB/s "
+            "per host") in dot
+    (loop,) = [a for t, h, a in edges(dot) if t == h]
+    assert "label" not in loop and "xlabel" not in loop
+    assert int(loop["cmx_links"]) == 192 and float(loop["cmx_bandwidth"]) == 192 * 50 * GB
+    # CloudMatrix384: the dies of an NPU and the CPUs of a node
+    cm = dot_text(graph("cloudmatrix384.cmx"))
+    assert "d2d inside: 270 GB/s per npu" in cm
+    assert "ub inside: 6 × 28 GB/s = 168 GB/s per node" in cm
+    assert "xlabel" not in cm
+
+
 def test_every_link_is_counted_once_in_the_supernode_view() -> None:
     g = graph("cloudmatrix384.cmx")
     es = edges(dot_text(g))
@@ -182,9 +198,15 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     for j in range(7):
         (up,) = [a for t, h, a in es if t == f"cm384.node[3].l1[{j}]"]
         assert up["label"] == "16 × 28 GB/s\\n= 448 GB/s"
-    # per-link bandwidths: d2d die-die and die-NIC
+    # per-link bandwidths: d2d die-die
     assert sum(1 for *_x, a in es if a["label"] == "270 GB/s") == 8
-    assert sum(1 for *_x, a in es if a["label"] == "25 GB/s") == 16
+    # each NPU's 2 dies to its own NIC (200 Gbps each): one edge between the two groups
+    (rdma,) = [a for *_x, a in es if a["label"].startswith("npu[k] ↔ nic[k]")]
+    assert rdma["label"] == "npu[k] ↔ nic[k]\\n2 × 25 GB/s\\n= 50 GB/s per npu"
+    assert rdma["cmx_links"] == "16" and float(rdma["cmx_bandwidth"]) == 16 * 25 * GB
+    assert rdma["ltail"] == "cluster:cm384.node[3].npu[*]"
+    assert rdma["lhead"] == "cluster:cm384.node[3].nic[*]"
+    assert "25 GB/s" not in [a["label"] for *_x, a in es]
 
 
 def test_gb200_rack_and_tray_clusters() -> None:
@@ -198,6 +220,50 @@ def test_gb200_rack_and_tray_clusters() -> None:
     # links to a GPU drawn as a cluster end at its cluster
     assert 'lhead="cluster:nvl72.tray[0].gpu[0]"' in node or \
         'ltail="cluster:nvl72.tray[0].gpu[0]"' in node
+
+
+def test_grid_view_draws_the_tpu_torus_as_its_grid() -> None:
+    """TPU v4 with 8 x 8 x 4 chips: hosts host[4][4][4] (2 x 2 chips each).  The slice
+    z = 0 is a 4 x 4 grid of hosts; each host has 2 links to each of its 4 neighbours in x
+    and y (one per chip on that side), wrap-around included: 2 x 16 pairs, 8 of them wrap."""
+    g = graph("tpu-v4-pod.cmx", (("nx", "8"), ("ny", "8"), ("nz", "4")))
+    dot = dot_text(g, "grid")
+    assert "grid of pod.host[*][*][*]: index 0 down, index 1 across, index 2 = 0" in dot
+    pos = dict(re.findall(r'"(pod\.host\[\d\]\[\d\]\[0\])" \[.*pos="([-\d.,]+)!"', dot))
+    assert len(pos) == 16
+    xs = sorted({float(p.split(",")[0]) for p in pos.values()})
+    ys = sorted({float(p.split(",")[1]) for p in pos.values()})
+    assert len(xs) == len(ys) == 4                       # an exact 4 x 4 grid
+    x0, y0 = (float(v) for v in pos["pod.host[0][0][0]"].split(","))
+    x1, y1 = (float(v) for v in pos["pod.host[1][2][0]"].split(","))
+    # row 1, column 2 (positions are written to 0.01 inch)
+    assert (x1, y1) == pytest.approx((x0 + 2 * (xs[1] - xs[0]), y0 - (ys[-1] - ys[-2])),
+                                     abs=0.02)
+    es = edges(dot)
+    assert len(es) == 32 and all(a["cmx_links"] == "2" for *_x, a in es)
+    assert sum(1 for *_x, a in es if a.get("style") == "dashed") == 8
+    assert ("pod.host[0][0][0]", "pod.host[3][0][0]") in {(t, h) for t, h, _a in es}
+    # the same figures for every host are said once: on-board links, z links, PCIe
+    assert ("each element: ici inside: 4 × 50 GB/s = 200 GB/s; ici out of this slice: "
+            "8 × 50 GB/s = 400 GB/s; pcie inside: 4 × 15.75 GB/s = 63.02 GB/s") in dot
+    assert "index 0 neighbours: 2 × 50 GB/s = 100 GB/s" in dot
+    # another plane of the torus: y down, z across (x = 0)
+    yz = dot_text(g, "grid", dims="1,2")
+    assert "index 1 down, index 2 across, index 0 = 0" in yz and len(edges(yz)) == 32
+    if HAVE_DOT:
+        dot_parses(dot)
+
+
+@pytest.mark.parametrize(("name", "dims", "message"), [
+    ("cloudmatrix384.cmx", "0,1", "no array of two or more dimensions whose elements are linked"),
+    ("tpu-v4-pod.cmx", "0,3", "the array has dimensions 0..2"),
+    ("tpu-v4-pod.cmx", "x", "give two dimensions"),
+])
+def test_grid_view_errors_are_e026(name: str, dims: str, message: str) -> None:
+    with pytest.raises(CmxError) as err:
+        dot_text(shipped_graph(name), "grid", dims=dims)
+    (diag,) = err.value.diagnostics
+    assert diag.code == "E026" and message in diag.message
 
 
 # ---- every view on every shipped topology -------------------------------------------------

@@ -31,6 +31,7 @@ ALL_FILES = sorted(TOPOLOGIES.rglob("*.cmx"))
 COVERED = {
     "cloudmatrix384.cmx",
     "cloudmatrix384-cluster.cmx",
+    "cloudmatrix384-scaleout.cmx",
     "gb200-nvl72.cmx",
     "h800-cluster.cmx",
     "tpu-v4-pod.cmx",
@@ -190,6 +191,70 @@ def test_cloudmatrix384_cluster_two_supernodes() -> None:
                                                                     rel=0.01)
     # UB does not join supernodes.
     assert bisection(name, "ub", supernodes="2") == 0
+
+
+# ---- CloudMatrix384 scale-out: three-tier RoCE (leaves, pod spines, cores) --------------------
+
+SO = "cloudmatrix384-scaleout.cmx"
+NPU_RDMA = 400 * GBPS  # one 400G NIC per NPU (2 dies x 200 Gbps)
+
+
+def scaleout_switches(supernodes: int, pod: int, oversubscription: int = 1) -> int:
+    """RoCE switches by hand: 9 per supernode (8 rail leaves + 1 VPC), 12 spines per pod and
+    rail, 12 core groups per rail of pod x 4 leaf links / (4 core links x oversubscription)."""
+    pods = supernodes // pod
+    cores_per_group = pod * (48 // 12) // (4 * oversubscription)
+    return supernodes * 9 + pods * 8 * 12 + 8 * 12 * cores_per_group
+
+
+def test_scaleout_432_counts() -> None:
+    # elaborated only (the graph is the benchmark's job): 432 x 384 = 165,888 NPUs
+    model = cmx.compile_file(TOPOLOGIES / SO, defines={"supernodes": "432"})
+    cat, types = model.count_by_category(), model.count_by_type()
+    assert cat["accelerator"] == 432 * 384 == 165_888
+    assert cat["die"] == 432 * 384 * 2
+    # 27 pods of 16: 3,456 leaves + 432 VPC switches, 8 x 27 x 12 = 2,592 spines,
+    # 8 x 12 x 16 = 1,536 cores
+    assert types["RoCESwitch"] == 3_456 + 432 + 2_592 + 1_536 == scaleout_switches(432, 16)
+
+
+def test_scaleout_one_supernode() -> None:
+    model, _ = compiled(SO, supernodes="1")
+    assert model.count_by_type()["RoCESwitch"] == 9 + 8 * 12 + 8 * 12 * 1
+    # 24 | 24 nodes of one supernode: 192 NPUs x 400 Gbps through the rail leaves.
+    assert bisection(SO, "rdma", supernodes="1") == pytest.approx(192 * NPU_RDMA, rel=0.01)
+    # RDMA links: 768 die-NIC + 384 NIC-leaf, then 8 leaves x 12 spines x 4 (leaf trunk)
+    # and 8 x 12 spines x 1 core x 4 (core trunk).
+    assert links(SO, "rdma", supernodes="1") == 768 + 384 + 8 * 12 * 4 + 8 * 12 * 1 * 4
+
+
+def test_scaleout_two_pods() -> None:
+    d = {"supernodes": "2", "pod_supernodes": "1"}
+    model, g = compiled(SO, **d)
+    assert model.count_by_type()["RoCESwitch"] == scaleout_switches(2, 1) == 18 + 192 + 96
+    # supernode 0 | supernode 1, which are pod 0 | pod 1: 384 NPUs x 400 Gbps, equal to pod
+    # 0's spine uplinks, 8 rails x 12 spines x 1 core x 4 links x 400 Gbps (1:1).
+    assert bisection(SO, "rdma", **d) == pytest.approx(384 * NPU_RDMA, rel=0.01)
+    assert bisection(SO, "rdma", **d) == pytest.approx(8 * 12 * 4 * 400 * GBPS, rel=0.01)
+    assert links(SO, "rdma", **d) == 2 * (768 + 384 + 8 * 12 * 4) + 2 * 8 * 12 * 4
+    # die -> NIC (0.5 us) -> leaf -> spine -> core -> spine -> leaf -> NIC (6 x 1 us) -> die
+    # (0.5 us): 7 us; the paper's RoCE across leaves is 5.6 us end to end (DSI Table 5).
+    path = shortest_path(g, "rdma", "fabric.sn[0].node[0].npu[0].die[0]",
+                         "fabric.sn[1].node[0].npu[0].die[0]")
+    assert path is not None and path.latency == pytest.approx(7 * US)
+    assert len(path.hops) == 9 and "core" in path.hops[4]
+    assert bisection(SO, "ub", **d) == 0
+
+
+def test_scaleout_oversubscribed() -> None:
+    d = {"supernodes": "4", "pod_supernodes": "2", "oversubscription": "2"}
+    model, _ = compiled(SO, **d)
+    # 2 pods; cores per group = 2 x 4 / (4 x 2) = 1
+    assert model.count_by_type()["RoCESwitch"] == scaleout_switches(4, 2, 2) == 36 + 192 + 96
+    # pod 0 | pod 1: 768 NPUs x 400 Gbps would be 1:1; spine uplinks are half of the
+    # downlinks: 8 x 12 spines x 1 core x 4 links x 400 Gbps = 384 x 400 Gbps.
+    assert bisection(SO, "rdma", **d) == pytest.approx(384 * NPU_RDMA, rel=0.01)
+    assert bisection(SO, "rdma", **d) == pytest.approx(768 * NPU_RDMA / 2, rel=0.01)
 
 
 # ---- NVIDIA GB200 NVL72 ----------------------------------------------------------------------

@@ -17,11 +17,14 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from supernode_dsl.diagnostics import Diagnostic, Span
 from supernode_dsl.elaborate.evaluate import Value
 
 __all__ = ["ChildArray", "Instance", "LinkBundle", "Model", "Plane", "Spec", "Template"]
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +176,29 @@ class Model:
         """Type name -> number of instances."""
         return dict(sorted(self._count("type").items()))
 
+    def templates(self) -> list[Template]:
+        """Every distinct template of the model once, the root's first."""
+        out: dict[int, Template] = {}
+        stack = [self.root]
+        while stack:
+            t = stack.pop()
+            if id(t) not in out:
+                out[id(t)] = t
+                stack.extend(c.template for c in t.children)
+        return list(out.values())
 
-def _fold(root: Template, own: Callable[[Template], Counter[str]]) -> Counter[str]:
+    def count_by_child(self) -> dict[Span, int]:
+        """Child declaration (the span of its ``name[..]: Type`` line) -> the number of
+        instances it creates in the whole model (its shape times its parents' count)."""
+        return dict(_fold(self.root, lambda t: Counter({c.span: c.count for c in t.children})))
+
+
+def _fold(root: Template, own: Callable[[Template], Counter[K]]) -> Counter[K]:
     """Sum ``own(t)`` over every instance of the subtree of ``root``, computed once per
     shared template (a child array of ``n`` elements counts its template ``n`` times)."""
-    memo: dict[int, Counter[str]] = {}
+    memo: dict[int, Counter[K]] = {}
 
-    def total(t: Template) -> Counter[str]:
+    def total(t: Template) -> Counter[K]:
         if id(t) not in memo:
             c = own(t)
             for ch in t.children:

@@ -144,7 +144,7 @@ def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink,
             over[ttype].append((node, used, data["ports"]))
         if "port_bw" in data and fastest > data["port_bw"] * (1 + 1e-9):
             slow[ttype].append((node, fastest, data["port_bw"]))
-    for t in _templates(model):
+    for t in model.templates():
         spans[t.type_name] = t.span
     for ttype, items in over.items():
         node, used, ports = items[0]
@@ -160,13 +160,3 @@ def _check_ports(g: nx.Graph, model: Model, sink: DiagnosticSink,
         sink.error("E006", f"switch {node} ({ttype}) has a {bw / 1e9:g} GB/s link but its "
                    f"ports run at {port_bw / 1e9:g} GB/s", spans.get(ttype))
 
-
-def _templates(model: Model) -> list[Template]:
-    out: dict[int, Template] = {}
-    stack = [model.root]
-    while stack:
-        t = stack.pop()
-        if id(t) not in out:
-            out[id(t)] = t
-            stack.extend(c.template for c in t.children)
-    return list(out.values())

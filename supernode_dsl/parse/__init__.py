@@ -8,6 +8,7 @@ once, however often it is imported.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,13 @@ def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
 
 
 def _read(path: Path, sink: DiagnosticSink, at: Span | None,
-          shown: str | None = None) -> SourceText | None:
-    """``path``'s text through the one reader (regular files only, size-limited); its
-    mistakes (E011, E030, E031) go to ``sink``."""
+          shown: str | None = None, overlay: Mapping[Path, str] | None = None
+          ) -> SourceText | None:
+    """``path``'s text: from ``overlay`` (an editor's unsaved buffer) if it holds it, else
+    through the one reader (regular files only, size-limited), its mistakes (E011, E030,
+    E031) going to ``sink``."""
+    if overlay and path.resolve() in overlay:
+        return SourceText(str(path), overlay[path.resolve()])
     try:
         return read_text(path, "E011", at, shown=shown, limit=max_input_bytes(source=True))
     except CmxError as err:
@@ -81,8 +86,9 @@ def _read(path: Path, sink: DiagnosticSink, at: Span | None,
 
 
 class _Loader:
-    def __init__(self, sink: DiagnosticSink) -> None:
+    def __init__(self, sink: DiagnosticSink, overlay: Mapping[Path, str]) -> None:
         self.sink = sink
+        self.overlay = overlay
         self.done: dict[Path, ast.FileAST | None] = {}
         self.order: list[ast.FileAST] = []
         self.stack: list[Path] = []
@@ -110,7 +116,7 @@ class _Loader:
             return
         if target in self.done:
             return
-        source = _read(target, self.sink, imp.span, _display_name(target))
+        source = _read(target, self.sink, imp.span, _display_name(target), self.overlay)
         if source is None:
             self.done[target] = None
             return
@@ -131,22 +137,25 @@ def parse_program(
     *,
     text: str | None = None,
     name: str = "<string>",
+    overlay: Mapping[Path, str] | Mapping[str, str] | None = None,
 ) -> Program:
     """Parse a .cmx file (or ``text``) and, recursively, every file it imports.
 
     Exactly one of ``path`` and ``text`` is given.  Imports in ``text`` are resolved relative
-    to the current directory.  Raises :class:`~supernode_dsl.diagnostics.CmxError` listing
-    every syntax, read and import error found.
+    to the current directory.  ``overlay`` maps file paths to texts read instead of those
+    files (an editor's unsaved buffers; the main file's too).  Raises
+    :class:`~supernode_dsl.diagnostics.CmxError` listing every syntax, read and import error
+    found.
     """
     sink = DiagnosticSink()
-    loader = _Loader(sink)
+    loader = _Loader(sink, {Path(k).resolve(): v for k, v in (overlay or {}).items()})
     if text is not None:
         key = (Path.cwd() / f"<{name}>").resolve()
         main = loader.load(SourceText(name, text), key)
     else:
         assert path is not None, "parse_program needs a path or a text"
         resolved = Path(path).resolve()
-        source = _read(Path(path), sink, None)
+        source = _read(Path(path), sink, None, overlay=loader.overlay)
         main = loader.load(SourceText(str(path), source.text), resolved) if source else None
     sink.raise_if_errors()
     assert main is not None

@@ -12,23 +12,27 @@ from supernode_dsl.emit.options import Option, optional_text_option
 __all__ = ["EMITTERS", "DotEmitter", "PngEmitter", "SvgEmitter"]
 
 VIEW = Option[str | None](
-    "view", "supernode (the machine collapsed), node (one node in detail) or plane (the "
-    "supernode view of one plane); default: node with -O node, plane with -O plane, else "
-    "supernode", None, str, VIEWS)
+    "view", "supernode (the machine collapsed), node (one node in detail), plane (the "
+    "supernode view of one plane) or grid (a torus or mesh as its grid); default: node with "
+    "-O node, plane with -O plane, grid with -O dims, else supernode", None, str, VIEWS)
 NODE = optional_text_option(
     "node", "node view: which node, an ordinal among the node instances (default 0) or an "
     "instance path; alone it selects view=node")
 PLANE = optional_text_option(
     "plane", "plane view: the plane to draw (e.g. ub); alone it selects view=plane; with "
     "view=node it keeps only that plane's links")
-OPTIONS: tuple[Option[Any], ...] = (VIEW, NODE, PLANE)
+DIMS = optional_text_option(
+    "dims", "grid view: the two dimensions of the array laid out as rows and columns "
+    "(default 0,1; the others held at index 0); alone it selects view=grid")
+OPTIONS: tuple[Option[Any], ...] = (VIEW, NODE, PLANE, DIMS)
 
 
 def _dot_for(ctx: EmitContext) -> str:
-    node, plane = ctx.value(NODE), ctx.value(PLANE)
-    default = "node" if node is not None else "plane" if plane is not None else "supernode"
+    node, plane, dims = ctx.value(NODE), ctx.value(PLANE), ctx.value(DIMS)
+    default = ("node" if node is not None else "grid" if dims is not None
+               else "plane" if plane is not None else "supernode")
     return dot_text(ctx.graph, ctx.value(VIEW) or default, node if node is not None else "0",
-                    plane or None)
+                    plane or None, dims or "0,1")
 
 
 class DotEmitter(Emitter):

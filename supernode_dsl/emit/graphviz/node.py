@@ -3,7 +3,8 @@
 Every instance inside the chosen node is drawn (containers as clusters, sibling groups as
 dashed clusters); links leaving it end at collapsed boxes of the outside, keyed as in the
 supernode view; a bundle of more than 8 links that joins every member of one sibling group
-to every member of another is drawn as one edge between the two groups.
+to every member of another, or each member of one to its own member of another (``npu[k] ↔
+nic[k]``), is drawn as one edge between the two groups.
 """
 
 from __future__ import annotations
@@ -47,6 +48,34 @@ def _pick_node(m: Machine, which: str) -> str:
         return which
     raise emit_error(f"node={which!r}: give an ordinal (0..{len(candidates) - 1}) or an "
                      f"instance path such as {candidates[0]!r}")
+
+
+def _first_leaf(m: Machine, path: str) -> str:
+    """The first instance without children at or below ``path``."""
+    while m.children.get(path):
+        path = m.children[path][0]
+    return path
+
+
+def _matched(m: Machine, bundle: list[tuple[str, str, Mapping[str, Any]]], group_a: list[str],
+             group_b: list[str]) -> tuple[str, list[tuple[str, str]]]:
+    """``npu[k] ↔ nic[k]`` and the matched member pairs when a bundle of at least
+    _COLLAPSE_MIN links joins each member of one sibling group (or what is inside it) to one
+    member of another, every member once (a one-to-one wiring, drawn as one edge between the
+    groups); ('', []) otherwise."""
+    if group_a == group_b or len(group_a) < 2 or len(bundle) < _COLLAPSE_MIN:
+        return "", []
+    within = {x: a for a in group_a for x in m.descendants(a)}
+    within_b = {x: b for b in group_b for x in m.descendants(b)}
+    pairs = {(within.get(u), within_b.get(v)) for u, v, _d in bundle}
+    tails, heads = {a for a, _b in pairs}, {b for _a, b in pairs}
+    if tails != set(group_a) or heads != set(group_b) or len(pairs) != len(group_a):
+        return "", []
+    matched = sorted(((a, b) for a, b in pairs if a and b), key=lambda ab: m.order[ab[0]])
+    a_name, b_name = m.array(group_a[0]), m.array(group_b[0])
+    if all(m.indices(a) == m.indices(b) for a, b in matched):
+        return f"{a_name}[k] ↔ {b_name}[k]", matched
+    return f"each {a_name} ↔ one {b_name}", matched
 
 
 def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
@@ -109,8 +138,9 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
                 group_cluster[(path, seg)] = g_cluster.id
                 c.clusters.append(g_cluster)
                 target = g_cluster
-            if len(members) > 1 and not any(m.children.get(x) for x in members):
-                target.ranks.append(list(members))
+            if len(members) > 1:
+                # side by side in index order (instances with children: their first leaves)
+                target.ranks.append([_first_leaf(m, x) for x in members])
             for x in members:
                 if m.children.get(x):
                     target.clusters.append(build(x, depth + 1))
@@ -168,6 +198,7 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
             min(m.order[x] for x in peers))
 
     items: list[tuple[tuple[int, int, int, str, str], str, str, str, Agg, str, Attrs]] = []
+    guides: list[tuple[str, str]] = []
     for (p, ga, gb), bundle in internal.items():
         agg = Agg()
         for u, v, d in bundle:
@@ -175,9 +206,13 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
         tails, heads_ = agg.tails, agg.heads
         complete = (ga != gb and len(bundle) >= _COLLAPSE_MIN
                     and len(bundle) == len(tails) * len(heads_))
-        if complete:
-            t_rep = min(tails, key=m.order.__getitem__)
-            h_rep = min(heads_, key=m.order.__getitem__)
+        t_rep, h_rep = (min(ends, key=m.order.__getitem__) for ends in (tails, heads_))
+        what, matched = ((f"every {m.array(t_rep)} ↔ every {m.array(h_rep)}", [])
+                         if complete else _matched(m, bundle, groups[ga], groups[gb]))
+        # invisible member-to-member edges keep a matched pair's members in the same order
+        # (dot orders sibling clusters by their edges; without them it reversed the NPUs)
+        guides.extend((_first_leaf(m, a), _first_leaf(m, b)) for a, b in matched)
+        if what:
             extra: Attrs = []
             for side, grp in (("ltail", ga), ("lhead", gb)):
                 cid = group_cluster.get(grp)
@@ -186,8 +221,8 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
                     cid = inst_cluster.get(members[0]) if len(members) == 1 else None
                 if cid is not None:
                     extra.append((side, quote(cid)))
-            what = f"every {m.array(t_rep)} ↔ every {m.array(h_rep)}"
-            label = f"{what}\n{edge_label(agg, 1, '')}"
+            pairs = 1 if complete else len(groups[ga])
+            label = f"{what}\n{edge_label(agg, pairs, m.array(groups[ga][0]))}"
             items.append(((m.order[t_rep], m.order[h_rep], m.planes.index(p), t_rep, h_rep),
                           t_rep, h_rep, p, agg, label, extra))
             continue
@@ -204,20 +239,17 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
     totals = [it[4].bandwidth for it in items if it[4].bandwidth > 0]
     lo, hi = (min(totals), max(totals)) if totals else (0.0, 0.0)
     edges: list[tuple[str, str, Attrs]] = []
-    def leaf_of(path: str) -> str:
-        while m.children.get(path):
-            path = m.children[path][0]
-        return path
-
     for _k, u, v, p, agg, label, extra in items:
         names = {k for k, _v in extra}
         if m.children.get(u) and u in inst_cluster and "ltail" not in names:
             extra = [*extra, ("ltail", quote(inst_cluster[u]))]
         if m.children.get(v) and v in inst_cluster and "lhead" not in names:
             extra = [*extra, ("lhead", quote(inst_cluster[v]))]
-        u, v = leaf_of(u) if u in inside else u, leaf_of(v) if v in inside else v
+        u, v = (_first_leaf(m, u) if u in inside else u,
+                _first_leaf(m, v) if v in inside else v)
         tip = f"{p}: {u} -- {v}: {agg.links:,} links, {format_bandwidth(agg.bandwidth)}"
         edges.append((u, v, edge_attrs(m, p, agg, label, tip, "", lo, hi) + extra))
+    edges.extend((a, b, [("style", quote("invis"))]) for a, b in guides)
     planes_drawn = [p for p in m.planes if any(it[3] == p for it in items)]
     return {"clusters": [main], "boxes": list(ext_boxes.values()), "edges": edges,
             "planes": planes_drawn, "node": top}

@@ -13,6 +13,7 @@ clusters they touch.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from supernode_dsl.emit.graphviz.common import (
@@ -117,6 +118,7 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
             clusters[c.parent].clusters.append(c)
 
     top_boxes: list[Box] = []
+    box_lines: dict[str, list[str]] = {}
     for key in sorted(used_boxes, key=lambda k: (box_order[k], k)):
         hs = heads[key]
         n = multiplicity(len(hs), box_parent[key])
@@ -131,6 +133,7 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
             lines.append(f"each: {per} {TIMES} {m.template_array[t]} ({m.typ(sample)})")
         if len(inner) > 3:
             lines.append(f"each: +{len(inner) - 3} more kinds")
+        box_lines[key] = lines
         cat = m.cat(hs[0])
         shape = "box3d" if len(hs) > 1 else "box"
         box = Box(key, [("label", quote("\n".join(lines))), ("shape", quote(shape)),
@@ -159,8 +162,11 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
         tip = (f"{p}: {a} -- {b}: {agg.links:,} links, {format_bandwidth(agg.bandwidth)} "
                "in all" + (f" ({replicas} {TIMES} {last_segment(scope)})" if scope else ""))
         edges.append((a, b, edge_attrs(m, p, agg, label, tip, scope, lo, hi)))
-    # Self-loops: one per box and plane (scopes merged, labels stacked), with an external
-    # label (dot places self-loop labels over the loop otherwise).
+    # Self-loops: one per box and plane (scopes merged).  Their figures go into the box's
+    # own label, one line per plane ("ub inside: ..."): a loop's label, even an external
+    # one, lands on the loop or under a neighbouring box.  The loop stays, unlabelled, in the
+    # plane's colour, with the cmx_ attributes tools read.
+    inside: dict[str, list[str]] = defaultdict(list)
     for i, (a, b, attrs) in enumerate(edges):
         if a != b:
             continue
@@ -171,18 +177,29 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
             total.links += agg.links
             total.bandwidth += agg.bandwidth
             total.link_bws |= agg.link_bws
-        label = "\n".join(lbl for lbl, _agg in parts)
+        inside[a].extend(f"{plane_of} inside: " + lbl.replace("\n", " ") for lbl, _agg in parts)
         scope = dict(attrs)["cmx_scope"][1:-1] if len(parts) == 1 else ""
         tip = f"{plane_of}: within {a}: {total.links:,} links, " \
               f"{format_bandwidth(total.bandwidth)} in all"
-        new = edge_attrs(m, plane_of, total, label, tip, scope, lo, hi)
-        edges[i] = (a, b, [("xlabel", new[0][1]), *new[1:]])
+        edges[i] = (a, b, edge_attrs(m, plane_of, total, "", tip, scope, lo, hi)[1:])
+    for box in _all_boxes(top_boxes, clusters.values()):
+        if box.id in inside:
+            box.attrs = [(k, quote("\n".join([*box_lines[box.id], *inside[box.id]]))
+                          if k == "label" else v) for k, v in box.attrs]
 
+    for c in clusters.values():
+        c.ranks = _split_tiers(m, c.boxes)
     top = sorted((c for c in clusters.values() if c.parent is None and c.id[8:] in
                   used_clusters), key=lambda c: c.order)
     planes_drawn = [p for p in m.planes if any(k[2] == p for k in aggs)]
     return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn,
             "ranks": _split_tiers(m, top_boxes)}
+
+
+def _all_boxes(top: list[Box], clusters: Iterable[Cluster]) -> Iterator[Box]:
+    yield from top
+    for c in clusters:
+        yield from c.boxes
 
 
 def _split_tiers(m: Machine, boxes: list[Box]) -> list[list[str]]:

@@ -1,0 +1,62 @@
+"""The Pareto plot of a sweep as SVG: every plannable point by its latency (x) and decode
+tokens/s per NPU (y), the front drawn as a staircase; plain text, the same bytes for the
+same table."""
+
+from __future__ import annotations
+
+from html import escape
+
+from supernode_dsl.sweep.point import PointResult
+
+__all__ = ["pareto_svg"]
+
+_W, _H, _L, _B, _PAD = 640, 400, 70, 50, 20
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    step = (hi - lo) / n if hi > lo else 1.0
+    return [lo + i * step for i in range(n + 1)]
+
+
+def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms") -> str:
+    """An SVG scatter plot of ``results`` (``y``: the latency on the x axis) with ``front``
+    (indices) highlighted and joined."""
+    key = "decode_tokens_per_s_per_npu"
+    pts = [(i, r.metrics[y], r.metrics[key]) for i, r in enumerate(results)
+           if r.metrics and r.metrics.get(y) is not None and r.metrics.get(key) is not None]
+    xs, ys = [p[1] for p in pts] or [0.0], [p[2] for p in pts] or [0.0]
+    x0, x1, y0, y1 = 0.0, max(xs) * 1.05 or 1.0, 0.0, max(ys) * 1.05 or 1.0
+
+    def sx(v: float) -> float:
+        return _L + (v - x0) / (x1 - x0) * (_W - _L - _PAD)
+
+    def sy(v: float) -> float:
+        return _H - _B - (v - y0) / (y1 - y0) * (_H - _B - _PAD)
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart pareto" role="img" '
+           f'width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" font-family="sans-serif" '
+           f'font-size="11">',
+           f"<title>Pareto front: decode tokens/s per NPU against {escape(y)}</title>",
+           f'<line x1="{_L}" y1="{_H - _B}" x2="{_W - _PAD}" y2="{_H - _B}" stroke="#000"/>',
+           f'<line x1="{_L}" y1="{_PAD}" x2="{_L}" y2="{_H - _B}" stroke="#000"/>']
+    for t in _ticks(x0, x1):
+        out.append(f'<text x="{sx(t):.1f}" y="{_H - _B + 15}" text-anchor="middle">'
+                   f"{t:.3g}</text>")
+    for t in _ticks(y0, y1):
+        out.append(f'<text x="{_L - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:.4g}</text>')
+    label = "TPOT (ms)" if y == "tpot_ms" else "TTFT (ms)"
+    out.append(f'<text x="{(_L + _W) / 2:.0f}" y="{_H - 12}" text-anchor="middle">'
+               f"{label}</text>")
+    out.append(f'<text x="14" y="{_H / 2:.0f}" text-anchor="middle" '
+               f'transform="rotate(-90 14 {_H / 2:.0f})">decode tokens/s per NPU</text>')
+    on = set(front)
+    stair = sorted((p for p in pts if p[0] in on), key=lambda p: (p[1], p[2]))
+    if stair:
+        path = " ".join(f"{sx(x):.1f},{sy(v):.1f}" for _, x, v in stair)
+        out.append(f'<polyline points="{path}" fill="none" stroke="#c0392b"/>')
+    for i, x, v in pts:
+        color = "#c0392b" if i in on else "#7f8c8d"
+        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(v):.1f}" r="{4 if i in on else 3}" '
+                   f'fill="{color}"><title>point {i}: {x:g} ms, {v:g} tokens/s</title></circle>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"

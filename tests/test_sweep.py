@@ -1,0 +1,141 @@
+"""``cmx sweep``: the grid, the Pareto front, resuming, and the same table on every backend.
+
+The end-to-end sweep plans two points of the shipped DeepSeek-R1 deployment (about a second
+each); the Ray test runs only where Ray is installed (``pip install -e '.[ray]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from supernode_dsl.sweep import (
+    GridError,
+    PointResult,
+    SweepSpec,
+    parse_axis,
+    run_sweep,
+)
+from supernode_dsl.sweep.grid import grid_points
+from supernode_dsl.sweep.table import pareto_front
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
+
+
+def test_axes_lists_and_ranges() -> None:
+    assert parse_axis("b=32, 64,96").values == ("32", "64", "96")
+    # both ends included, decimal steps without float drift
+    assert parse_axis("x=0.1:0.3:0.1").values == ("0.1", "0.2", "0.3")
+    assert parse_axis("n=1:7:3").values == ("1", "4", "7")
+    for bad in ("b", "=1", "b=", "b=1,,2", "b=1,1", "b=3:1:1", "b=1:2", "b=1:2:0", "b=a:b:c"):
+        with pytest.raises(GridError):
+            parse_axis(bad)
+
+
+def test_grid_order() -> None:
+    pts = grid_points((parse_axis("a=1,2"), parse_axis("b=x,y,z")))
+    assert [(p["a"], p["b"]) for p in pts] == [
+        ("1", "x"), ("1", "y"), ("1", "z"), ("2", "x"), ("2", "y"), ("2", "z")]
+    with pytest.raises(GridError):
+        grid_points((parse_axis("a=1"), parse_axis("a=2")))
+
+
+def _pt(tps: float | None, tpot: float | None) -> PointResult:
+    metrics = None if tps is None else {"decode_tokens_per_s_per_npu": tps, "tpot_ms": tpot}
+    return PointResult({}, metrics, None if metrics else "E023: memory")
+
+
+def test_pareto_front() -> None:
+    # 0 (1000, 20) and 2 (2000, 40) trade off; 1 (900, 30) is beaten by 0; 3 equals 2 and
+    # so beats nothing and is not beaten (both stay); 4 failed; 5 (2500, 60) is the fastest.
+    pts = [_pt(1000, 20), _pt(900, 30), _pt(2000, 40), _pt(2000, 40), _pt(None, None),
+           _pt(2500, 60)]
+    assert pareto_front(pts) == [0, 2, 3, 5]
+
+
+def _spec(out: Path, backend: str = "local") -> SweepSpec:
+    return SweepSpec(file=DEPLOY, axes=(parse_axis("decode_batch_per_npu=32,96"),),
+                     output=out, defines=(("tpot_slo_ms", "50"),), workers=2,
+                     backend="ray" if backend == "ray" else "local")
+
+
+@cache
+def _files() -> tuple[str, ...]:
+    import supernode_dsl as cmx
+
+    return cmx.compile_file(DEPLOY).files
+
+
+def _cmx_sweep(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "supernode_dsl", "sweep", str(DEPLOY),
+                           "-o", str(out), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """The sweep of ``_spec`` run by the command line (2 local processes)."""
+    out = tmp_path_factory.mktemp("sweep")
+    proc = _cmx_sweep(out, "-p", "decode_batch_per_npu=32,96", "-D", "tpot_slo_ms=50",
+                      "--jobs", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("2 points (2 computed, 0 already done, 0 not plannable)")
+    return out, (out / "table.json").read_bytes()
+
+
+def test_sweep_table(local_sweep: tuple[Path, bytes]) -> None:
+    out, table = local_sweep
+    doc = json.loads(table)
+    rows = doc["points"]
+    assert [r["decode_batch_per_npu"] for r in rows] == ["32", "96"]
+    assert [r["batch_per_npu"] for r in rows] == [32, 96]
+    # a larger batch: more tokens/s per NPU and a longer TPOT, so both are on the front
+    assert rows[1]["decode_tokens_per_s_per_npu"] > rows[0]["decode_tokens_per_s_per_npu"]
+    assert rows[1]["tpot_ms"] > rows[0]["tpot_ms"]
+    assert doc["pareto_front"] == [0, 1]
+    csv = (out / "table.csv").read_text().splitlines()
+    assert csv[0].startswith("point,decode_batch_per_npu,decode_tokens_per_s_per_npu,tpot_ms")
+    assert len(csv) == 3 and all(line.split(",")[-2] == "1" for line in csv[1:])
+    svg = ET.parse(out / "pareto.svg").getroot()
+    dots = svg.findall("{http://www.w3.org/2000/svg}circle")
+    assert len(dots) == 2 and all(d.get("fill") == "#c0392b" for d in dots)  # both on the front
+    # the faster point (more tokens/s) is drawn higher (smaller y) and further right
+    low, high = sorted(dots, key=lambda d: float(d.get("cx", "0")))
+    assert float(high.get("cy", "0")) < float(low.get("cy", "0"))
+
+
+def test_sweep_resumes(local_sweep: tuple[Path, bytes]) -> None:
+    # the same sweep, in-process: nothing left to plan, the same table
+    out, table = local_sweep
+    again = run_sweep(_spec(out), _files())
+    assert again.computed == 0 and (out / "table.json").read_bytes() == table
+    # interrupted while writing the second point: that one line is cut short; only that
+    # point is planned again, and the table comes out the same
+    store = out / "points.jsonl"
+    lines = store.read_text().splitlines()
+    store.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    resumed = run_sweep(_spec(out), _files())
+    assert resumed.computed == 1 and (out / "table.json").read_bytes() == table
+
+
+def test_sweep_on_ray(local_sweep: tuple[Path, bytes], tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    result = run_sweep(_spec(tmp_path, "ray"), _files())
+    assert result.computed == 2
+    assert (tmp_path / "table.json").read_bytes() == local_sweep[1]
+
+
+def test_cli_errors(tmp_path: Path) -> None:
+    bad_axis = _cmx_sweep(tmp_path / "out", "-p", "decode_batch_per_npu")
+    assert bad_axis.returncode == 2 and "name=v1,v2" in bad_axis.stderr
+    unknown = _cmx_sweep(tmp_path / "out", "-p", "no_such_param=1,2")
+    assert unknown.returncode == 1 and "error[E015]" in unknown.stderr
+    assert "Traceback" not in bad_axis.stderr + unknown.stderr
+    assert not (tmp_path / "out").exists()
