@@ -510,7 +510,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             cli.main(args=argv, prog_name="cmx")
         finally:
-            sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
+            if not sys.stdout.closed:  # `cmx lsp` may have closed it
+                sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
     except RecursionError:
         click.echo("cmx: error[E014]: the input is nested too deeply", err=True)
         sys.exit(1)
