@@ -6,6 +6,9 @@ usage.  Outputs are written atomically.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,9 +30,9 @@ from supernode_dsl.emit import (
     graphml_text,
     info_json,
     node_link_text,
-    write_atomic,
 )
 from supernode_dsl.emit.options import OptionError
+from supernode_dsl.files import Output, OutputConflict, check_outputs, read_text, write_outputs
 from supernode_dsl.graph import (
     PatternError,
     Summary,
@@ -124,8 +127,10 @@ def check(file: Path, defines: tuple[str, ...], max_instances: int) -> None:
 def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
                 fmt: str) -> None:
     """Compile FILE to a graph file (networkx node-link JSON or GraphML)."""
-    g = _graph(_model(file, defines, max_instances))
-    _write(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))
+    _check_outputs([output], [file])
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    _write(model, [(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))])
 
 
 @cli.command()
@@ -169,10 +174,7 @@ def _read_plan(path: Path, model: Model, g: nx.Graph, file: Path) -> PlanDocumen
     from supernode_dsl.plan.document.fingerprint import check_plan_for
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        _fail([Diagnostic("E024", f"cannot read '{path}': {getattr(err, 'strerror', err)}")])
-    try:
+        text = read_text(path, "E024").text
         doc = PlanDocument.from_text(text, str(path))
         check_plan_for(doc, model, g, PlanOrigin(str(path), text), str(file))
     except CmxError as err:
@@ -214,8 +216,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
     from supernode_dsl.plan.loads import read_loads
 
-    if trace_path is not None and str(trace_path) == str(output) == "-":
-        raise click.UsageError("-o - and --trace - would both write to standard output")
+    _check_outputs([output, trace_path], [file, loads_path, previous_path])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     previous = _read_plan(previous_path, model, g, file) if previous_path else None
@@ -239,11 +240,16 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         trace = chrome_trace(doc) if trace_path is not None else None
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, document_json(data))
+    outputs: list[tuple[Path, str | bytes]] = [(output, document_json(data))]
     if trace_path is not None and trace is not None:
-        _write(trace_path, trace)
-    for line in plan_summary(doc):
-        click.echo(line, err=str(output) == "-" or str(trace_path) == "-")
+        outputs.append((trace_path, trace))
+    summary = "".join(f"{line}\n" for line in plan_summary(doc))
+    to_stderr = str(output) == "-" or str(trace_path) == "-"
+    if not to_stderr:  # written with the files: a full standard output changes none of them
+        outputs.append((Path("-"), summary))
+    _write(model, outputs, [loads_path, previous_path])
+    if to_stderr:
+        click.echo(summary, err=True, nl=False)
 
 
 @cli.command("emit")
@@ -277,11 +283,13 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
                           f"{', '.join(emitters)}; see cmx emit --list)")])
     cls = emitters[fmt]
     opts = _emit_options(cls, options)
+    _check_outputs([output], [file, plan_path])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     plan = _read_plan(plan_path, model, g, file) if plan_path else None
     _run_emitter(cls(), EmitContext(model, g, plan, str(file), opts,
-                                    plan_file=str(plan_path) if plan_path else ""), output)
+                                    plan_file=str(plan_path) if plan_path else ""), output,
+                 [plan_path])
 
 
 def _emit_options(cls: type[Emitter], items: tuple[str, ...]) -> dict[str, str]:
@@ -300,8 +308,10 @@ def _emit_options(cls: type[Emitter], items: tuple[str, ...]) -> dict[str, str]:
     return opts
 
 
-def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
-    """Run ``emitter``, print its warnings and write its output; diagnostics exit 1."""
+def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path,
+                 inputs: Sequence[Path | None]) -> None:
+    """Run ``emitter``, print its warnings and write its output (``inputs``: the input
+    files besides ``ctx.model``'s sources); diagnostics exit 1."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -310,7 +320,7 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
             _fail(err.diagnostics)
     for w in caught:
         click.echo(f"cmx: warning: {w.message}", err=True)
-    _write(output, data)
+    _write(ctx.model, [(output, data)], inputs)
 
 
 @cli.command("calibrate")
@@ -343,6 +353,7 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
     The same page as `cmx emit report` (this command runs that emitter)."""
     from supernode_dsl.emit.report import ReportEmitter
 
+    _check_outputs([output], [file, loads_path, plan_path])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     try:
@@ -355,20 +366,31 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
     options = {k: v for k, v in given.items() if v is not None}
     _run_emitter(ReportEmitter(), EmitContext(model, g, plan, str(file), options,
                                               plan_file=str(plan_path) if plan_path else ""),
-                 output)
+                 output, [loads_path, plan_path])
 
 
-def _write(output: Path, text: str | bytes) -> None:
-    if str(output) == "-":
-        if isinstance(text, bytes):
-            sys.stdout.buffer.write(text)
-        else:
-            click.echo(text, nl=False)
-        return
+def _check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None]) -> None:
+    """Before any work: an output that is an input or another output is a usage error
+    (exit 2); one that cannot be written (E031, E032) exits 1."""
     try:
-        write_atomic(output, text)
-    except OSError as err:
-        _fail([Diagnostic("E011", f"cannot write '{output}': {err.strerror or err}")])
+        check_outputs([o for o in outputs if o is not None], [i for i in inputs if i])
+    except OutputConflict as err:
+        raise click.UsageError(str(err)) from None
+    except CmxError as err:
+        _fail(err.diagnostics)
+
+
+def _write(model: Model, outputs: Sequence[tuple[Path, str | bytes]],
+           inputs: Sequence[Path | None] = ()) -> None:
+    """Write every output of the command or none (:func:`supernode_dsl.files.write_outputs`);
+    ``inputs`` are the input files besides ``model``'s sources."""
+    try:
+        write_outputs([Output(path, data) for path, data in outputs],
+                      [*model.files, *(i for i in inputs if i)])
+    except OutputConflict as err:
+        raise click.UsageError(str(err)) from None
+    except CmxError as err:
+        _fail(err.diagnostics)
 
 
 @cli.group()
@@ -500,10 +522,33 @@ def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tu
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     try:
-        cli.main(args=argv, prog_name="cmx")
+        try:
+            cli.main(args=argv, prog_name="cmx")
+        finally:
+            if not sys.stdout.closed:  # `cmx lsp` may have closed it
+                sys.stdout.flush()  # a full disk or closed pipe is reported here, not at exit
     except RecursionError:
         click.echo("cmx: error[E014]: the input is nested too deeply", err=True)
         sys.exit(1)
+    except OSError as err:
+        if err.errno not in _STREAM_ERRORS:
+            raise
+        _stdout_failed(err)
+
+
+#: The errors of writing to standard output (a full disk, a closed pipe, an I/O error).
+_STREAM_ERRORS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EFBIG, errno.EDQUOT}
+
+
+def _stdout_failed(err: OSError) -> NoReturn:
+    """E032 for a failed write to standard output; the stream is pointed at the null device
+    so that the interpreter's own flush at exit cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+    click.echo(f"cmx: error[E032]: cannot write standard output: {err.strerror or err}",
+               err=True)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

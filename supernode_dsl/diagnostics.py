@@ -41,7 +41,7 @@ CODES: dict[str, str] = {
     "E007": "pattern matches nothing",
     "E008": "duplicate name",
     "E009": "import cycle",
-    "E010": "too many instances",
+    "E010": "over a size limit",
     "E011": "cannot read file",
     "E012": "bad link",
     "E013": "index out of range",
@@ -58,6 +58,9 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E030": "input file too large",
+    "E031": "not a regular file",
+    "E032": "cannot write output",
     "W001": "parameter used where an index variable looks meant",
 }
 

@@ -8,6 +8,8 @@ Fixture convention (one mistake per file, several files per code for distinct ca
   relative to the fixture's folder and defaults to the fixture itself; ``-D`` stands for the
   buffer of a command-line definition.  The column is optional.
 * ``# define: NAME=VALUE`` -- a ``-D`` override passed to the compiler (repeatable).
+* ``# env: NAME=VALUE`` -- an environment variable set while the fixture compiles
+  (``CMX_MAX_INPUT_BYTES``; repeatable).
 * ``# plan`` -- also run the planner (``plan_deployment``) on the compiled file.
 
 The fixture must fail with *exactly* the expected diagnostics (codes and locations, as a
@@ -17,10 +19,12 @@ followed by the source line and a caret line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -31,8 +35,9 @@ from supernode_dsl.plan import plan_deployment
 ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 
 #: Codes that only the CLI's inputs can produce: queries (test_cli.py), expert-loads and
-#: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py).
-CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026"}
+#: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py),
+#: writing outputs (test_files.py).
+CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026", "E032"}
 
 #: Warning codes: reported without stopping compilation (tested below, not by fixtures).
 WARNING_CODES = {c for c in CODES if c.startswith("W")}
@@ -41,6 +46,7 @@ _EXPECT = re.compile(
     r"^#\s*expect:\s*(?P<code>E\d{3})\s+at\s+(?:(?P<file>-D|[^\s:]+\.cmx):)?(?P<line>\d+)(?::(?P<col>\d+))?\s*$"
 )
 _DEFINE = re.compile(r"^#\s*define:\s*(?P<name>[^=\s]+)=(?P<value>.*?)\s*$")
+_ENV = re.compile(r"^#\s*env:\s*(?P<name>[A-Z_]+)=(?P<value>.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -57,11 +63,13 @@ class Fixture:
     expected: tuple[Expected, ...]
     defines: dict[str, str]
     plan: bool = False
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def _load(path: Path) -> Fixture:
     expected: list[Expected] = []
     defines: dict[str, str] = {}
+    env: list[tuple[str, str]] = []
     plan = False
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
@@ -74,10 +82,12 @@ def _load(path: Path) -> Fixture:
                                      int(m["col"]) if m["col"] else None))
         elif m := _DEFINE.match(line):
             defines[m["name"]] = m["value"]
-        elif line.startswith("# expect") or line.startswith("# define"):
+        elif m := _ENV.match(line):
+            env.append((m["name"], m["value"]))
+        elif line.startswith(("# expect", "# define", "# env")):
             raise AssertionError(f"{path.name}: malformed header line {raw!r}")
     assert expected, f"{path.name} has no '# expect:' line"
-    return Fixture(path, tuple(expected), defines, plan)
+    return Fixture(path, tuple(expected), defines, plan, tuple(env))
 
 
 FIXTURES = sorted(ERRORS_DIR.glob("*.cmx"))
@@ -92,7 +102,7 @@ def _span_file(d: Diagnostic) -> str:
 
 
 def _compile_errors(fx: Fixture) -> CmxError:
-    with pytest.raises(CmxError) as info:
+    with pytest.raises(CmxError) as info, mock.patch.dict(os.environ, dict(fx.env)):
         model = cmx.compile_file(fx.path, fx.defines)
         graph = cmx.build_graph(model)
         if fx.plan:

@@ -27,15 +27,39 @@ from supernode_dsl.schema import (
 )
 from supernode_dsl.units import Dim, Quantity, dim_name
 
-__all__ = ["Elaborator", "Limits"]
+__all__ = ["SPEC_BOUNDS", "Elaborator", "Limits"]
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Sanity limits; a file that exceeds them gets an E010 diagnostic, not an OOM."""
+    """Sanity limits on every quantity that sizes what the compiler allocates; a file that
+    exceeds one gets an E010 diagnostic naming the limit, checked before the allocation,
+    never an out-of-memory error.  The defaults are far above any real machine or model.
+
+    ``max_instances`` (the CLI's ``--max-instances``) and ``max_links`` bound the topology;
+    ``max_layers`` a model's layers (``layers``, ``dense_layers``, ``mtp_depth``),
+    ``max_experts`` its experts and a role's expert slots (:data:`SPEC_BOUNDS`) and
+    ``max_microbatches`` the microbatches a role's pipeline is scheduled over.
+    """
 
     max_instances: int = 5_000_000
     max_links: int = 10_000_000
+    max_layers: int = 1_000
+    max_experts: int = 16_384
+    max_microbatches: int = 16
+
+
+#: The ``model`` and ``deployment`` attributes that size an allocation, each with the
+#: :class:`Limits` field bounding it (a role attribute ``decode.X`` / ``prefill.X`` as ``X``).
+SPEC_BOUNDS: dict[str, str] = {
+    "layers": "max_layers", "dense_layers": "max_layers", "mtp_depth": "max_layers",
+    "moe_every": "max_layers",
+    "routed_experts": "max_experts", "shared_experts": "max_experts",
+    "expert_groups": "max_experts", "topk_groups": "max_experts", "top_k": "max_experts",
+    "routed_slots": "max_experts", "shared_slots": "max_experts",
+    "redundant": "max_experts", "shared_devices": "max_experts",
+    "microbatches": "max_microbatches",
+}
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -98,11 +122,15 @@ class Elaborator:
         for name, text in defines.items():
             # the display name is one line (a diagnostic's head is `name:line:col: ...`)
             shown = f"{name}={text}".encode("unicode_escape").decode("ascii")
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
             src = SourceText(f"<-D {shown}>", f"param {name} = {text}\n")
             inner = DiagnosticSink()
             tree = parse_text(src, inner)
+            if deep := [d for d in inner.diagnostics if d.code == "E014"]:
+                self.sink.diagnostics.extend(deep)  # nested too deeply
+                continue
             if tree is None or len(tree.params) != 1:
-                self.sink.error("E015", f"-D {name}={text}: the value is not an expression",
+                self.sink.error("E015", f"-D {name}={shown}: the value is not an expression",
                                 Span(src, 1, 1, 1, len(src.text)))
                 continue
             if name not in self.param_decls:
@@ -421,8 +449,22 @@ class Elaborator:
                 continue
             attrs = self._attrs(decl.attrs, self._scope(local), vocabulary)
             spans = tuple((st.name, st.value.span) for st in decl.attrs)
+            self._check_bounds(attrs, dict(spans))
             out.append(Spec(decl.name, decl.category, attrs, decl.name_span, spans))
         return tuple(out)
+
+    def _check_bounds(self, attrs: tuple[tuple[str, Value], ...],
+                      spans: Mapping[str, Span]) -> None:
+        """E010 for a spec attribute above its :data:`SPEC_BOUNDS` limit."""
+        for name, value in attrs:
+            field = SPEC_BOUNDS.get(name.rpartition(".")[2] if name.startswith(
+                ("decode.", "prefill.")) else name)
+            if field is None or not isinstance(value, Quantity):
+                continue
+            limit = getattr(self.limits, field)
+            if value.value > limit:
+                self.sink.error("E010", f"'{name}' is {value.value:,.0f}; the limit is "
+                                f"{limit:,} (Limits.{field} in the Python API)", spans[name])
 
     def run(self, defines: Mapping[str, str]) -> Model:
         """Elaborate everything; raise CmxError with all diagnostics of the stage."""

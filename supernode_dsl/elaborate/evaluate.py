@@ -116,13 +116,31 @@ def _call(node: A.Call, args: list[Quantity]) -> Quantity:
     return Quantity(value, args[0].dim)
 
 
+#: The longest number literal (digits, point, exponent and ``_`` separators): far more than
+#: the 17 significant digits a float holds.
+MAX_LITERAL_CHARS = 100
+
+
+def _literal(node: A.Number | A.QuantityLit) -> None:
+    """E014 when a number literal is longer than :data:`MAX_LITERAL_CHARS` or out of the
+    range of a float (1.8e308; 1e400 is inf, which would crash floor(), int(), ...)."""
+    span = node.span
+    end = node.unit_span.col if isinstance(node, A.QuantityLit) else span.end_col
+    n = len(span.source.line(span.line)[span.col - 1:end - 1].rstrip())
+    if n > MAX_LITERAL_CHARS:
+        raise EvalError("E014", f"a number literal of {n:,} characters; the limit is "
+                        f"{MAX_LITERAL_CHARS}", span)
+    if not math.isfinite(node.value):
+        raise EvalError("E014", "the number is out of range (at most about 1.8e308)", span)
+
+
 def evaluate(node: A.Expr, lookup: Lookup) -> Value:
     """Evaluate ``node``; ``lookup(name, span)`` resolves names (or raises EvalError)."""
     if isinstance(node, A.Number):
-        if not math.isfinite(node.value):  # 1e400: inf would crash floor(), int(), ...
-            raise EvalError("E014", "the number is out of range", node.span)
+        _literal(node)
         return Quantity(node.value)
     if isinstance(node, A.QuantityLit):
+        _literal(node)
         if node.unit not in UNITS:
             raise _unit_error(node)
         factor, dim = UNITS[node.unit]

@@ -9,11 +9,11 @@
 * :mod:`~supernode_dsl.emit.graphs`: networkx node-link JSON and GraphML.
 * :mod:`~supernode_dsl.emit.jsontext`: deterministic JSON for reports and plans.
 * :mod:`~supernode_dsl.emit.templates`: the one strict jinja2 environment over ``codegen/``.
-* :mod:`~supernode_dsl.emit.files`: :func:`write_atomic`.
+* :func:`write_atomic` (from :mod:`supernode_dsl.files`, the one writer of every command's
+  outputs).
 """
 
 from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, emit_error
-from supernode_dsl.emit.files import write_atomic
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 from supernode_dsl.emit.jsontext import document_json, info_json
 from supernode_dsl.emit.options import (
@@ -26,6 +26,7 @@ from supernode_dsl.emit.options import (
     optional_text_option,
     text_option,
 )
+from supernode_dsl.files import write_atomic
 
 __all__ = [
     "EmitContext",

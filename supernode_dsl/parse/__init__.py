@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from supernode_dsl.diagnostics import DiagnosticSink, SourceText, Span
+from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
+from supernode_dsl.files import max_input_bytes, read_text
 from supernode_dsl.parse import ast
 from supernode_dsl.parse.errors import syntax_diagnostic
 from supernode_dsl.parse.grammar import get_parser
@@ -31,41 +33,56 @@ class Program:
     files: tuple[ast.FileAST, ...]
 
 
+#: The deepest nesting of the parse tree (an expression's operators and parentheses, a
+#: chain of ``+`` or ``**``) a file may have: far above any real file, and low enough that
+#: the recursive stages after the parser stay clear of Python's recursion limit.
+MAX_NESTING = 100
+
+
 def parse_text(source: SourceText, sink: DiagnosticSink) -> ast.FileAST | None:
-    """Parse one buffer; on a syntax error record an E001 diagnostic and return None."""
+    """Parse one buffer; on a syntax error record an E001 diagnostic, on nesting deeper than
+    :data:`MAX_NESTING` an E014, and return None."""
     text = source.text if source.text.endswith("\n") else source.text + "\n"
     try:
         tree = get_parser().parse(text)
-        result: ast.FileAST = AstBuilder(source).transform(tree)
     except UnexpectedInput as err:
         sink.diagnostics.append(syntax_diagnostic(err, source))
         return None
-    except RecursionError:
-        sink.error("E001", "expression nested too deeply", Span(source, 1, 1, 1, 2))
+    if (deep := _too_deep(tree)) is not None:
+        meta = deep.meta
+        sink.error("E014", f"this expression is nested or chained more than {MAX_NESTING} "
+                   "levels deep; split it with parameters",
+                   Span(source, meta.line, meta.column, meta.end_line, meta.end_column))
         return None
+    result: ast.FileAST = AstBuilder(source).transform(tree)
     return result
+
+
+def _too_deep(tree: Tree[Token]) -> Tree[Token] | None:
+    """The first node found deeper than :data:`MAX_NESTING` (where the nesting passes the
+    limit), or None."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return node
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, Tree))
+    return None
 
 
 def _read(path: Path, sink: DiagnosticSink, at: Span | None,
           shown: str | None = None, overlay: Mapping[Path, str] | None = None
           ) -> SourceText | None:
-    name = shown or str(path)
+    """``path``'s text: from ``overlay`` (an editor's unsaved buffer) if it holds it, else
+    through the one reader (regular files only, size-limited), its mistakes (E011, E030,
+    E031) going to ``sink``."""
     if overlay and path.resolve() in overlay:
         return SourceText(str(path), overlay[path.resolve()])
     try:
-        data = path.read_bytes()
-    except ValueError as err:  # a NUL byte in the path
-        sink.error("E011", f"cannot read '{name}': {err}", at)
+        return read_text(path, "E011", at, shown=shown, limit=max_input_bytes(source=True))
+    except CmxError as err:
+        sink.diagnostics.extend(err.diagnostics)
         return None
-    except OSError as err:
-        sink.error("E011", f"cannot read '{name}': {err.strerror or err}", at)
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        sink.error("E011", f"'{name}' is not UTF-8 text (bad byte at offset {err.start})", at)
-        return None
-    return SourceText(str(path), text)
 
 
 class _Loader:

@@ -37,9 +37,11 @@ class AstBuilder(Transformer[Token, Any]):
     # ---- expressions ---------------------------------------------------------------------
     @staticmethod
     def _num(text: str) -> tuple[float, bool]:
+        # float() of the text, not of int(text): correctly rounded either way, and no
+        # OverflowError (a 401-digit integer is inf) or digit limit (Python's 4,300 for
+        # int); the evaluator reports inf and over-long literals, located
         clean = text.replace("_", "")
-        is_int = not any(c in clean for c in ".eE")
-        return (float(int(clean)) if is_int else float(clean)), is_int
+        return float(clean), not any(c in clean for c in ".eE")
 
     def number(self, meta: Meta, ch: list[Token]) -> A.Number:
         value, is_int = self._num(str(ch[0]))

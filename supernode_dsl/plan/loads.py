@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
+from supernode_dsl.files import read_bytes, read_text
 
 __all__ = ["read_loads"]
 
@@ -85,14 +86,14 @@ def read_loads(path: str | Path, layers: int | None = None,
     p = Path(path)
     try:
         if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
+            arr = np.load(io.BytesIO(read_bytes(p, "E021")), allow_pickle=False)
             source = None
         else:
-            source = SourceText(str(path), p.read_text(encoding="utf-8"))
+            source = read_text(p, "E021")
             arr = _from_csv(source) if p.suffix == ".csv" else _from_json(source)
     except OSError as err:
         raise _fail(f"cannot read '{path}': {err.strerror or err}") from None
-    except (ValueError, UnicodeDecodeError) as err:
+    except ValueError as err:
         raise _fail(f"cannot read '{path}': {err}") from None
     where = f"'{path}'"
     if arr.ndim != 2 or (layers is not None and arr.shape != (layers, experts)):

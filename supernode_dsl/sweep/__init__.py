@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from supernode_dsl.emit.files import write_atomic
+from supernode_dsl.files import Output, write_outputs
 from supernode_dsl.sweep.backends import BackendError, run_local, run_ray
 from supernode_dsl.sweep.grid import Axis, GridError, grid_points, parse_axis
 from supernode_dsl.sweep.plot import pareto_svg
@@ -109,8 +109,8 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
     front = pareto_front(results, spec.pareto_y)
     axes = [a.name for a in spec.axes]
     out = (spec.output / "table.csv", spec.output / "table.json", spec.output / "pareto.svg")
-    write_atomic(out[0], table_csv(axes, results, front))
-    write_atomic(out[1], table_json(axes, results, front))
-    write_atomic(out[2], pareto_svg(results, front, spec.pareto_y))
+    write_outputs([Output(out[0], table_csv(axes, results, front)),  # all three or none
+                   Output(out[1], table_json(axes, results, front)),
+                   Output(out[2], pareto_svg(results, front, spec.pareto_y))])
     return SweepResult(tuple(results), tuple(front), len(todo), out)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from supernode_dsl.emit.files import write_atomic
+from supernode_dsl.files import write_atomic
 from supernode_dsl.sweep.point import METRICS, PointResult
 
 __all__ = ["PointStore", "pareto_front", "point_key", "table_csv", "table_json"]
