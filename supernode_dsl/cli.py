@@ -331,11 +331,12 @@ def calibrate_cmd(file: Path, output: Path) -> None:
     """Fit the free parameters of FILE's calibration to its layer-level measurements."""
     from supernode_dsl.plan.serving.calibrate import calibrate_file
 
+    _check_outputs([output], [file])
     try:
         text = calibrate_file(file)
     except CmxError as err:
         _fail(err.diagnostics)
-    _write(output, text)
+    _write(None, [(output, text)], [file])
 
 
 @cli.command("report")
@@ -380,13 +381,14 @@ def _check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None]
         _fail(err.diagnostics)
 
 
-def _write(model: Model, outputs: Sequence[tuple[Path, str | bytes]],
+def _write(model: Model | None, outputs: Sequence[tuple[Path, str | bytes]],
            inputs: Sequence[Path | None] = ()) -> None:
     """Write every output of the command or none (:func:`supernode_dsl.files.write_outputs`);
-    ``inputs`` are the input files besides ``model``'s sources."""
+    ``inputs`` are the input files besides ``model``'s sources (when there is a model)."""
+    sources = model.files if model is not None else ()
     try:
         write_outputs([Output(path, data) for path, data in outputs],
-                      [*model.files, *(i for i in inputs if i)])
+                      [*sources, *(i for i in inputs if i)])
     except OutputConflict as err:
         raise click.UsageError(str(err)) from None
     except CmxError as err:
