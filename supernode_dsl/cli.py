@@ -22,12 +22,14 @@ from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
     EmitContext,
     Emitter,
+    FileTree,
     available_emitters,
     document_json,
     graphml_text,
     info_json,
     node_link_text,
     write_atomic,
+    write_tree_atomic,
 )
 from supernode_dsl.emit.options import OptionError
 from supernode_dsl.graph import (
@@ -258,8 +260,9 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
               help="A plan from `cmx plan`, for formats that need one.")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A format's own option (see --list).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file ('-' for standard output).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file ('-' for standard output), or directory for formats of "
+                   "several files.")
 def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tuple[str, ...],
              max_instances: int, plan_path: Path | None, options: tuple[str, ...],
              output: Path | None) -> None:
@@ -313,6 +316,40 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
     _write(output, data)
 
 
+@cli.command("simulate")
+@_compile_options
+@click.option("--plan", "plan_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="A plan from `cmx plan`.")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="chakra-et's options: role=decode|prefill, layers=N, unit=die|accelerator.")
+@click.option("--astra-sim", "binary", help="ASTRA-sim analytical binary (default: "
+              "$CMX_ASTRA_SIM).")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Give up after this many s.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_path: Path,
+                 options: tuple[str, ...], binary: str | None, timeout: float | None,
+                 as_json: bool) -> None:
+    """Simulate one serving step of the plan with ASTRA-sim (the `chakra-et` workload) and
+    print its time next to the plan's estimate."""
+    from supernode_dsl.emit.chakra import ChakraEtEmitter
+    from supernode_dsl.simulate import SimulationError, find_binary, simulate_step
+
+    opts = {"unit": "die", **_emit_options(ChakraEtEmitter, options)}
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    ctx = EmitContext(model, g, _read_plan(plan_path, model, g, file), str(file), opts,
+                      plan_file=str(plan_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the network approximation: cmx emit shows it
+        try:
+            result = simulate_step(ctx, find_binary(binary), timeout)
+        except SimulationError as err:
+            _fail([Diagnostic("E027", str(err))])
+        except CmxError as err:
+            _fail(err.diagnostics)
+    click.echo(info_json(result.to_json()) if as_json else result.line(), nl=not as_json)
+
+
 @cli.command("report")
 @_compile_options
 @_deployment_options
@@ -343,7 +380,15 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
                  output)
 
 
-def _write(output: Path, text: str | bytes) -> None:
+def _write(output: Path, text: str | bytes | FileTree) -> None:
+    if isinstance(text, FileTree):
+        if str(output) == "-":
+            _fail([Diagnostic("E011", "this format writes a directory of files: give -o DIR")])
+        try:
+            write_tree_atomic(output, text)
+        except OSError as err:
+            _fail([Diagnostic("E011", f"cannot write '{output}': {err.strerror or err}")])
+        return
     if str(output) == "-":
         if isinstance(text, bytes):
             sys.stdout.buffer.write(text)

@@ -58,6 +58,7 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E027": "simulation failed",
     "W001": "parameter used where an index variable looks meant",
 }
 

@@ -31,8 +31,9 @@ from supernode_dsl.plan import plan_deployment
 ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 
 #: Codes that only the CLI's inputs can produce: queries (test_cli.py), expert-loads and
-#: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py).
-CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026"}
+#: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py),
+#: ASTRA-sim runs (test_consumer_chakra.py).
+CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026", "E027"}
 
 #: Warning codes: reported without stopping compilation (tested below, not by fixtures).
 WARNING_CODES = {c for c in CODES if c.startswith("W")}

@@ -9,11 +9,13 @@
 * :mod:`~supernode_dsl.emit.graphs`: networkx node-link JSON and GraphML.
 * :mod:`~supernode_dsl.emit.jsontext`: deterministic JSON for reports and plans.
 * :mod:`~supernode_dsl.emit.templates`: the one strict jinja2 environment over ``codegen/``.
-* :mod:`~supernode_dsl.emit.files`: :func:`write_atomic`.
+* :mod:`~supernode_dsl.emit.files`: :func:`write_atomic`, and :func:`write_tree_atomic` for
+  outputs of several files (a :class:`FileTree`, which ``emit`` may return).
+* :mod:`~supernode_dsl.emit.chakra`: Chakra execution traces of one serving step.
 """
 
 from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, emit_error
-from supernode_dsl.emit.files import write_atomic
+from supernode_dsl.emit.files import FileTree, write_atomic, write_tree_atomic
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 from supernode_dsl.emit.jsontext import document_json, info_json
 from supernode_dsl.emit.options import (
@@ -30,6 +32,7 @@ from supernode_dsl.emit.options import (
 __all__ = [
     "EmitContext",
     "Emitter",
+    "FileTree",
     "Option",
     "OptionError",
     "available_emitters",
@@ -45,4 +48,5 @@ __all__ = [
     "optional_text_option",
     "text_option",
     "write_atomic",
+    "write_tree_atomic",
 ]
