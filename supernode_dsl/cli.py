@@ -335,6 +335,10 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
     from supernode_dsl.simulate import SimulationError, find_binary, simulate_step
 
     opts = {"unit": "die", **_emit_options(ChakraEtEmitter, options)}
+    try:
+        astra = find_binary(binary)
+    except SimulationError as err:
+        _fail([Diagnostic("E027", str(err))])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     ctx = EmitContext(model, g, _read_plan(plan_path, model, g, file), str(file), opts,
@@ -342,7 +346,7 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the network approximation: cmx emit shows it
         try:
-            result = simulate_step(ctx, find_binary(binary), timeout)
+            result = simulate_step(ctx, astra, timeout)
         except SimulationError as err:
             _fail([Diagnostic("E027", str(err))])
         except CmxError as err:

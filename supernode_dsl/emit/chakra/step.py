@@ -99,12 +99,13 @@ def step_workload(plan: PlanDocument, dep: DeploymentSpec, role: str,
     tp = mapping.prefill_tp if role == "prefill" and mapping else 1
     ranks, groups = _ranks(plan, body, instance_npus, _loads(plan, body), tp)
     tokens = _tokens_per_microbatch(plan, body)
+    kept = {s.device_kind: [e for e in s.events if keep(e)] for s in body.pipeline.schedule}
     traces: list[tuple[TraceNode, ...]] = [()] * npus
     for i, ids in enumerate(instance_npus):
         for position, npu in enumerate(ids):
             rank = ranks[(i, position)]
-            traces[npu] = _trace(rank, [e for e in rank.schedule.events if keep(e)],
-                                 dep.model, spec, tokens, tp)
+            traces[npu] = _trace(rank, kept[rank.schedule.device_kind], dep.model, spec,
+                                 tokens, tp)
     traces = _one_size_per_collective(traces)
     end = max((e.start_us + e.dur_us for s in body.pipeline.schedule for e in s.events
                if keep(e)), default=0.0)
@@ -200,8 +201,7 @@ def _tokens_per_microbatch(plan: PlanDocument, body: RolePlan) -> float:
 def _trace(rank: _Rank, events: Sequence[ScheduleEvent], arch: ModelArch, role: RoleSpec,
            tokens: float, tp: int) -> tuple[TraceNode, ...]:
     """The nodes of one rank, in the order the plan starts its events."""
-    ordered = sorted(events, key=lambda e: (e.start_us, e.microbatch, e.stream, e.layer,
-                                            e.name))
+    ordered = sorted(events, key=lambda e: e.start_us)  # stable: the plan's order on ties
     compute = [s for s in dict.fromkeys(e.stream for e in ordered if e.name not in COMM_OPS)]
     last_mb: dict[int, int] = {}
     last_stream: dict[str, int] = {}
