@@ -347,8 +347,9 @@ def numbered(found: list[Bundle], ids: Mapping[str, int]) -> list[Row]:
 
 
 def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: list[int],
-                 links: list[tuple[int, int]], planes: list[str], consumer: str) -> None:
-    """E026 (or, with ``-O unroutable=warn``, a :class:`UnroutableWarning`) when the BFS of
+                 links: list[tuple[int, int]], planes: list[str], consumer: str,
+                 option: Option[str] = UNROUTABLE) -> None:
+    """E026 (or, with ``option`` = ``warn``, a :class:`UnroutableWarning`) when the BFS of
     ns-3 (:func:`~supernode_dsl.graph.routing.unroutable_pairs`, switches forwarding) finds
     no route between some NPUs ``0..npus-1``; the message counts them and names the first."""
     bad = unroutable_pairs(range(npus), switches, links)
@@ -359,9 +360,10 @@ def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: 
     message = (f"{consumer} cannot route {len(bad)} of {npus * (npus - 1)} NPU pairs on "
                f"plane(s) {', '.join(planes)}: only switches forward, so NPUs "
                f"joined directly or through other NPUs have no route; first: {first}; choose "
-               f"planes that join every NPU through switches (-O plane=...), or write it "
-               f"anyway with -O unroutable=warn")
-    if ctx.value(UNROUTABLE) == "error":
+               f"planes that join every NPU through switches (-O plane=...)"
+               + ("" if option.default == "warn" else ", or write it anyway with "
+                  "-O unroutable=warn"))
+    if ctx.value(option) == "error":
         raise emit_error(message)
     warnings.warn(f"{ctx.source or 'graph'}: {message}", UnroutableWarning, stacklevel=3)
 
