@@ -39,6 +39,15 @@ __all__ = ["EMITTERS", "TRACE_PREFIX", "ChakraEtEmitter", "step_of"]
 ROLE = choice_option("role", "the role whose step the traces run", ("decode", "prefill"))
 LAYERS = int_option("layers", "only transformer layers 0..N-1 (0: the whole step, with the "
                     "MTP module and the output head)", 0, minimum=0)
+#: system.json's ``active-chunks-per-dimension`` (read at astra-sim c459ab6
+#: astra-sim/system/Sys.cc:436-437, default 1 at l.188; ``concurrent_streams`` =
+#: ceil(chunks / queues of the first dimension), l.226-227).  1 here, where ``astra-system``
+#: writes 2: the multi-dimension files these traces need run on the congestion-unaware back
+#: end, which gives every chunk in flight the whole link, so 2 overlaps chunks for free
+#: (0.75x the ring formula on CloudMatrix384 nodes=2, 1.0x plus latencies with 1:
+#: docs/emitters-simulators.md); 2 is right for the congestion-aware back end.
+ACTIVE_CHUNKS = int_option("active_chunks", "system.json active-chunks-per-dimension (1: the "
+                           "congestion-unaware back end; 2 for the aware one)", 1, minimum=1)
 #: ``--workload-configuration`` is the directory and this prefix.
 TRACE_PREFIX = "workload"
 #: ASTRA-sim's remote memory configuration for no memory expansion (the kit's examples).
@@ -71,18 +80,19 @@ class ChakraEtEmitter(Emitter):
     name = "chakra-et"
     description = "Chakra execution traces of one serving step + ASTRA-sim inputs (--plan; " \
                   "a directory)"
-    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, UNIT, LAYERS)
+    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, UNIT, LAYERS, ACTIVE_CHUNKS)
 
     def emit(self, ctx: EmitContext) -> FileTree:
         step = step_of(ctx)
         files = {f"{TRACE_PREFIX}.{npu}.et": trace_bytes(nodes)
                  for npu, nodes in enumerate(step.traces)}
         unit = {"unit": ctx.value(UNIT)}
+        system = {**unit, "active_chunks": str(ctx.value(ACTIVE_CHUNKS))}
         files["comm_group.json"] = (json.dumps({k: list(v) for k, v in step.groups.items()},
                                                indent=2) + "\n").encode()
-        for name, emitter in (("network.yml", AstraNetworkEmitter()),
-                              ("system.json", AstraSystemEmitter())):
-            text = emitter.emit(EmitContext(ctx.model, ctx.graph, ctx.plan, ctx.source, unit))
+        for name, emitter, opts in (("network.yml", AstraNetworkEmitter(), unit),
+                                    ("system.json", AstraSystemEmitter(), system)):
+            text = emitter.emit(EmitContext(ctx.model, ctx.graph, ctx.plan, ctx.source, opts))
             files[name] = text.encode()
         files["remote_memory.json"] = _REMOTE_MEMORY.encode()
         files["estimate.json"] = (json.dumps(
