@@ -62,8 +62,14 @@ def _decode(data: bytes, chakra_path: Path) -> list[Any]:
     """The messages of a trace file, read by Chakra's generated et_def_pb2."""
     sys.path.insert(0, str(chakra_path))
     try:
-        from chakra.schema.protobuf.et_def_pb2 import GlobalMetadata, Node
-        from chakra.src.third_party.utils.protolib import decodeMessage, encodeMessage
+        from chakra.schema.protobuf.et_def_pb2 import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            GlobalMetadata,
+            Node,
+        )
+        from chakra.src.third_party.utils.protolib import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
+            decodeMessage,
+            encodeMessage,
+        )
     finally:
         sys.path.remove(str(chakra_path))
     import io
@@ -190,3 +196,17 @@ def test_cli_simulate_prints_step_and_estimate(compiled: dict[Path, tuple[Any, A
     assert out["role"] == "prefill" and out["layers"] == 0 and out["npus"] == 16
     assert out["estimate_us"] == json.loads(tree.files["estimate.json"])["estimate_us"]
     assert out["simulated_us"] == pytest.approx(_run(tree, tmp_path)[0])
+
+
+def test_cli_emit_refuses_a_directory_it_did_not_write(compiled: dict[Path, tuple[Any, Any, Any]],
+                                                       tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(document_json(compiled[TINY][2].to_json()))
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep")
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit", "chakra-et", str(TINY),
+                           "--plan", str(plan), "-O", "role=decode", "-O", "unit=die", "-o",
+                           str(theirs)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "error[E011]" in proc.stderr and MANIFEST in proc.stderr
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
