@@ -93,16 +93,18 @@ def _devices(table: list[list[Device]],
     return tuple(rows)
 
 
-def deployment_spec(model: Model, name: str | None = None) -> DeploymentSpec:
-    """The deployment ``name`` of ``model`` as the planner reads it (the only one when
-    ``name`` is None).  Raises :class:`~supernode_dsl.diagnostics.CmxError` (E025 and the
-    deployment's own errors)."""
+def deployment_spec(model: Model, name: str | None = None
+                    ) -> tuple[DeploymentSpec, Workload]:
+    """The deployment ``name`` of ``model`` and its serving parameters, as the planner reads
+    them (the only deployment when ``name`` is None).  Raises
+    :class:`~supernode_dsl.diagnostics.CmxError` (E025 and the deployment's own errors)."""
     spec, models = _choose(model, name)
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink) if spec is not None else None
+    workload = read_workload(spec, sink) if spec is not None else None
     sink.raise_if_errors()
-    assert dep is not None
-    return dep
+    assert dep is not None and workload is not None
+    return dep, workload
 
 
 def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:

@@ -65,11 +65,12 @@ def step_of(ctx: EmitContext) -> StepWorkload:
             raise emit_error(f"several {role} devices fold into one NPU with "
                              f"unit={ctx.value(UNIT)}: use -O unit=die")
     try:
-        dep = deployment_spec(ctx.model, plan.source.deployment)
+        dep, workload = deployment_spec(ctx.model, plan.source.deployment)
     except CmxError as err:
         raise emit_error(f"the plan's deployment: {err.diagnostics[0].message}") from None
     npus = len(npu_units(ctx.graph, ctx.value(UNIT)))
-    return step_workload(plan, dep, role, instances, npus, ctx.value(LAYERS))
+    return step_workload(plan, dep, role, instances, npus, ctx.value(LAYERS),
+                         workload.perfect_balance)
 
 
 class ChakraEtEmitter(Emitter):

@@ -19,7 +19,8 @@ when the plan has two) event by event:
   (:meth:`~supernode_dsl.plan.serving.ops.CommPaths.seconds`), counted by the estimate's
   own functions (:func:`~supernode_dsl.plan.serving.ops.moe_messages`, the attention
   kind's ``tp_messages``) at each rank's load: its routed slots' share of the layer's
-  expert load (``expert_loads`` of the plan's source, else equal loads) over the mean; the
+  expert load (``expert_loads`` of the plan's source, else equal loads) over the mean, or
+  the mean itself where the deployment declares ``balance.perfect`` (as the estimate); the
   largest of the group's ranks sizes the collective on all of them (ASTRA-sim needs one
   size per collective: see :func:`_one_size_per_collective`).
 
@@ -81,12 +82,14 @@ class _Rank:
 
 
 def step_workload(plan: PlanDocument, dep: DeploymentSpec, role: str,
-                  instance_npus: Sequence[Sequence[int]], npus: int, layers: int = 0
-                  ) -> StepWorkload:
+                  instance_npus: Sequence[Sequence[int]], npus: int, layers: int = 0,
+                  perfect_balance: bool = False) -> StepWorkload:
     """The workload of one step of ``role``: ``instance_npus[i][rank]`` is the NPU id of
     rank ``rank`` of instance ``i``, ``npus`` the number of NPUs of the network;
     ``layers`` > 0 keeps only the events of transformer layers ``0..layers-1`` (no MTP
-    module, no output head).  E026 for a role the plan lacks or a plan without estimate."""
+    module, no output head); ``perfect_balance`` (the deployment's ``balance.perfect``, as
+    the estimate reads it) gives every rank the mean load.  E026 for a role the plan lacks
+    or a plan without estimate."""
     body = plan.roles.get(role)
     if body is None:
         raise emit_error(f"the plan has no role '{role}' (roles: {', '.join(plan.roles)})")
@@ -97,7 +100,8 @@ def step_workload(plan: PlanDocument, dep: DeploymentSpec, role: str,
     keep = _keep(layers)
     mapping = plan.serving.pd_mapping if plan.serving else None
     tp = mapping.prefill_tp if role == "prefill" and mapping else 1
-    ranks, groups = _ranks(plan, body, instance_npus, _loads(plan, body), tp)
+    ranks, groups = _ranks(body, instance_npus, None if perfect_balance else
+                           _loads(plan, body), tp)
     tokens = _tokens_per_microbatch(plan, body)
     kept = {s.device_kind: [e for e in s.events if keep(e)] for s in body.pipeline.schedule}
     traces: list[tuple[TraceNode, ...]] = [()] * npus
@@ -148,20 +152,23 @@ def _loads(plan: PlanDocument, body: RolePlan) -> np.ndarray:
                          f"{err.diagnostics[0].message}") from None
 
 
-def _ranks(plan: PlanDocument, body: RolePlan, instance_npus: Sequence[Sequence[int]],
-           loads: np.ndarray, tp: int) -> tuple[dict[tuple[int, int], _Rank],
-                                                 dict[str, tuple[int, ...]]]:
-    """Every rank's schedule, load and groups, and the groups (instance groups first,
-    keys from 1 as ASTRA-sim requires, then the attention TP groups)."""
+def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.ndarray | None,
+           tp: int) -> tuple[dict[tuple[int, int], _Rank], dict[str, tuple[int, ...]]]:
+    """Every rank's schedule, load (over the mean; the mean without ``loads``) and groups,
+    and the groups (instance groups first, keys from 1 as ASTRA-sim requires, then the
+    attention TP groups)."""
     p = body.expert_placement
     assert body.pipeline is not None
     schedules = body.pipeline.schedule
     shared = set(p.shared_devices) if len(schedules) > 1 else set()
     layout = SlotLayout(p.num_physical // p.slots_per_device, p.slots_per_device,
                         (0,) * (p.num_physical // p.slots_per_device))
-    per_die = die_loads(loads, Placement(np.asarray(p.phy2log), np.asarray(p.logcnt)), layout)
-    mean = per_die.mean(axis=1, keepdims=True)
-    relative = np.divide(per_die, mean, out=np.ones_like(per_die), where=mean > 0)
+    relative = np.ones((len(p.moe_layers), layout.num_dies))
+    if loads is not None:
+        per_die = die_loads(loads, Placement(np.asarray(p.phy2log), np.asarray(p.logcnt)),
+                            layout)
+        mean = per_die.mean(axis=1, keepdims=True)
+        relative = np.divide(per_die, mean, out=relative, where=mean > 0)
     groups: dict[str, tuple[int, ...]] = {}
     for ids in instance_npus:
         groups[str(len(groups) + 1)] = tuple(sorted(ids))
