@@ -334,7 +334,7 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
     from supernode_dsl.emit.chakra import ChakraEtEmitter
     from supernode_dsl.simulate import SimulationError, find_binary, simulate_step
 
-    opts = {"unit": "die", **_emit_options(ChakraEtEmitter, options)}
+    opts = _emit_options(ChakraEtEmitter, options)
     try:
         astra = find_binary(binary)
     except SimulationError as err:

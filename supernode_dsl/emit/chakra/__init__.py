@@ -17,6 +17,8 @@ encoding is :mod:`~supernode_dsl.emit.chakra.wire`.
 from __future__ import annotations
 
 import json
+import warnings
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from supernode_dsl.diagnostics import CmxError
@@ -36,6 +38,8 @@ from supernode_dsl.plan import deployment_spec
 
 __all__ = ["EMITTERS", "TRACE_PREFIX", "ChakraEtEmitter", "step_of"]
 
+#: The planner's EP device is a die of a multi-die accelerator: one rank, one NPU.
+CHAKRA_UNIT = choice_option("unit", UNIT.help, UNIT.choices, default="die")
 ROLE = choice_option("role", "the role whose step the traces run", ("decode", "prefill"))
 LAYERS = int_option("layers", "only transformer layers 0..N-1 (0: the whole step, with the "
                     "MTP module and the output head)", 0, minimum=0)
@@ -54,9 +58,16 @@ TRACE_PREFIX = "workload"
 _REMOTE_MEMORY = '{"memory-type": "NO_MEMORY_EXPANSION"}\n'
 
 
+def _with_unit(ctx: EmitContext) -> EmitContext:
+    """``ctx`` with ``-O unit`` given explicitly (chakra-et's default, die, is not
+    ``astra-network``'s), so the network, system and comm groups number NPUs alike."""
+    return replace(ctx, options={**ctx.options, "unit": ctx.value(CHAKRA_UNIT)})
+
+
 def step_of(ctx: EmitContext) -> StepWorkload:
     """The workload of ``-O role=`` for ``ctx`` (needs ``--plan``); E026 when a device of
     the role is not its own NPU under ``-O unit=`` (dies folded into one accelerator)."""
+    ctx = _with_unit(ctx)
     plan = ctx.require_plan(ChakraEtEmitter.name)
     role = ctx.value(ROLE)
     instances = [ids for r, _, ids in role_instance_npus(ctx) if r == role]
@@ -81,20 +92,22 @@ class ChakraEtEmitter(Emitter):
     name = "chakra-et"
     description = "Chakra execution traces of one serving step + ASTRA-sim inputs (--plan; " \
                   "a directory)"
-    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, UNIT, LAYERS, ACTIVE_CHUNKS)
+    options: ClassVar[tuple[Option[Any], ...]] = (ROLE, CHAKRA_UNIT, LAYERS, ACTIVE_CHUNKS)
 
     def emit(self, ctx: EmitContext) -> FileTree:
         step = step_of(ctx)
         files = {f"{TRACE_PREFIX}.{npu}.et": trace_bytes(nodes)
                  for npu, nodes in enumerate(step.traces)}
-        unit = {"unit": ctx.value(UNIT)}
+        unit = {"unit": ctx.value(CHAKRA_UNIT)}
         system = {**unit, "active_chunks": str(ctx.value(ACTIVE_CHUNKS))}
         files["comm_group.json"] = (json.dumps({k: list(v) for k, v in step.groups.items()},
                                                indent=2) + "\n").encode()
-        for name, emitter, opts in (("network.yml", AstraNetworkEmitter(), unit),
-                                    ("system.json", AstraSystemEmitter(), system)):
-            text = emitter.emit(EmitContext(ctx.model, ctx.graph, ctx.plan, ctx.source, opts))
-            files[name] = text.encode()
+        files["network.yml"] = AstraNetworkEmitter().emit(
+            EmitContext(ctx.model, ctx.graph, ctx.plan, ctx.source, unit)).encode()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the same collapse: network.yml has warned
+            files["system.json"] = AstraSystemEmitter().emit(
+                EmitContext(ctx.model, ctx.graph, ctx.plan, ctx.source, system)).encode()
         files["remote_memory.json"] = _REMOTE_MEMORY.encode()
         files["estimate.json"] = (json.dumps(
             {"role": step.role, "layers": step.layers, "estimate_us": round(step.estimate_us, 3),
