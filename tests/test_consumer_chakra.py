@@ -28,9 +28,11 @@ from test_consumer_astra import _binary, chakra  # noqa: F401  (the session fixt
 import supernode_dsl as cmx
 from supernode_dsl.emit import EmitContext, FileTree, document_json, write_tree_atomic
 from supernode_dsl.emit.chakra import ChakraEtEmitter
+from supernode_dsl.emit.chakra.step import step_workload
 from supernode_dsl.emit.chakra.wire import ALL_TO_ALL, TraceNode, trace_bytes
 from supernode_dsl.emit.files import MANIFEST
-from supernode_dsl.plan import PlanRequest, plan_deployment
+from supernode_dsl.emit.simulators import role_instance_npus
+from supernode_dsl.plan import PlanRequest, deployment_spec, plan_deployment
 from supernode_dsl.simulate import SimulationError, parse_finished, run_astra_sim
 
 TOPO = ROOT / "topologies"
@@ -210,3 +212,24 @@ def test_cli_emit_refuses_a_directory_it_did_not_write(compiled: dict[Path, tupl
                            str(theirs)], capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "error[E011]" in proc.stderr and MANIFEST in proc.stderr
     assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
+
+
+def test_collective_sizes_follow_the_placement_loads(
+        compiled: dict[Path, tuple[Any, Any, Any]]) -> None:
+    """Without ``balance.perfect`` a rank receives its slots' share of the load: on
+    CloudMatrix384's decode placement (288 slots for 256 experts) the busiest die holds more
+    than the mean, and the group's combine grows with it; with it, every rank the mean."""
+    model, graph, plan = compiled[CM384]
+    ctx = EmitContext(model, graph, plan, str(CM384), {"unit": "die"})
+    ids = [ids for r, _, ids in role_instance_npus(ctx) if r == "decode"]
+    dep, _ = deployment_spec(model, plan.source.deployment)
+
+    def combine(perfect: bool) -> int:
+        step = step_workload(plan, dep, "decode", ids, 768, layers=4, perfect_balance=perfect)
+        return next(n.comm_size for n in step.traces[ids[0][0]] if n.name == "combine.L3.mb0")
+
+    # balanced, the shared-expert dies (48 x 320 / 32 tokens each) bound the group; with the
+    # placement's loads the routed dies holding no replica (1.125x the mean) do
+    balanced, placed = combine(True), combine(False)
+    assert plan.roles["decode"].balance.max_over_mean_per_layer[0] == 1.125
+    assert placed > balanced
