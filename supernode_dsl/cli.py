@@ -25,6 +25,7 @@ from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
     EmitContext,
     Emitter,
+    FileTree,
     available_emitters,
     document_json,
     graphml_text,
@@ -264,8 +265,9 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
               help="A plan from `cmx plan`, for formats that need one.")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="A format's own option (see --list).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file ('-' for standard output).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file ('-' for standard output), or directory for formats of "
+                   "several files.")
 def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tuple[str, ...],
              max_instances: int, plan_path: Path | None, options: tuple[str, ...],
              output: Path | None) -> None:
@@ -320,6 +322,8 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path,
             _fail(err.diagnostics)
     for w in caught:
         click.echo(f"cmx: warning: {w.message}", err=True)
+    if isinstance(data, FileTree) and str(output) == "-":
+        _fail([Diagnostic("E026", f"{emitter.name} writes a directory of files: give -o DIR")])
     _write(ctx.model, [(output, data)], inputs)
 
 
@@ -337,6 +341,44 @@ def calibrate_cmd(file: Path, output: Path) -> None:
     except CmxError as err:
         _fail(err.diagnostics)
     _write(None, [(output, text)], [file])
+
+
+@cli.command("simulate")
+@_compile_options
+@click.option("--plan", "plan_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="A plan from `cmx plan`.")
+@click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="chakra-et's options: role=decode|prefill, layers=N, unit=die|accelerator.")
+@click.option("--astra-sim", "binary", help="ASTRA-sim analytical binary (default: "
+              "$CMX_ASTRA_SIM).")
+@click.option("--timeout", type=click.FloatRange(min=1), help="Give up after this many s.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_path: Path,
+                 options: tuple[str, ...], binary: str | None, timeout: float | None,
+                 as_json: bool) -> None:
+    """Simulate one serving step of the plan with ASTRA-sim (the `chakra-et` workload) and
+    print its time next to the plan's estimate."""
+    from supernode_dsl.emit.chakra import ChakraEtEmitter
+    from supernode_dsl.simulate import SimulationError, find_binary, simulate_step
+
+    opts = _emit_options(ChakraEtEmitter, options)
+    try:
+        astra = find_binary(binary)
+    except SimulationError as err:
+        _fail([Diagnostic("E029", str(err))])
+    model = _model(file, defines, max_instances)
+    g = _graph(model)
+    ctx = EmitContext(model, g, _read_plan(plan_path, model, g, file), str(file), opts,
+                      plan_file=str(plan_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the network approximation: cmx emit shows it
+        try:
+            result = simulate_step(ctx, astra, timeout)
+        except SimulationError as err:
+            _fail([Diagnostic("E029", str(err))])
+        except CmxError as err:
+            _fail(err.diagnostics)
+    click.echo(info_json(result.to_json()) if as_json else result.line(), nl=not as_json)
 
 
 @cli.command("report")
@@ -381,7 +423,7 @@ def _check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None]
         _fail(err.diagnostics)
 
 
-def _write(model: Model | None, outputs: Sequence[tuple[Path, str | bytes]],
+def _write(model: Model | None, outputs: Sequence[tuple[Path, str | bytes | FileTree]],
            inputs: Sequence[Path | None] = ()) -> None:
     """Write every output of the command or none (:func:`supernode_dsl.files.write_outputs`);
     ``inputs`` are the input files besides ``model``'s sources (when there is a model)."""

@@ -58,6 +58,7 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E029": "simulation failed",
     "E030": "input file too large",
     "E031": "not a regular file",
     "E032": "cannot write output",

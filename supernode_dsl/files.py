@@ -17,16 +17,22 @@ replaced.  A symlink is followed and its target replaced.  An output that is one
 inputs or another output is an :class:`OutputConflict` (a usage error); one that exists and
 is not a regular file is ``E031`` (``-`` is standard output, the only stream allowed); a
 failed write (no such folder, no space, a closed pipe) is ``E032``.
+
+An output of several files (a :class:`FileTree`, e.g. per-rank workload traces) is a
+directory: it is staged as a temporary directory and takes the target's place with the other
+outputs.  An existing directory is replaced only if cmx wrote it (it lists its files in
+:data:`MANIFEST`); any other directory is ``E031`` and left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +41,9 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
 __all__ = [
     "DEFAULT_MAX_DATA_BYTES",
     "DEFAULT_MAX_SOURCE_BYTES",
+    "MANIFEST",
     "MAX_INPUT_BYTES_ENV",
+    "FileTree",
     "Output",
     "OutputConflict",
     "check_outputs",
@@ -164,17 +172,36 @@ def read_text(path: str | Path, code: str, at: Span | None = None, *,
 
 # ---- writing -----------------------------------------------------------------------------
 
+#: The file a :class:`FileTree` directory lists its files in; only a directory holding it
+#: is ever replaced.
+MANIFEST = "cmx-files.txt"
+
+
+@dataclass(frozen=True)
+class FileTree:
+    """An output of several files, written as one directory: name (no folders) -> content."""
+
+    files: Mapping[str, bytes]
+
+    def __post_init__(self) -> None:
+        bad = [n for n in self.files if not n or "/" in n or n.startswith(".") or n == MANIFEST]
+        if bad:
+            raise ValueError(f"bad file name in a FileTree: {bad[0]!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Output:
     """One output of a command: ``path`` (``-`` for standard output) and its ``data``
-    (text is written as UTF-8)."""
+    (text is written as UTF-8; a :class:`FileTree` as a directory)."""
 
     path: str | Path
-    data: str | bytes
+    data: str | bytes | FileTree
 
     @property
     def payload(self) -> bytes:
-        """The bytes to write."""
+        """The bytes to write (not for a :class:`FileTree`)."""
+        if isinstance(self.data, FileTree):
+            raise TypeError("a FileTree has no single payload")
         return self.data.encode("utf-8") if isinstance(self.data, str) else self.data
 
 
@@ -246,6 +273,11 @@ def _target_problem(path: str | Path, real: str) -> Diagnostic | None:
         return None
     except (OSError, ValueError) as err:
         return Diagnostic("E032", f"cannot write '{path}': {_reason(err)}")
+    if stat.S_ISDIR(mode):
+        if os.path.isfile(os.path.join(real, MANIFEST)):
+            return None  # a FileTree cmx wrote: replaced whole (a file output fails at rename)
+        return Diagnostic("E031", f"'{path}' is a directory cmx did not write (it has no "
+                          f"{MANIFEST}); cmx replaces only files and directories it wrote")
     if (kind := _kind(mode)) is not None:
         return Diagnostic("E031", f"'{path}' is {kind}; cmx writes only regular files "
                           "(use -o - for standard output)")
@@ -259,9 +291,34 @@ class _Staged:
     tmp: str
 
 
+def _usual_mode(base: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return base & ~umask
+
+
+def _stage_tree(out: Output, tree: FileTree) -> _Staged:
+    """Write ``tree`` into a temporary directory next to its target, with its manifest."""
+    target = os.path.realpath(out.path)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
+                           dir=os.path.dirname(target) or ".")
+    try:
+        for name in sorted(tree.files):
+            Path(tmp, name).write_bytes(tree.files[name])
+        Path(tmp, MANIFEST).write_text("".join(f"{n}\n" for n in sorted(tree.files)),
+                                       encoding="utf-8")
+        os.chmod(tmp, _usual_mode(0o777))  # mkdtemp creates 0700
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _Staged(out, target, tmp)
+
+
 def _stage(out: Output) -> _Staged:
     """Write ``out`` to a temporary file in its target's folder, with the target's mode (or
     the usual 0666 & ~umask for a new file)."""
+    if isinstance(out.data, FileTree):
+        return _stage_tree(out, out.data)
     target = os.path.realpath(out.path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
                                dir=os.path.dirname(target) or ".")
@@ -273,9 +330,7 @@ def _stage(out: Output) -> _Staged:
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
         except FileNotFoundError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = _usual_mode(0o666)
         os.chmod(tmp, mode)  # mkstemp creates 0600
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -283,38 +338,60 @@ def _stage(out: Output) -> _Staged:
     return _Staged(out, target, tmp)
 
 
+def _discard(path: str) -> None:
+    """Remove a staged file or directory, or a backup, if it is there."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
+def _backup(s: _Staged) -> str | None:
+    """Keep the current target of ``s`` aside: a hard link to a file (the target stays in
+    place until the atomic rename), or the directory itself moved away (a directory cannot
+    be renamed over a non-empty one)."""
+    backup = f"{s.tmp}.bak"
+    if isinstance(s.output.data, FileTree):
+        os.replace(s.target, backup)
+        return backup
+    try:
+        os.link(s.target, backup)
+    except OSError:
+        return None
+    return backup
+
+
+def _restore(s: _Staged, existed: bool, backup: str | None) -> None:
+    """Undo the rename of ``s``: put its backup back, or remove a target that is new."""
+    with contextlib.suppress(OSError):
+        if isinstance(s.output.data, FileTree) or (backup is None and not existed):
+            _discard(s.target)
+        if backup is not None:
+            os.replace(backup, s.target)
+
+
 def _commit(staged: Sequence[_Staged]) -> None:
-    """Rename every staged file over its target; if one rename fails, put back the targets
-    already replaced (from hard-link backups; a new one is removed) and raise."""
+    """Rename every staged file (or directory) over its target; if one rename fails, put
+    back the targets already replaced (a new one is removed) and raise."""
     done: list[tuple[_Staged, bool, str | None]] = []
     try:
         for s in staged:
             existed = os.path.lexists(s.target)
-            backup: str | None = f"{s.tmp}.bak" if existed else None
-            if backup is not None:
-                try:
-                    os.link(s.target, backup)
-                except OSError:
-                    backup = None
+            backup = _backup(s) if existed else None
             try:
                 os.replace(s.tmp, s.target)
             except BaseException:
-                if backup is not None:
-                    Path(backup).unlink(missing_ok=True)
+                _restore(s, existed, backup)
                 raise
             done.append((s, existed, backup))
     except BaseException:
         for s, existed, backup in reversed(done):
-            with contextlib.suppress(OSError):
-                if backup is not None:
-                    os.replace(backup, s.target)
-                elif not existed:
-                    os.unlink(s.target)
+            _restore(s, existed, backup)
         raise
     finally:
         for _, _, backup in done:
-            if backup is not None:
-                Path(backup).unlink(missing_ok=True)
+            if backup is not None and os.path.lexists(backup):
+                _discard(backup)
 
 
 def _write_stdout(data: bytes) -> None:
@@ -351,9 +428,9 @@ def write_outputs(outputs: Sequence[Output], inputs: Iterable[str | Path] = ()) 
                      "changed") from None
     finally:
         for s in staged:
-            Path(s.tmp).unlink(missing_ok=True)
+            _discard(s.tmp)
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
+def write_atomic(path: str | Path, data: str | bytes | FileTree) -> None:
     """Write one output (:func:`write_outputs` of one :class:`Output`)."""
     write_outputs([Output(path, data)])

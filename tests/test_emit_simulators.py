@@ -247,8 +247,10 @@ instance pod: Pod
 
 
 def test_simai_refuses_what_its_model_cannot_express(tmp_path: Path) -> None:
+    with pytest.warns(UnroutableWarning, match="SimAI cannot route 3648 of 4032"):
+        _emit("simai-topology", _ctx("tpu"))  # written, with a warning (default)
     with pytest.raises(CmxError, match="SimAI cannot route 3648 of 4032"):
-        _emit("simai-topology", _ctx("tpu"))
+        _emit("simai-topology", _ctx("tpu", unroutable="error"))
     path = tmp_path / "uneven.cmx"
     path.write_text(UNEVEN)
     model = cmx.compile_file(path)

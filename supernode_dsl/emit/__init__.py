@@ -9,8 +9,9 @@
 * :mod:`~supernode_dsl.emit.graphs`: networkx node-link JSON and GraphML.
 * :mod:`~supernode_dsl.emit.jsontext`: deterministic JSON for reports and plans.
 * :mod:`~supernode_dsl.emit.templates`: the one strict jinja2 environment over ``codegen/``.
-* :func:`write_atomic` (from :mod:`supernode_dsl.files`, the one writer of every command's
-  outputs).
+* :func:`write_atomic` and :class:`FileTree` (an output of several files, which ``emit`` may
+  return) are from :mod:`supernode_dsl.files`, the one writer of every command's outputs.
+* :mod:`~supernode_dsl.emit.chakra`: Chakra execution traces of one serving step.
 """
 
 from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, emit_error
@@ -26,11 +27,12 @@ from supernode_dsl.emit.options import (
     optional_text_option,
     text_option,
 )
-from supernode_dsl.files import write_atomic
+from supernode_dsl.files import FileTree, write_atomic
 
 __all__ = [
     "EmitContext",
     "Emitter",
+    "FileTree",
     "Option",
     "OptionError",
     "available_emitters",

@@ -3,7 +3,8 @@
 An emitter has a ``name`` (what ``cmx emit NAME`` takes), a one-line ``description``, the
 ``options`` it understands (``-O key=value``: a tuple of
 :class:`~supernode_dsl.emit.options.Option` declarations, read with :meth:`EmitContext.value`)
-and ``emit(context)``, which returns the whole output (text or bytes) or raises
+and ``emit(context)``, which returns the whole output (text, bytes, or a
+:class:`~supernode_dsl.files.FileTree` of several files) or raises
 :class:`~supernode_dsl.diagnostics.CmxError` with an ``E026`` diagnostic.  Outputs must be
 deterministic: same input, same bytes.
 
@@ -29,6 +30,7 @@ import networkx as nx
 from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
 from supernode_dsl.emit.options import Option, check_options
+from supernode_dsl.files import FileTree
 from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
@@ -78,8 +80,9 @@ class Emitter(abc.ABC):
     suffix: ClassVar[str] = ""
 
     @abc.abstractmethod
-    def emit(self, ctx: EmitContext) -> str | bytes:
-        """The whole output for ``ctx``; deterministic."""
+    def emit(self, ctx: EmitContext) -> str | bytes | FileTree:
+        """The whole output for ``ctx`` (a :class:`FileTree` for a directory of files);
+        deterministic."""
 
     @classmethod
     def check_options(cls, given: Mapping[str, str]) -> None:

@@ -5,7 +5,16 @@ Entry points (group ``supernode_dsl.emitters``) are for emitters of other packag
 
 from __future__ import annotations
 
-from supernode_dsl.emit import graphviz, report, runtimes, schedulers, simai, simulators, trace
+from supernode_dsl.emit import (
+    chakra,
+    graphviz,
+    report,
+    runtimes,
+    schedulers,
+    simai,
+    simulators,
+    trace,
+)
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.graphs import graphml_text, node_link_text
 
@@ -42,6 +51,7 @@ BUILTIN: tuple[type[Emitter], ...] = (
     *runtimes.EMITTERS,
     *simulators.EMITTERS,
     *simai.EMITTERS,
+    *chakra.EMITTERS,
     *schedulers.EMITTERS,
     *trace.EMITTERS,
     *report.EMITTERS,

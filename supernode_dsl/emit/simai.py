@@ -18,11 +18,10 @@ from typing import Any, ClassVar
 import networkx as nx
 
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
-from supernode_dsl.emit.options import Option
+from supernode_dsl.emit.options import Option, choice_option
 from supernode_dsl.emit.simulators import (
     PLANES,
     UNIT,
-    UNROUTABLE,
     Bundle,
     bundles,
     check_routes,
@@ -36,6 +35,11 @@ from supernode_dsl.graph.devices import scale_up_plane
 from supernode_dsl.schema import EDGE_PLANE, NODE_CATEGORY, NODE_TYPE
 
 __all__ = ["EMITTERS", "SimaiTopologyEmitter"]
+
+#: SimAI writes what it cannot route with a warning by default: SimAI routes the pairs it can
+#: (its BFS skips the others), and every shipped machine must have a file.
+UNROUTABLE = choice_option("unroutable", "NPU pairs SimAI cannot route: warn (write the file, "
+                           "warn naming them), or error (refuse)", ("warn", "error"))
 
 #: The GPU types SimAI knows (common.h l.705-714); any other text reads as GPUType::NONE.
 SIMAI_GPU_TYPES = ("A100", "A800", "H100", "H800")
@@ -96,9 +100,11 @@ class SimaiTopologyEmitter(Emitter):
     NVSwitches, the other switches follow, both in instance order; NICs are folded into their
     NPU-switch links; CPUs and other endpoints are dropped.  ``gpus_per_server`` = NPUs per
     ``node`` instance; ``gpu_type`` from the NPU's type.  E026 for what SimAI's model cannot
-    express (NPUs not in equal servers, a NIC shared by NPUs or linked to a NIC) and when
+    express (NPUs not in equal servers, a NIC shared by NPUs or linked to a NIC).  When
     SimAI's routing (only switches and NVSwitches forward) leaves NPU pairs without a route
-    (a direct torus), naming them."""
+    (a direct torus, servers joined only through their GPUs) the file is written and an
+    :class:`~supernode_dsl.emit.simulators.UnroutableWarning` counts and names them
+    (``-O unroutable=error``: refuse instead)."""
 
     name = "simai-topology"
     description = "SimAI ns-3 topology file (6-field header, NVSwitches first, NICs folded)"
@@ -122,7 +128,7 @@ class SimaiTopologyEmitter(Emitter):
         rows = numbered(found, ids)
         forwarders = [ids[v] for v in [*nvs, *others]]
         check_routes(ctx, ids, len(units), forwarders, [(r[0], r[1]) for r in rows], planes,
-                     "SimAI")
+                     "SimAI", UNROUTABLE)
         head = (f"{len(ids)} {gpus_per_server(g, units)} {len(nvs)} {len(others)} "
                 f"{len(rows)} {gpu_type(g, units[0])}")
         lines = [head, " ".join(map(str, forwarders)),

@@ -61,6 +61,7 @@ from supernode_dsl.schema import (
 
 __all__ = [
     "EMITTERS",
+    "UNIT",
     "AstraCommGroupEmitter",
     "AstraNetworkEmitter",
     "AstraSystemEmitter",
@@ -80,6 +81,7 @@ __all__ = [
     "ns3_delay",
     "ns3_rate",
     "numbered",
+    "role_instance_npus",
     "unit_owner",
     "yaml_text",
 ]
@@ -230,26 +232,36 @@ class AstraCommGroupEmitter(Emitter):
     suffix = ".json"
 
     def emit(self, ctx: EmitContext) -> str:
-        plan = ctx.require_plan(self.name)
-        units = npu_units(ctx.graph, ctx.value(UNIT))
-        uid = {u: i for i, u in enumerate(units)}
-        owner = unit_owner(ctx.graph, units)
-        groups: dict[str, list[int]] = {}
-        for role, body in plan.roles.items():
-            for devices in body.instance_devices:
-                ids: set[int] = set()
-                for dev in devices:
-                    if dev not in ctx.graph:
-                        raise emit_error(f"plan device '{dev}' ({role}) is not in the graph: "
-                                         "was the plan made for this topology?")
-                    unit = owner.get(dev) or _unit_inside(ctx.graph, dev, uid)
-                    if unit is None:
-                        raise emit_error(f"plan device '{dev}' is not an NPU of the graph")
-                    ids.add(uid[unit])
-                groups[str(len(groups) + 1)] = sorted(ids)
-        if not groups:
-            raise emit_error("the plan has no role instance")
+        groups = {str(k + 1): sorted(set(ids)) for k, (_, _, ids) in
+                  enumerate(role_instance_npus(ctx))}
         return json.dumps(groups, indent=2) + "\n"
+
+
+def role_instance_npus(ctx: EmitContext) -> list[tuple[str, int, list[int]]]:
+    """``(role, instance, NPU id of each device)`` for every instance of every role of the
+    plan (roles in the plan's order, instances in order, devices in the instance's rank
+    order; NPU ids as ``astra-network`` numbers the ``-O unit`` units).  E026 without a
+    plan, for a plan device that is not in the graph, and for a plan without instances."""
+    plan = ctx.require_plan("astra-comm-group")
+    units = npu_units(ctx.graph, ctx.value(UNIT))
+    uid = {u: i for i, u in enumerate(units)}
+    owner = unit_owner(ctx.graph, units)
+    out: list[tuple[str, int, list[int]]] = []
+    for role, body in plan.roles.items():
+        for number, devices in enumerate(body.instance_devices):
+            ids: list[int] = []
+            for dev in devices:
+                if dev not in ctx.graph:
+                    raise emit_error(f"plan device '{dev}' ({role}) is not in the graph: "
+                                     "was the plan made for this topology?")
+                unit = owner.get(dev) or _unit_inside(ctx.graph, dev, uid)
+                if unit is None:
+                    raise emit_error(f"plan device '{dev}' is not an NPU of the graph")
+                ids.append(uid[unit])
+            out.append((role, number, ids))
+    if not out:
+        raise emit_error("the plan has no role instance")
+    return out
 
 
 def _unit_inside(g: nx.Graph, dev: str, uid: Mapping[str, int]) -> str | None:
@@ -335,8 +347,9 @@ def numbered(found: list[Bundle], ids: Mapping[str, int]) -> list[Row]:
 
 
 def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: list[int],
-                 links: list[tuple[int, int]], planes: list[str], consumer: str) -> None:
-    """E026 (or, with ``-O unroutable=warn``, a :class:`UnroutableWarning`) when the BFS of
+                 links: list[tuple[int, int]], planes: list[str], consumer: str,
+                 option: Option[str] = UNROUTABLE) -> None:
+    """E026 (or, with ``option`` = ``warn``, a :class:`UnroutableWarning`) when the BFS of
     ns-3 (:func:`~supernode_dsl.graph.routing.unroutable_pairs`, switches forwarding) finds
     no route between some NPUs ``0..npus-1``; the message counts them and names the first."""
     bad = unroutable_pairs(range(npus), switches, links)
@@ -347,9 +360,10 @@ def check_routes(ctx: EmitContext, ids: Mapping[str, int], npus: int, switches: 
     message = (f"{consumer} cannot route {len(bad)} of {npus * (npus - 1)} NPU pairs on "
                f"plane(s) {', '.join(planes)}: only switches forward, so NPUs "
                f"joined directly or through other NPUs have no route; first: {first}; choose "
-               f"planes that join every NPU through switches (-O plane=...), or write it "
-               f"anyway with -O unroutable=warn")
-    if ctx.value(UNROUTABLE) == "error":
+               f"planes that join every NPU through switches (-O plane=...)"
+               + ("" if option.default == "warn" else ", or write it anyway with "
+                  "-O unroutable=warn"))
+    if ctx.value(option) == "error":
         raise emit_error(message)
     warnings.warn(f"{ctx.source or 'graph'}: {message}", UnroutableWarning, stacklevel=3)
 

@@ -47,8 +47,8 @@ from supernode_dsl.plan.serving.roles import serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
-__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "plan_deployment", "plan_schema",
-           "role_contexts", "validate_plan"]
+__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "deployment_spec", "plan_deployment",
+           "plan_schema", "role_contexts", "validate_plan"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,20 @@ def _devices(table: list[list[Device]],
             role_name, number, rank = owner.get(d.path, (None, None, None))
             rows.append(DeviceRow(d.path, d.npu, d.node, d.rack, role_name, number, rank))
     return tuple(rows)
+
+
+def deployment_spec(model: Model, name: str | None = None
+                    ) -> tuple[DeploymentSpec, Workload]:
+    """The deployment ``name`` of ``model`` and its serving parameters, as the planner reads
+    them (the only deployment when ``name`` is None).  Raises
+    :class:`~supernode_dsl.diagnostics.CmxError` (E025 and the deployment's own errors)."""
+    spec, models = _choose(model, name)
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, models, sink) if spec is not None else None
+    workload = read_workload(spec, sink) if spec is not None else None
+    sink.raise_if_errors()
+    assert dep is not None and workload is not None
+    return dep, workload
 
 
 def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:

@@ -168,16 +168,19 @@ class MLA:
             gemm("o_proj", cmp_stream, 0, o_macs, o_params, nb, fmt, t),
         ]
         if s.prefill and s.attention_tp > 1:
-            tp = s.attention_tp
-            gathered = t * (tp - 1) * (self.q_lora_rank + self.kv_lora_rank + self.qk_rope_dim) \
-                * _ACTIVATION_BYTES
-            exchanged = t * (tp - 1) / tp * n * self.v_head_dim * _ACTIVATION_BYTES
-            at = len(before) + 1
-            ops.insert(at, Op("all_gather", comm_stream, 0,
-                              comm_s=paths.seconds(gathered / (tp - 1), gathered)))
-            ops.insert(len(ops) - 1 - len(o_in), Op("all_to_all", comm_stream, 0,
-                                                    comm_s=paths.seconds(exchanged, exchanged)))
+            _insert_tp(ops, self.tp_messages(t, s.attention_tp), comm_stream, paths,
+                       len(before) + 1, len(o_in))
         return restage(ops, s.prefill, 0)
+
+    def tp_messages(self, tokens: float, tp: int) -> tuple[TpMessage, ...]:
+        """Prefill's attention collectives over ``tp`` devices for ``tokens`` tokens per
+        device: an all-gather of the compressed Q/KV latents and the RoPE key, and an
+        all-to-all of the attention outputs back to the tokens' devices."""
+        gathered = tokens * (tp - 1) * (self.q_lora_rank + self.kv_lora_rank
+                                        + self.qk_rope_dim) * _ACTIVATION_BYTES
+        exchanged = tokens * (tp - 1) / tp * self.heads * self.v_head_dim * _ACTIVATION_BYTES
+        return (TpMessage("all_gather", gathered / (tp - 1), gathered),
+                TpMessage("all_to_all", exchanged, exchanged))
 
 
 @dataclass(frozen=True)
@@ -235,14 +238,37 @@ class GQA:
             gemm("o_proj", cmp_stream, 0, t * o, o, nb, fmt, t),
         ]
         if s.prefill and s.attention_tp > 1:
-            away = t * (s.attention_tp - 1) / s.attention_tp * self.head_dim * _ACTIVATION_BYTES
-            there = away * (self.heads + 2 * self.kv_heads)
-            back = away * self.heads
-            ops.insert(len(before) + 1,
-                       Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(there, there)))
-            ops.insert(len(ops) - 1 - len(o_in),
-                       Op("all_to_all", comm_stream, 0, comm_s=paths.seconds(back, back)))
+            _insert_tp(ops, self.tp_messages(t, s.attention_tp), comm_stream, paths,
+                       len(before) + 1, len(o_in))
         return restage(ops, s.prefill, 0)
+
+    def tp_messages(self, tokens: float, tp: int) -> tuple[TpMessage, ...]:
+        """Prefill's attention collectives over ``tp`` devices for ``tokens`` tokens per
+        device: an all-to-all bringing each device its heads' Q, K, V, another bringing
+        the outputs back."""
+        away = tokens * (tp - 1) / tp * self.head_dim * _ACTIVATION_BYTES
+        there, back = away * (self.heads + 2 * self.kv_heads), away * self.heads
+        return (TpMessage("all_to_all", there, there), TpMessage("all_to_all", back, back))
+
+
+@dataclass(frozen=True)
+class TpMessage:
+    """One attention collective of prefill's attention TP group: the bytes a device sends
+    and receives."""
+
+    name: str
+    send: float
+    recv: float
+
+
+def _insert_tp(ops: list[Op], messages: tuple[TpMessage, ...], stream: str,
+               paths: CommPaths, first_at: int, o_in: int) -> None:
+    """Put the first attention collective at ``first_at`` (after the projection) and the
+    second before the ``o_in`` vector ops that precede the output projection."""
+    first, second = messages
+    ops.insert(first_at, Op(first.name, stream, 0, comm_s=paths.seconds(first.send, first.recv)))
+    ops.insert(len(ops) - 1 - o_in,
+               Op(second.name, stream, 0, comm_s=paths.seconds(second.send, second.recv)))
 
 
 #: An attention shape.

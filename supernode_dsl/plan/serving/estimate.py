@@ -33,8 +33,8 @@ from supernode_dsl.plan.serving.ops import (
     CommPaths,
     LayerShape,
     Op,
-    distinct_devices,
     layer_ops,
+    moe_messages,
     op_seconds,
     step_ops,
 )
@@ -143,22 +143,18 @@ def _imb(ctx: RoleContext, layer: int) -> float:
 def _kinds(ctx: RoleContext, tokens: float, requests: float, context: float,
            imbalance: float, microbatches: int) -> list[_Kind]:
     a, r = ctx.arch, ctx.role
-    routed = r.routed_devices
-    distinct = distinct_devices(a, routed, r.routed_slots)
-    pairs = tokens * r.ep * a.top_k / routed * imbalance
-    recv = pairs * distinct / a.top_k if a.top_k else 0.0
+    m = moe_messages(a, r.ep, r.routed_devices, r.routed_slots, r.shared_devices, tokens,
+                     imbalance)
     prefill = r.name == "prefill"
     shared_local = tokens * a.shared_experts if r.shared_slots else 0.0
-    send = tokens * (distinct + (a.shared_experts if r.shared_devices else 0))
-    base = LayerShape(tokens, requests, context, pairs, r.routed_slots, shared_local, send,
-                      recv, prefill, ctx.workload.prefill_attention_tp if prefill else 1,
+    base = LayerShape(tokens, requests, context, m.pairs, r.routed_slots, shared_local, m.send,
+                      m.recv, prefill, ctx.workload.prefill_attention_tp if prefill else 1,
                       microbatches)
     kinds = [_Kind("routed-expert die" if r.shared_devices else "EP device", base)]
     if r.shared_devices:
-        shared = tokens * r.ep / r.shared_devices * a.shared_experts
         kinds.append(_Kind("shared-expert die", replace(
-            base, routed_tokens=0.0, routed_experts_held=0, shared_tokens=shared,
-            recv_tokens=shared)))
+            base, routed_tokens=0.0, routed_experts_held=0, shared_tokens=m.shared_recv,
+            recv_tokens=m.shared_recv)))
     return kinds
 
 

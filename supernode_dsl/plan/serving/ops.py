@@ -25,9 +25,9 @@ if TYPE_CHECKING:  # the model imports its attention kinds, which build on these
     from supernode_dsl.plan.spec import ModelArch
 
 __all__ = ["ACTIVATION_BYTES", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths",
-           "LayerShape", "Op", "attention_ops", "dense_ops", "distinct_devices", "gemm",
-           "layer_ops", "merge_vector", "moe_ops", "norm", "op_seconds", "quantise",
-           "restage", "step_ops", "streams", "vector"]
+           "LayerShape", "MoeMessages", "Op", "attention_ops", "dense_ops", "distinct_devices",
+           "gemm", "layer_ops", "merge_vector", "moe_messages", "moe_ops", "norm",
+           "op_seconds", "quantise", "restage", "step_ops", "streams", "vector"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
@@ -347,6 +347,34 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
                                *moe_ops(a, moe_shape, paths)]))
     out.append((-1, [lm, sample]))
     return out
+
+
+@dataclass(frozen=True)
+class MoeMessages:
+    """The token messages of one MoE layer for one microbatch on one device: ``pairs`` the
+    token-expert pairs its routed experts compute, ``send``/``recv`` the dispatched token
+    messages it sends and receives (combine sends ``recv`` back and receives ``send``);
+    ``shared_recv`` what a shared-expert device receives instead (0 without them)."""
+
+    pairs: float
+    send: float
+    recv: float
+    shared_recv: float
+
+
+def moe_messages(a: ModelArch, ep: int, routed_devices: int, routed_slots: int,
+                 shared_devices: int, tokens: float, load: float) -> MoeMessages:
+    """The messages of a routed-expert device of an EP group of ``ep`` devices
+    (``routed_devices`` holding ``routed_slots`` routed experts each, ``shared_devices`` the
+    shared ones) when every device attends ``tokens`` tokens and this one carries ``load``
+    times the mean routed load: a token goes once to each distinct device its ``top_k``
+    experts live on (:func:`distinct_devices`) and to the shared-expert devices."""
+    distinct = distinct_devices(a, routed_devices, routed_slots)
+    pairs = tokens * ep * a.top_k / routed_devices * load
+    recv = pairs * distinct / a.top_k if a.top_k else 0.0
+    send = tokens * (distinct + (a.shared_experts if shared_devices else 0))
+    shared = tokens * ep / shared_devices * a.shared_experts if shared_devices else 0.0
+    return MoeMessages(pairs, send, recv, shared)
 
 
 def distinct_devices(a: ModelArch, devices: int, slots_per_device: int) -> float:
