@@ -58,7 +58,9 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E027": "assertion failed",
     "W001": "parameter used where an index variable looks meant",
+    "W002": "pair matched from both ends of a link pattern",
 }
 
 
@@ -179,10 +181,11 @@ class DiagnosticSink:
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
 
-    def warning(self, code: str, message: str, span: Span | None = None) -> None:
+    def warning(self, code: str, message: str, span: Span | None = None,
+                notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
         """Record a warning: reported, but compilation goes on."""
         assert code in CODES, code
-        diag = Diagnostic(code, message, span, Severity.WARNING)
+        diag = Diagnostic(code, message, span, Severity.WARNING, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
 
