@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "E027": "assertion failed",
     "W001": "parameter used where an index variable looks meant",
     "W002": "pair matched from both ends of a link pattern",
+    "W003": "degenerate cut query",
 }
 
 

@@ -441,8 +441,8 @@ class Elaborator:
             count = as_int(attrs.get("count", Quantity(1.0)), st.span, "'count'", minimum=1)
             if touches_empty_array(tpl, st):
                 return None
-            pairs, errors, reversal = resolve_pairs(tpl, st, scope.lookup, scope.is_param,
-                                                    self.limits.max_links)
+            found = resolve_pairs(tpl, st, scope.lookup, scope.is_param,
+                                  self.limits.max_links)
         except EvalError as e:
             self.sink.error(e.code, e.message, e.span)
             return None
@@ -450,16 +450,17 @@ class Elaborator:
             self.sink.error("E010", f"this link statement would create about {e.estimate:,} "
                             f"links; the limit is {self.limits.max_links:,}", st.span)
             return None
-        for err in errors:
+        for err in found.errors:
             self.sink.error(err.code, err.message, err.span)
-        if reversal is not None:
-            self._warn_reversal(tpl, st, reversal)
+        if found.reversal is not None:
+            self._warn_reversal(tpl, st, found.reversal)
         for var in shadowing_params(st, scope.is_param):
             self.sink.warning(
                 "W001", f"'{var.name}' is a parameter, so this index is one fixed value, not "
                 "an index variable; rename the index if every index was meant", var.span)
+        pairs = found.pairs
         if not pairs:
-            if not errors:
+            if not found.errors and not found.filtered:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)
             return None
         bw, lat = attrs["bw"], attrs.get("latency", Quantity(0.0))

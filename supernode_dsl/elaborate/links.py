@@ -37,6 +37,7 @@ from supernode_dsl.units import Quantity
 
 __all__ = [
     "LinkLimitError",
+    "Resolved",
     "Reversal",
     "local_path",
     "resolve_pairs",
@@ -62,6 +63,19 @@ class Reversal:
     b: str
     again: str
     pairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The links of one statement: ``pairs`` maps local index pairs to their count;
+    ``errors`` are index errors (each once); ``reversal`` the first pair matched from both
+    ends; ``filtered`` whether the ``where`` guard rejected any binding (a guard may leave
+    nothing at a degenerate size, a full mesh of one, which is then not an error)."""
+
+    pairs: dict[tuple[int, int], int]
+    errors: list[EvalError]
+    reversal: Reversal | None
+    filtered: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +259,13 @@ def resolve_pairs(
     lookup: Callable[[str, Span], Value],
     is_param: Callable[[str], bool],
     max_links: int,
-) -> tuple[dict[tuple[int, int], int], list[EvalError], Reversal | None]:
-    """All ``(a, b) -> count`` pairs of ``stmt`` inside ``tpl`` (local indices), the
-    bindings for which its ``where`` guard holds.
+) -> Resolved:
+    """All ``(a, b) -> count`` pairs of ``stmt`` inside ``tpl`` (local indices), for the
+    bindings where its ``where`` guard holds.
 
     Raises :class:`EvalError` for a statement-level mistake and :class:`LinkLimitError` when
     the statement would create more than ``max_links`` links; index errors found while
-    expanding are returned (each once) with whatever pairs were found, and the first pair
-    matched from both ends (with how many were) when there is one.
+    expanding are returned with whatever pairs were found (see :class:`Resolved`).
     """
     left, right = _walk(tpl, stmt.left), _walk(tpl, stmt.right)
     ranges = _variables([left, right], is_param, stmt.guard)
@@ -265,6 +278,7 @@ def resolve_pairs(
     pairs: dict[tuple[int, int], int] = {}
     reversal: Reversal | None = None
     reversed_pairs = 0
+    filtered = False
     errors: list[EvalError] = []
     for combo in itertools.product(*(range(ranges[n][0]) for n in names)):
         binding = dict(zip(names, combo, strict=True))
@@ -275,6 +289,7 @@ def resolve_pairs(
             return lookup(name, span)
 
         if not _guard_holds(stmt, bound):
+            filtered = True
             continue
         a_side = _expand(left, bound, set(names), errors)
         if not a_side:
@@ -299,4 +314,4 @@ def resolve_pairs(
         unique.setdefault((e.message, e.span.line, e.span.col), e)
     if reversal is not None:
         reversal = Reversal(reversal.a, reversal.b, reversal.again, reversed_pairs)
-    return pairs, list(unique.values()), reversal
+    return Resolved(pairs, list(unique.values()), reversal, filtered)
