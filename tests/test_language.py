@@ -79,7 +79,7 @@ def test_without_guard_a_mesh_written_both_ways_warns_w002() -> None:
     (w,) = model.warnings
     assert w.code == "W002" and w.span is not None and (w.span.line, w.span.col) == (6, 12)
     assert "m.d" not in w.message and "d[0] <-> d[1]" in w.message
-    assert "(and 5 more pairs)" in w.message and "i = 1, j = 0" in w.message
+    assert "; 5 more pairs likewise)" in w.message and "i = 1, j = 0" in w.message
     assert w.notes[0][0] == "the other end" and w.notes[0][1] is not None
     assert w.notes[0][1].col == 21
     # it still compiles to what it says: every pair twice

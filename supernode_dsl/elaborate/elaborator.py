@@ -476,11 +476,11 @@ class Elaborator:
     def _warn_reversal(self, tpl: Template, st: A.LinkStmt, rev: Reversal) -> None:
         """W002: a pair matched from both ends becomes parallel links, rarely what is meant
         (a ring of 2, or a full mesh written without ``where i < j``)."""
-        more = f" (and {rev.pairs - 1} more pairs)" if rev.pairs > 1 else ""
+        more = f"; {rev.pairs - 1} more pairs likewise" if rev.pairs > 1 else ""
         self.sink.warning(
             "W002",
-            f"in '{tpl.type_name}', {rev.a} <-> {rev.b} is matched from both ends{more} "
-            f"({rev.again} matches it again as {rev.b} <-> {rev.a}), so it becomes 2 "
+            f"in '{tpl.type_name}', {rev.a} <-> {rev.b} is matched from both ends "
+            f"({rev.again} matches it again as {rev.b} <-> {rev.a}{more}), so it becomes 2 "
             "parallel links; add `where` (e.g. `where i < j`) for one link per pair, or "
             "write `count = 2` if two are meant",
             st.left.span, notes=(("the other end", st.right.span),))
