@@ -211,6 +211,7 @@ instance s: S
 def test_size_zero_array_is_an_absent_tier() -> None:
     model = _compile(ZERO)
     assert model.num_instances == 5 and _links(model) == 6
+    assert model.count_by_type() == {"G": 4, "S": 1}     # no "Spine: 0"
     with_spines = _compile(ZERO, spines="2")
     assert with_spines.num_instances == 7 and _links(with_spines) == 6 + 8
 
@@ -341,3 +342,17 @@ def test_mi300x_too_many_nodes_is_located_at_the_define() -> None:
         cmx.compile_file(MACHINES / "mi300x-cluster.cmx", defines={"nodes": "65"})
     (d,) = info.value.diagnostics
     assert d.code == "E027" and d.span is not None and d.span.file == "<-D nodes=65>"
+
+
+# ---- syntax mistakes around the new constructs ------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("param a = 1\nassert a > 0\n", 'an assertion needs a message: `assert CONDITION, "message"`'),
+    ("die D {}\nnode N {\n  if true { param q = 1 }\n}\ninstance n: N\n",
+     "an `if` block cannot declare a parameter"),
+])
+def test_syntax_hints(text: str, message: str) -> None:
+    with pytest.raises(cmx.CmxError) as info:
+        _compile(text)
+    (d,) = info.value.diagnostics
+    assert d.code == "E001" and d.message.startswith(message)
