@@ -356,3 +356,25 @@ def test_syntax_hints(text: str, message: str) -> None:
         _compile(text)
     (d,) = info.value.diagnostics
     assert d.code == "E001" and d.message.startswith(message)
+
+
+def test_assert_message_skips_a_name_that_and_never_evaluated() -> None:
+    text = 'param a = 1\nassert a > 1 and zzz > 1, "m"\ndie D {}\ninstance d: D\n'
+    (d,) = _errors(text)
+    assert d.code == "E027" and d.message == "assertion failed: m (a = 1)"
+
+
+def test_assert_on_a_defaulted_type_parameter_blames_the_define() -> None:
+    text = """param routers = 4
+switch R {}
+board Group {
+    param a = routers
+    assert a >= 2, "a group has 2 routers or more"
+    r[a]: R
+}
+instance g: Group
+"""
+    assert _compile(text).num_instances == 5
+    (d,) = _errors(text, routers="1")
+    assert d.span is not None and d.span.file == "<-D routers=1>"
+    assert d.message == "assertion failed: a group has 2 routers or more (a = 1); from -D routers"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate.evaluate import (
@@ -300,8 +301,9 @@ class Elaborator:
                given: Mapping[str, Span]) -> Template | None:
         scope = self._scope(local)
         body = self._body(decl, scope)
+        defaults = {p.name: p for p in decl.params if p.name not in given}
         for st in body.asserts:
-            self.check_assert(st, scope, given)
+            self.check_assert(st, scope, given, defaults)
         attrs = dict(self._attrs(body.attrs, scope))
         attrs.update(overrides)
         children, size = self._children(decl.name, body.children, scope)
@@ -316,8 +318,8 @@ class Elaborator:
     def _body(self, decl: A.TypeDecl, scope: _Scope) -> _Body:
         """The type's attributes, children, links and assertions, with those of the branches
         of its ``if`` blocks that hold (conditions evaluated in ``scope``), in source order."""
-        body = _Body(list(decl.attrs), list(decl.children), list(decl.links),
-                     list(decl.asserts))
+        attrs, children = list(decl.attrs), list(decl.children)
+        links, asserts = list(decl.links), list(decl.asserts)
         pending = list(decl.blocks)
         while pending:
             block: A.IfBlock | None = pending.pop()
@@ -329,20 +331,23 @@ class Elaborator:
                     self.sink.error(e.code, e.message, e.span)
                     break
                 if taken:
-                    body.attrs += block.attrs
-                    body.children += block.children
-                    body.links += block.links
-                    body.asserts += block.asserts
+                    attrs += block.attrs
+                    children += block.children
+                    links += block.links
+                    asserts += block.asserts
                     pending += block.blocks
                     break
                 block = block.orelse
-        return body.in_source_order()
+        return _Body(_in_source_order(attrs), _in_source_order(children),
+                     _in_source_order(links), _in_source_order(asserts))
 
     def check_assert(self, st: A.AssertStmt, scope: _Scope,
-                     given: Mapping[str, Span] | None = None) -> None:
+                     given: Mapping[str, Span] | None = None,
+                     defaults: Mapping[str, A.ParamDecl] | None = None) -> None:
         """E027 when ``st``'s condition is false: at the value that made it false, with the
         assertion as a note: a type argument (``given``: the argument spans of the type's
-        use) or a ``-D`` value it depends on; else at the assertion."""
+        use) or a ``-D`` value it depends on (also through ``defaults``, the type
+        parameters left at their default); else at the assertion."""
         try:
             ok = truth(evaluate(st.condition, scope.lookup), st.condition.span, "'assert'")
         except EvalError as e:
@@ -351,11 +356,11 @@ class Elaborator:
         if ok:
             return
         names = sorted(free_names(st.condition))
-        shown = ", ".join(f"{n} = {format_value(scope.lookup(n, st.span))}" for n in names)
+        shown = ", ".join(f"{n} = {v}" for n in names if (v := self._shown(n, scope, st.span)))
         message = f"assertion failed: {st.message}" + (f" ({shown})" if shown else "")
         sites = [(given[n], "") for n in names if given and n in given] + [
             (self.overrides[d].value.span, f"; from -D {d}")
-            for d in self._global_deps(names, scope) if d in self.overrides]
+            for d in self._global_deps(names, scope, defaults or {}) if d in self.overrides]
         if sites:
             at, origin = sites[0]
             self.sink.error("E027", message + origin, at,
@@ -363,13 +368,26 @@ class Elaborator:
         else:
             self.sink.error("E027", message, st.condition.span)
 
-    def _global_deps(self, names: list[str], scope: _Scope) -> list[str]:
-        """The global parameters ``names`` depend on, directly or through other globals, in
-        order of discovery (names of ``scope``'s type parameters are not globals)."""
+    def _shown(self, name: str, scope: _Scope, span: Span) -> str:
+        """``name``'s value for a message, '' if it has none (a name that ``and``/``or``
+        never evaluated may be unknown)."""
+        try:
+            return format_value(scope.lookup(name, span))
+        except EvalError:
+            return ""
+
+    def _global_deps(self, names: list[str], scope: _Scope,
+                     defaults: Mapping[str, A.ParamDecl]) -> list[str]:
+        """The global parameters ``names`` depend on, directly or through other globals or
+        the ``defaults`` of type parameters, in order of discovery."""
         seen: list[str] = []
-        todo = [n for n in names if n not in scope.local]
+        todo = list(names)
         while todo:
             name = todo.pop(0)
+            if name in scope.local:
+                default = defaults.get(name)
+                todo += sorted(free_names(default.value)) if default else []
+                continue
             decl = self.overrides.get(name) or self.param_decls.get(name)
             if name in seen or decl is None:
                 continue
@@ -383,7 +401,7 @@ class Elaborator:
             for st in f.asserts:
                 self.check_assert(st, self._scope({}))
 
-    def _children(self, type_name: str, decls: list[A.ChildDecl],
+    def _children(self, type_name: str, decls: Sequence[A.ChildDecl],
                   scope: _Scope) -> tuple[list[ChildArray], int]:
         children: list[ChildArray] = []
         size = 1
@@ -557,22 +575,23 @@ class Elaborator:
         return model
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Body:
-    """The items of a type body that apply to one use of the type (``if`` blocks resolved)."""
+    """The items of a type body that apply to one use of the type (``if`` blocks resolved),
+    each kind in source order."""
 
-    attrs: list[A.AttrStmt]
-    children: list[A.ChildDecl]
-    links: list[A.LinkStmt]
-    asserts: list[A.AssertStmt]
+    attrs: tuple[A.AttrStmt, ...]
+    children: tuple[A.ChildDecl, ...]
+    links: tuple[A.LinkStmt, ...]
+    asserts: tuple[A.AssertStmt, ...]
 
-    def in_source_order(self) -> _Body:
-        """The same items, each kind sorted by position (blocks interleave with the body)."""
-        def pos(item: A.AttrStmt | A.ChildDecl | A.LinkStmt | A.AssertStmt) -> tuple[int, int]:
-            return item.span.line, item.span.col
 
-        return _Body(sorted(self.attrs, key=pos), sorted(self.children, key=pos),
-                     sorted(self.links, key=pos), sorted(self.asserts, key=pos))
+_Item = TypeVar("_Item", A.AttrStmt, A.ChildDecl, A.LinkStmt, A.AssertStmt)
+
+
+def _in_source_order(items: list[_Item]) -> tuple[_Item, ...]:
+    """``items`` sorted by position (the items of ``if`` blocks interleave with the body)."""
+    return tuple(sorted(items, key=lambda item: (item.span.line, item.span.col)))
 
 
 class _Scope:
