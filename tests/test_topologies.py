@@ -14,6 +14,8 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import DiagnosticSink
@@ -429,6 +431,30 @@ def test_dragonfly_sizes(groups: int) -> None:
     used = {sum(d["count"] for *_, d in g.edges(n, data=True))
             for n in g if g.nodes[n]["category"] == "switch"}
     assert used == {7} if groups == 9 else max(used) <= 7
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_dragonfly_family(data: st.DataObject) -> None:
+    """Any (p, a, h, groups) the file accepts: the hand counts, every router within its
+    radix p + (a - 1) + h, and exactly one global link between every two groups."""
+    a = data.draw(st.integers(2, 5), label="a")
+    h = data.draw(st.integers(1, 3), label="h")
+    p = data.draw(st.integers(1, 3), label="p")
+    groups = data.draw(st.integers(2, a * h + 1), label="groups")
+    model, g = compiled("dragonfly.cmx", a=str(a), h=str(h), p=str(p), groups=str(groups))
+    assert model.num_instances == _dragonfly_counts(groups, p=p, a=a)[0]
+    assert g.number_of_edges() == _dragonfly_counts(groups, p=p, a=a)[1]
+    between: dict[tuple[str, str], int] = {}
+    for u, v in g.edges:
+        gu, gv = u.split(".")[1], v.split(".")[1]
+        if gu != gv:
+            key = (min(gu, gv), max(gu, gv))
+            between[key] = between.get(key, 0) + 1
+    assert len(between) == groups * (groups - 1) // 2 and set(between.values()) == {1}
+    for n in g:
+        if g.nodes[n]["category"] == "switch":
+            assert sum(d["count"] for *_, d in g.edges(n, data=True)) <= p + (a - 1) + h
 
 
 def test_dragonfly_other_routers() -> None:
