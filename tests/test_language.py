@@ -251,6 +251,15 @@ def test_message_costs_count_switch_latency_like_paths() -> None:
     assert cost[0, 1] == pytest.approx(500e-9 + 1000 / 100e9)
 
 
+def test_astra_switch_dimension_counts_switch_latency() -> None:
+    """ASTRA-sim charges a switched dimension's latency twice (NPU-switch-NPU): it is half
+    the path latency, 100 + 300 + 100 ns."""
+    from supernode_dsl.graph.dimensions import collapse
+
+    (dim,) = collapse(cmx.build_graph(_compile(SWITCHED))).dimensions
+    assert dim.topology == "Switch" and dim.latency == pytest.approx(500 / 2)
+
+
 def test_a_slow_switch_is_avoided() -> None:
     """Two routes of equal link latency: the one through the faster switch wins."""
     text = SWITCHED.replace("link p s <-> t { bw = 100 GB/s, latency = 50 ns }",

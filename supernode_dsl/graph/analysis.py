@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import dijkstra, maximum_flow
 from supernode_dsl import schema as S
 from supernode_dsl.diagnostics import CmxError, Diagnostic, Severity
 from supernode_dsl.graph.gcpause import gc_paused
-from supernode_dsl.graph.instances import unit_owner
+from supernode_dsl.graph.instances import traversal_latency, unit_owner
 
 __all__ = [
     "PathResult",
@@ -90,16 +90,10 @@ def _arrays(g: nx.Graph, edges: list[_Edge]) -> PlaneArrays:
         latency=np.fromiter((e[S.EDGE_LATENCY] for _, _, e in edges), dtype=np.float64,
                             count=len(edges)),
         links=sum(e[S.EDGE_COUNT] for _, _, e in edges),
-        traversal=np.fromiter((_traversal(index_of[n]) for n in nodes), dtype=np.float64,
+        traversal=np.fromiter((traversal_latency(index_of[n]) for n in nodes), dtype=np.float64,
                               count=len(nodes)),
     )
 
-
-def _traversal(node: dict[str, Any]) -> float:
-    """The latency (s) of passing through a node: a switch's declared ``latency``."""
-    if node.get(S.NODE_CATEGORY) not in S.TRAVERSAL_LATENCY:
-        return 0.0
-    return float(node.get(S.NODE_LATENCY, 0.0) or 0.0)
 
 
 def plane_endpoints(g: nx.Graph, arrays: PlaneArrays) -> list[str]:
