@@ -260,6 +260,19 @@ def test_astra_switch_dimension_counts_switch_latency() -> None:
     assert dim.topology == "Switch" and dim.latency == pytest.approx(500 / 2)
 
 
+def test_ns3_topology_links_carry_half_a_switch_each() -> None:
+    """ns-3 switches add no delay: each link to a switch carries half its traversal, so the
+    path g[0] - s - g[1] is 2 x (100 + 300 / 2) ns = 500 ns, as shortest_path counts it."""
+    from supernode_dsl.emit import EmitContext, available_emitters
+
+    text = SWITCHED.replace("    link p s <-> t { bw = 100 GB/s, latency = 50 ns }\n", "")
+    text = text.replace("    t: T\n", "")
+    model = _compile(text)
+    ctx = EmitContext(model, cmx.build_graph(model), None, "x.cmx", {})
+    lines = available_emitters()["ns3-topology"]().emit(ctx).splitlines()
+    assert lines[2:] == ["0 2 800Gbps 0.00025ms 0", "1 2 800Gbps 0.00025ms 0"]
+
+
 def test_a_slow_switch_is_avoided() -> None:
     """Two routes of equal link latency: the one through the faster switch wins."""
     text = SWITCHED.replace("link p s <-> t { bw = 100 GB/s, latency = 50 ns }",
