@@ -39,6 +39,7 @@ from supernode_dsl.graph import (
     Summary,
     build_graph,
     cut_bandwidth,
+    cut_warnings,
     select,
     shortest_path,
     summarize,
@@ -514,6 +515,9 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
             _fail([Diagnostic("E020", f"'{pattern}' matches no instance")])
         groups.append(hits)
     result = {p: cut_bandwidth(g, p, groups[0], groups[1]) for p in _planes(g, plane)}
+    for p in result:
+        for w in cut_warnings(g, p, [(group_a, groups[0]), (group_b, groups[1])]):
+            click.echo(render(w), err=True)
     if as_json:
         click.echo(info_json({"group_a": group_a, "group_b": group_b,
                               "cut_bandwidth": result}), nl=False)

@@ -58,11 +58,14 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E027": "assertion failed",
     "E029": "simulation failed",
     "E030": "input file too large",
     "E031": "not a regular file",
     "E032": "cannot write output",
     "W001": "parameter used where an index variable looks meant",
+    "W002": "pair matched from both ends of a link pattern",
+    "W003": "degenerate cut query",
 }
 
 
@@ -183,10 +186,11 @@ class DiagnosticSink:
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
 
-    def warning(self, code: str, message: str, span: Span | None = None) -> None:
+    def warning(self, code: str, message: str, span: Span | None = None,
+                notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
         """Record a warning: reported, but compilation goes on."""
         assert code in CODES, code
-        diag = Diagnostic(code, message, span, Severity.WARNING)
+        diag = Diagnostic(code, message, span, Severity.WARNING, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
 

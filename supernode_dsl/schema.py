@@ -46,6 +46,7 @@ __all__ = [
     "NODE_CATEGORY",
     "NODE_INDEX",
     "NODE_INDICES",
+    "NODE_LATENCY",
     "NODE_PARENT",
     "NODE_PATH",
     "NODE_TYPE",
@@ -54,6 +55,7 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "SPEC_CATEGORIES",
+    "TRAVERSAL_LATENCY",
     "Kind",
     "expected_dim",
     "kind_name",
@@ -83,6 +85,9 @@ NODE_PARENT: Final = "parent"      #: str, path of the enclosing instance ('' fo
 NODE_INDEX: Final = "index"        #: int, position in instance order (depth-first, as declared)
 NODE_ARRAY: Final = "array"        #: str, the child declaration the instance is an element of
 NODE_INDICES: Final = "indices"    #: tuple[int, ...], its indices in that array (() if scalar)
+NODE_LATENCY: Final = "latency"    #: float, s, the declared ``latency`` of an instance; on a
+#: category in TRAVERSAL_LATENCY it is added to every path that passes through the instance
+TRAVERSAL_LATENCY: Final = frozenset({"switch"})
 
 # ---- edge attributes (one edge = one bundle of parallel links of one plane) ----------------
 EDGE_PLANE: Final = "plane"                    #: str, declared plane name

@@ -33,6 +33,7 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
     "torus": ("tests/fixtures/torus.cmx", {}),
     "features": ("tests/fixtures/features/main.cmx", {}),
     "cm384_nodes2": ("topologies/cloudmatrix384.cmx", {"nodes": "2"}),
+    "constructs": ("tests/fixtures/constructs.cmx", {}),
 }
 
 STAGES = ("parse.json", "model.txt", "node_link.json", "graphml")

@@ -38,7 +38,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Small limits keep every example fast; going over them must itself be a clean E010.
 SMALL = Limits(max_instances=20_000, max_links=100_000)
 
-DIAG_RE = re.compile(r"^\S.*:\d+:\d+: error\[E\d{3}\]: |^cmx: error\[E\d{3}\]: ")
+# a CmxError carries the stage's warnings (W...) too, rendered the same way
+DIAG_RE = re.compile(r"^\S.*:\d+:\d+: (error\[E|warning\[W)\d{3}\]: |^cmx: error\[E\d{3}\]: ")
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

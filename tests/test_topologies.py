@@ -14,6 +14,8 @@ from typing import Any
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import supernode_dsl as cmx
 from supernode_dsl.diagnostics import DiagnosticSink
@@ -47,6 +49,8 @@ COVERED = {
     "qwen3-235b-cloudmatrix384.cmx",
     "mixtral-8x22b-h800.cmx",
     "deepseek-v3-gb200-nvl72.cmx",
+    "dragonfly.cmx",
+    "ubmesh-rack.cmx",
 }
 
 
@@ -456,3 +460,138 @@ def test_deployment_files(path: str, accelerators: int, deployment: str) -> None
     model, _ = compiled(path)
     assert model.count_by_category()["accelerator"] == accelerators
     assert [s.name for s in model.specs if s.category == "deployment"] == [deployment]
+
+
+# ---- dragonfly (Kim et al., ISCA 2008): p = 2 terminals, a = 4 routers, h = 2 global ports ----
+
+def _dragonfly_counts(groups: int, p: int = 2, a: int = 4) -> tuple[int, int]:
+    """Instances and links of the dragonfly of ``groups`` groups, by hand: the root, then per
+    group itself, ``a`` routers and ``a * p`` terminals; per group ``a * p`` terminal links
+    and a full mesh of ``a * (a - 1) / 2`` local links; one global link per pair of groups."""
+    instances = 1 + groups * (1 + a + a * p)
+    links = groups * (a * p + a * (a - 1) // 2) + groups * (groups - 1) // 2
+    return instances, links
+
+
+# groups -> links across the bisection.  With an even number of groups the first half of
+# the terminals is groups 0 .. G/2 - 1 and every terminal link and router can feed its global
+# links (at most 2 per router to the other half), so the cut is the (G/2)^2 global links
+# between the halves.  With G = 9 (72 terminals, 36 | 36) the split runs through group 4:
+# its routers 0 and 1 (2 x 2 terminals, global links to groups 0-3) are with the first half,
+# routers 2 and 3 (global links to groups 5-8) with the second; the smallest cut is the 16
+# global links from groups 0-3 to 5-8 plus group 4's 4 local links from routers {0, 1} to
+# {2, 3}: 20.
+DRAGONFLY_BISECTION_LINKS = {4: 4, 6: 9, 8: 16, 9: 20}
+
+
+@pytest.mark.parametrize("groups", sorted(DRAGONFLY_BISECTION_LINKS))
+def test_dragonfly_sizes(groups: int) -> None:
+    model, g = compiled("dragonfly.cmx", groups=str(groups))
+    instances, link_count = _dragonfly_counts(groups)
+    assert model.num_instances == instances
+    assert links("dragonfly.cmx", "df", groups=str(groups)) == link_count
+    # every link is 200 Gb/s = 25 GB/s
+    assert bisection("dragonfly.cmx", "df", groups=str(groups)) == pytest.approx(
+        DRAGONFLY_BISECTION_LINKS[groups] * 25 * GB, rel=1e-4)
+    # router radix p + (a - 1) + h = 2 + 3 + 2 = 7: the full dragonfly (9 groups) uses
+    # every port of every router, a smaller one fewer
+    used = {sum(d["count"] for *_, d in g.edges(n, data=True))
+            for n in g if g.nodes[n]["category"] == "switch"}
+    assert used == {7} if groups == 9 else max(used) <= 7
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.data())
+def test_dragonfly_family(data: st.DataObject) -> None:
+    """Any (p, a, h, groups) the file accepts: the hand counts, every router within its
+    radix p + (a - 1) + h, and exactly one global link between every two groups."""
+    a = data.draw(st.integers(2, 5), label="a")
+    h = data.draw(st.integers(1, 3), label="h")
+    p = data.draw(st.integers(1, 3), label="p")
+    groups = data.draw(st.integers(2, a * h + 1), label="groups")
+    model, g = compiled("dragonfly.cmx", a=str(a), h=str(h), p=str(p), groups=str(groups))
+    assert model.num_instances == _dragonfly_counts(groups, p=p, a=a)[0]
+    assert g.number_of_edges() == _dragonfly_counts(groups, p=p, a=a)[1]
+    between: dict[tuple[str, str], int] = {}
+    for u, v in g.edges:
+        gu, gv = u.split(".")[1], v.split(".")[1]
+        if gu != gv:
+            key = (min(gu, gv), max(gu, gv))
+            between[key] = between.get(key, 0) + 1
+    assert len(between) == groups * (groups - 1) // 2 and set(between.values()) == {1}
+    for n in g:
+        if g.nodes[n]["category"] == "switch":
+            assert sum(d["count"] for *_, d in g.edges(n, data=True)) <= p + (a - 1) + h
+
+
+def test_dragonfly_other_routers() -> None:
+    """a = 2 routers of h = 1 global port: at most 3 groups; 2 terminals per router."""
+    model, _ = compiled("dragonfly.cmx", a="2", h="1", p="2")
+    assert model.num_instances == _dragonfly_counts(3, p=2, a=2)[0]      # 3 groups: 22
+    assert links("dragonfly.cmx", "df", a="2", h="1", p="2") == _dragonfly_counts(3, 2, 2)[1]
+
+
+def test_dragonfly_too_many_groups_is_located_at_the_define() -> None:
+    with pytest.raises(cmx.CmxError) as info:
+        compiled("dragonfly.cmx", groups="10")
+    (d,) = info.value.diagnostics
+    assert d.code == "E027" and d.span is not None and d.span.file == "<-D groups=10>"
+    assert "groups <= a * h + 1" in d.message and "groups = 10" in d.message
+    assert d.notes and d.notes[0][1] is not None and d.notes[0][1].line == 27
+
+
+# ---- UB-Mesh-style nD full mesh: nx NPUs per board, ny boards per rack, racks per pod --------
+
+def _ubmesh(nx: int, ny: int, racks: int) -> tuple[int, int]:
+    """Instances (root, racks, boards, NPUs) and links: X, a full mesh of each board;
+    Y, a full mesh of each NPU position over the boards of a rack; Z, over the racks."""
+    instances = 1 + racks * (1 + ny * (1 + nx))
+    x = racks * ny * _pairs(nx)
+    y = racks * nx * _pairs(ny)
+    z = nx * ny * _pairs(racks)
+    return instances, x + y + z
+
+
+def _pairs(n: int) -> int:
+    """Links of a full mesh of ``n``."""
+    return n * (n - 1) // 2
+
+
+# (nx, ny, racks) -> bisection (GB/s).  Every node is an NPU (no switches), so the bisection
+# is the bandwidth of the links between the two halves in instance order: with one rack,
+# boards 0 .. ny/2 - 1 against the rest, nx * (ny/2)^2 Y links of 50 GB/s; with one board a
+# full mesh of nx split in two, (nx/2)^2 X links of 50 GB/s; with an even number of racks,
+# racks against racks, nx * ny * (racks/2)^2 Z links of 25 GB/s.
+UBMESH_BISECTION = {
+    (8, 8, 1): 8 * 4**2 * 50,       # 6,400
+    (4, 4, 1): 4 * 2**2 * 50,       # 800
+    (8, 1, 1): 4**2 * 50,           # 800
+    (8, 8, 4): 8 * 8 * 2**2 * 25,   # 6,400
+    (4, 2, 2): 4 * 2 * 1 * 25,      # 200
+}
+
+
+@pytest.mark.parametrize("shape", sorted(UBMESH_BISECTION))
+def test_ubmesh_sizes(shape: tuple[int, int, int]) -> None:
+    nx_, ny, racks = shape
+    defines = {"nx": str(nx_), "ny": str(ny), "racks": str(racks)}
+    model, _ = compiled("ubmesh-rack.cmx", **defines)
+    instances, link_count = _ubmesh(nx_, ny, racks)
+    assert model.num_instances == instances
+    assert links("ubmesh-rack.cmx", "ub", **defines) == link_count
+    assert bisection("ubmesh-rack.cmx", "ub", **defines) == pytest.approx(
+        UBMESH_BISECTION[shape] * GB, rel=1e-4)
+    assert model.warnings == ()
+
+
+def test_ubmesh_default_is_the_papers_rack() -> None:
+    model, _ = compiled("ubmesh-rack.cmx")
+    assert model.count_by_type()["Npu"] == 64
+    assert _ubmesh(8, 8, 1) == (74, 448)
+
+
+def test_ubmesh_too_many_npus_is_located_at_the_define() -> None:
+    with pytest.raises(cmx.CmxError) as info:
+        compiled("ubmesh-rack.cmx", nx="9")
+    (d,) = info.value.diagnostics
+    assert d.code == "E027" and d.span is not None and d.span.file == "<-D nx=9>"

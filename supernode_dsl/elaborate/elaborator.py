@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
-from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate
-from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs, shadowing_params
+from supernode_dsl.elaborate.evaluate import (
+    EvalError,
+    Value,
+    as_int,
+    evaluate,
+    format_value,
+    free_names,
+    truth,
+)
+from supernode_dsl.elaborate.links import (
+    LinkLimitError,
+    Reversal,
+    resolve_pairs,
+    shadowing_params,
+    touches_empty_array,
+)
 from supernode_dsl.elaborate.model import ChildArray, LinkBundle, Model, Plane, Spec, Template
 from supernode_dsl.parse import Program, parse_text
 from supernode_dsl.parse import ast as A
@@ -200,7 +215,8 @@ class Elaborator:
         if key not in self._templates:
             self._type_stack.append(ref.name)
             try:
-                self._templates[key] = self._build(decl, local, overrides)
+                given = {a.name: a.value.span for a in ref.args}
+                self._templates[key] = self._build(decl, local, overrides, given)
             finally:
                 self._type_stack.pop()
         return self._templates[key]
@@ -237,7 +253,7 @@ class Elaborator:
                 ok = False
         return local if ok else None
 
-    def _attrs(self, stmts: tuple[A.AttrStmt, ...], scope: _Scope,
+    def _attrs(self, stmts: Sequence[A.AttrStmt], scope: _Scope,
                vocabulary: dict[str, Kind] | None = None) -> tuple[tuple[str, Value], ...]:
         out: dict[str, Value] = {}
         # An attribute may use the attributes set before it in the same block.
@@ -310,27 +326,119 @@ class Elaborator:
         return False
 
     def _build(self, decl: A.TypeDecl, local: dict[str, Value],
-               overrides: tuple[tuple[str, Value], ...]) -> Template | None:
+               overrides: tuple[tuple[str, Value], ...],
+               given: Mapping[str, Span]) -> Template | None:
         scope = self._scope(local)
-        attrs = dict(self._attrs(decl.attrs, scope))
+        body = self._body(decl, scope)
+        defaults = {p.name: p for p in decl.params if p.name not in given}
+        for st in body.asserts:
+            self.check_assert(st, scope, given, defaults)
+        attrs = dict(self._attrs(body.attrs, scope))
         attrs.update(overrides)
-        children, size = self._children(decl, scope)
+        children, size = self._children(decl.name, body.children, scope)
         shell = Template(decl.name, decl.category, tuple(attrs.items()), tuple(children), (),
                          size, decl.span)
         if size > self.limits.max_instances:
             return shell
-        bundles = [b for st in decl.links if (b := self._link(shell, st, scope)) is not None]
+        bundles = [b for st in body.links if (b := self._link(shell, st, scope)) is not None]
         return Template(decl.name, decl.category, shell.attrs, shell.children, tuple(bundles),
                         size, decl.span)
 
-    def _children(self, decl: A.TypeDecl, scope: _Scope) -> tuple[list[ChildArray], int]:
+    def _body(self, decl: A.TypeDecl, scope: _Scope) -> _Body:
+        """The type's attributes, children, links and assertions, with those of the branches
+        of its ``if`` blocks that hold (conditions evaluated in ``scope``), in source order."""
+        attrs, children = list(decl.attrs), list(decl.children)
+        links, asserts = list(decl.links), list(decl.asserts)
+        pending = list(decl.blocks)
+        while pending:
+            block: A.IfBlock | None = pending.pop()
+            while block is not None:
+                try:
+                    taken = truth(evaluate(block.condition, scope.lookup),
+                                  block.condition.span, "an 'if'")
+                except EvalError as e:
+                    self.sink.error(e.code, e.message, e.span)
+                    break
+                if taken:
+                    attrs += block.attrs
+                    children += block.children
+                    links += block.links
+                    asserts += block.asserts
+                    pending += block.blocks
+                    break
+                block = block.orelse
+        return _Body(_in_source_order(attrs), _in_source_order(children),
+                     _in_source_order(links), _in_source_order(asserts))
+
+    def check_assert(self, st: A.AssertStmt, scope: _Scope,
+                     given: Mapping[str, Span] | None = None,
+                     defaults: Mapping[str, A.ParamDecl] | None = None) -> None:
+        """E027 when ``st``'s condition is false: at the value that made it false, with the
+        assertion as a note: a type argument (``given``: the argument spans of the type's
+        use) or a ``-D`` value it depends on (also through ``defaults``, the type
+        parameters left at their default); else at the assertion."""
+        try:
+            ok = truth(evaluate(st.condition, scope.lookup), st.condition.span, "'assert'")
+        except EvalError as e:
+            self.sink.error(e.code, e.message, e.span)
+            return
+        if ok:
+            return
+        names = sorted(free_names(st.condition))
+        shown = ", ".join(f"{n} = {v}" for n in names if (v := self._shown(n, scope, st.span)))
+        message = f"assertion failed: {st.message}" + (f" ({shown})" if shown else "")
+        sites = [(given[n], "") for n in names if given and n in given] + [
+            (self.overrides[d].value.span, f"; from -D {d}")
+            for d in self._global_deps(names, scope, defaults or {}) if d in self.overrides]
+        if sites:
+            at, origin = sites[0]
+            self.sink.error("E027", message + origin, at,
+                            notes=(("the assertion", st.span),))
+        else:
+            self.sink.error("E027", message, st.condition.span)
+
+    def _shown(self, name: str, scope: _Scope, span: Span) -> str:
+        """``name``'s value for a message, '' if it has none (a name that ``and``/``or``
+        never evaluated may be unknown)."""
+        try:
+            return format_value(scope.lookup(name, span))
+        except EvalError:
+            return ""
+
+    def _global_deps(self, names: list[str], scope: _Scope,
+                     defaults: Mapping[str, A.ParamDecl]) -> list[str]:
+        """The global parameters ``names`` depend on, directly or through other globals or
+        the ``defaults`` of type parameters, in order of discovery."""
+        seen: list[str] = []
+        todo = list(names)
+        while todo:
+            name = todo.pop(0)
+            if name in scope.local:
+                default = defaults.get(name)
+                todo += sorted(free_names(default.value)) if default else []
+                continue
+            decl = self.overrides.get(name) or self.param_decls.get(name)
+            if name in seen or decl is None:
+                continue
+            seen.append(name)
+            todo += sorted(free_names(decl.value))
+        return seen
+
+    def check_global_asserts(self) -> None:
+        """Every top-level ``assert`` of every file, in the global scope."""
+        for f in self.program.files:
+            for st in f.asserts:
+                self.check_assert(st, self._scope({}))
+
+    def _children(self, type_name: str, decls: Sequence[A.ChildDecl],
+                  scope: _Scope) -> tuple[list[ChildArray], int]:
         children: list[ChildArray] = []
         size = 1
         seen: dict[str, A.ChildDecl] = {}
-        for ch in decl.children:
+        for ch in decls:
             if ch.name in seen:
                 self.sink.error("E008", f"instance name '{ch.name}' is used twice in "
-                                f"'{decl.name}'", ch.name_span,
+                                f"'{type_name}'", ch.name_span,
                                 notes=(("first used here", seen[ch.name].span),))
                 continue
             seen[ch.name] = ch
@@ -338,7 +446,7 @@ class Elaborator:
             try:
                 for d in ch.dims:
                     shape.append(as_int(evaluate(d, scope.lookup), d.span, "an array size",
-                                        minimum=1))
+                                        minimum=0))
             except EvalError as e:
                 self.sink.error(e.code, e.message, e.span)
                 continue
@@ -378,8 +486,10 @@ class Elaborator:
             return None
         try:
             count = as_int(attrs.get("count", Quantity(1.0)), st.span, "'count'", minimum=1)
-            pairs, errors = resolve_pairs(tpl, st, scope.lookup, scope.is_param,
-                                          self.limits.max_links)
+            if touches_empty_array(tpl, st):
+                return None
+            found = resolve_pairs(tpl, st, scope.lookup, scope.is_param,
+                                  self.limits.max_links)
         except EvalError as e:
             self.sink.error(e.code, e.message, e.span)
             return None
@@ -387,14 +497,17 @@ class Elaborator:
             self.sink.error("E010", f"this link statement would create about {e.estimate:,} "
                             f"links; the limit is {self.limits.max_links:,}", st.span)
             return None
-        for err in errors:
+        for err in found.errors:
             self.sink.error(err.code, err.message, err.span)
+        if found.reversal is not None:
+            self._warn_reversal(tpl, st, found.reversal)
         for var in shadowing_params(st, scope.is_param):
             self.sink.warning(
                 "W001", f"'{var.name}' is a parameter, so this index is one fixed value, not "
                 "an index variable; rename the index if every index was meant", var.span)
+        pairs = found.pairs
         if not pairs:
-            if not errors:
+            if not found.errors and not found.filtered:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)
             return None
         bw, lat = attrs["bw"], attrs.get("latency", Quantity(0.0))
@@ -406,6 +519,18 @@ class Elaborator:
         return LinkBundle(st.plane, bw.value, lat.value,
                           tuple((a, b, n * count) for (a, b), n in pairs.items()), st.span,
                           extras)
+
+    def _warn_reversal(self, tpl: Template, st: A.LinkStmt, rev: Reversal) -> None:
+        """W002: a pair matched from both ends becomes parallel links, rarely what is meant
+        (a ring of 2, or a full mesh written without ``where i < j``)."""
+        more = f"; {rev.pairs - 1} more pairs likewise" if rev.pairs > 1 else ""
+        self.sink.warning(
+            "W002",
+            f"in '{tpl.type_name}', {rev.a} <-> {rev.b} is matched from both ends "
+            f"({rev.again} matches it again as {rev.b} <-> {rev.a}{more}), so it becomes 2 "
+            "parallel links; add `where` (e.g. `where i < j`) for one link per pair, or "
+            "write `count = 2` if two are meant",
+            st.left.span, notes=(("the other end", st.right.span),))
 
     # ---- the whole program -------------------------------------------------------------
     def root(self) -> tuple[str, Template | None]:
@@ -471,6 +596,7 @@ class Elaborator:
         self.collect()
         self.define(defines)
         self.evaluate_globals()
+        self.check_global_asserts()
         name, root = self.root()
         specs = self.specs()
         self.sink.raise_if_errors()
@@ -491,6 +617,25 @@ class Elaborator:
                             f"{self.limits.max_links:,}", root.span)
             self.sink.raise_if_errors()
         return model
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """The items of a type body that apply to one use of the type (``if`` blocks resolved),
+    each kind in source order."""
+
+    attrs: tuple[A.AttrStmt, ...]
+    children: tuple[A.ChildDecl, ...]
+    links: tuple[A.LinkStmt, ...]
+    asserts: tuple[A.AssertStmt, ...]
+
+
+_Item = TypeVar("_Item", A.AttrStmt, A.ChildDecl, A.LinkStmt, A.AssertStmt)
+
+
+def _in_source_order(items: list[_Item]) -> tuple[_Item, ...]:
+    """``items`` sorted by position (the items of ``if`` blocks interleave with the body)."""
+    return tuple(sorted(items, key=lambda item: (item.span.line, item.span.col)))
 
 
 class _Scope:

@@ -14,7 +14,7 @@ from supernode_dsl.diagnostics import Span
 from supernode_dsl.parse import ast as A
 from supernode_dsl.units import DIMENSIONLESS, UNITS, Quantity, dim_name, suggest_unit
 
-__all__ = ["EvalError", "Value", "as_int", "evaluate", "format_value", "free_names"]
+__all__ = ["EvalError", "Value", "as_int", "evaluate", "format_value", "free_names", "truth"]
 
 Value = Quantity | str | bool
 
@@ -163,17 +163,63 @@ def evaluate(node: A.Expr, lookup: Lookup) -> Value:
         if not math.isfinite(result.value):
             raise EvalError("E014", "the result is out of range", node.span)
         return result
+    if isinstance(node, A.Compare):
+        return _compare(node, evaluate(node.left, lookup), evaluate(node.right, lookup))
+    if isinstance(node, A.Logic):
+        first = truth(evaluate(node.left, lookup), node.left.span, f"'{node.op}'")
+        if first == (node.op == "or"):  # short-circuit: `i > 0 and 10 / i > 2` is safe
+            return first
+        return truth(evaluate(node.right, lookup), node.right.span, f"'{node.op}'")
+    if isinstance(node, A.Not):
+        return not truth(evaluate(node.operand, lookup), node.operand.span, "'not'")
     args = [_num(evaluate(a, lookup), a.span, f"{node.func}()") for a in node.args]
     return _call(node, args)
+
+
+def truth(v: Value, span: Span, what: str) -> bool:
+    """``v`` as a boolean, or an E004 EvalError: ``what`` needs true or false."""
+    if not isinstance(v, bool):
+        raise EvalError("E004", f"{what} needs true or false (a comparison such as "
+                        "'i != j'), not a number" if isinstance(v, Quantity)
+                        else f"{what} needs true or false, not a string", span)
+    return v
+
+
+_ORDER: dict[str, Callable[[float, float], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+
+def _compare(node: A.Compare, left: Value, right: Value) -> bool:
+    """``==``/``!=`` on two values of one kind; ``<`` ... ``>=`` on two numbers of one
+    dimension (E004 otherwise)."""
+    if isinstance(left, Quantity) and isinstance(right, Quantity):
+        if left.dim != right.dim:
+            raise EvalError("E004", f"cannot compare {dim_name(left.dim)} and "
+                            f"{dim_name(right.dim)}", node.span)
+        if node.op in _ORDER:
+            return _ORDER[node.op](left.value, right.value)
+        return (left.value == right.value) == (node.op == "==")
+    if type(left) is not type(right) or node.op in _ORDER:
+        raise EvalError("E004", f"'{node.op}' cannot compare {_kind(left)} and "
+                        f"{_kind(right)}", node.span)
+    return (left == right) == (node.op == "==")
+
+
+def _kind(v: Value) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    return "a string" if isinstance(v, str) else "a number"
 
 
 def free_names(node: A.Expr) -> set[str]:
     """Every name an expression refers to."""
     if isinstance(node, A.Var):
         return {node.name}
-    if isinstance(node, A.BinOp):
+    if isinstance(node, (A.BinOp, A.Compare, A.Logic)):
         return free_names(node.left) | free_names(node.right)
-    if isinstance(node, A.Neg):
+    if isinstance(node, (A.Neg, A.Not)):
         return free_names(node.operand)
     if isinstance(node, A.Call):
         out: set[str] = set()

@@ -23,12 +23,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from supernode_dsl.diagnostics import Span
-from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate, free_names
+from supernode_dsl.elaborate.evaluate import (
+    EvalError,
+    Value,
+    as_int,
+    evaluate,
+    free_names,
+    truth,
+)
 from supernode_dsl.elaborate.model import ChildArray, Template
 from supernode_dsl.parse import ast as A
 from supernode_dsl.units import Quantity
 
-__all__ = ["LinkLimitError", "resolve_pairs", "shadowing_params"]
+__all__ = [
+    "LinkLimitError",
+    "Resolved",
+    "Reversal",
+    "local_path",
+    "resolve_pairs",
+    "shadowing_params",
+    "touches_empty_array",
+]
 
 
 class LinkLimitError(Exception):
@@ -37,6 +52,30 @@ class LinkLimitError(Exception):
     def __init__(self, estimate: int) -> None:
         super().__init__(estimate)
         self.estimate = estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Reversal:
+    """A pair a statement matched from both ends: (a, b) first, then (b, a) under the
+    binding ``again``; ``pairs`` counts the pairs so matched."""
+
+    a: str
+    b: str
+    again: str
+    pairs: int
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The links of one statement: ``pairs`` maps local index pairs to their count;
+    ``errors`` are index errors (each once); ``reversal`` the first pair matched from both
+    ends; ``filtered`` whether the ``where`` guard rejected any binding (a guard may leave
+    nothing at a degenerate size, a full mesh of one, which is then not an error)."""
+
+    pairs: dict[tuple[int, int], int]
+    errors: list[EvalError]
+    reversal: Reversal | None
+    filtered: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +108,15 @@ def _walk(tpl: Template, ref: A.Ref) -> list[_Step]:
 
 
 def _variables(
-    sides: list[list[_Step]], is_param: Callable[[str], bool]
+    sides: list[list[_Step]], is_param: Callable[[str], bool], guard: A.Expr | None
 ) -> dict[str, tuple[int, Span]]:
     """Index variables with their ranges, from their plain (``x[i]``) occurrences."""
     ranges: dict[str, tuple[int, Span]] = {}
     used: dict[str, Span] = {}
+    if guard is not None:
+        for name in sorted(free_names(guard)):
+            if not is_param(name):
+                used.setdefault(name, guard.span)
     for steps in sides:
         for step in steps:
             for dim, idx in zip(step.child.shape, step.segment.indices, strict=True):
@@ -177,21 +220,55 @@ def _side_bound(steps: list[_Step]) -> int:
     return math.prod(s.child.count for s in steps)
 
 
+def touches_empty_array(tpl: Template, stmt: A.LinkStmt) -> bool:
+    """Whether a reference of ``stmt`` goes through an array of size 0 (an absent tier):
+    such a statement makes no link and is not an error."""
+    return any(step.child.count == 0
+               for ref in (stmt.left, stmt.right) for step in _walk(tpl, ref))
+
+
+def local_path(tpl: Template, index: int) -> str:
+    """The path of local instance ``index`` below ``tpl``, e.g. ``node[1].l1[3]``."""
+    parts: list[str] = []
+    cur = tpl
+    while index:
+        child = next(c for c in reversed(cur.children) if c.offset <= index)
+        element, index = divmod(index - child.offset, child.template.size)
+        dims = []
+        for n in reversed(child.shape):
+            element, i = divmod(element, n)
+            dims.append(f"[{i}]")
+        parts.append(child.name + "".join(reversed(dims)))
+        cur = child.template
+    return ".".join(parts)
+
+
+def _binding_text(binding: dict[str, int]) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in binding.items()) or "no index variable"
+
+
+def _guard_holds(stmt: A.LinkStmt, lookup: Callable[[str, Span], Value]) -> bool:
+    if stmt.guard is None:
+        return True
+    return truth(evaluate(stmt.guard, lookup), stmt.guard.span, "a 'where' condition")
+
+
 def resolve_pairs(
     tpl: Template,
     stmt: A.LinkStmt,
     lookup: Callable[[str, Span], Value],
     is_param: Callable[[str], bool],
     max_links: int,
-) -> tuple[dict[tuple[int, int], int], list[EvalError]]:
-    """All ``(a, b) -> count`` pairs of ``stmt`` inside ``tpl`` (local indices).
+) -> Resolved:
+    """All ``(a, b) -> count`` pairs of ``stmt`` inside ``tpl`` (local indices), for the
+    bindings where its ``where`` guard holds.
 
     Raises :class:`EvalError` for a statement-level mistake and :class:`LinkLimitError` when
     the statement would create more than ``max_links`` links; index errors found while
-    expanding are returned (each once) with whatever pairs were found.
+    expanding are returned with whatever pairs were found (see :class:`Resolved`).
     """
     left, right = _walk(tpl, stmt.left), _walk(tpl, stmt.right)
-    ranges = _variables([left, right], is_param)
+    ranges = _variables([left, right], is_param, stmt.guard)
     estimate = _side_bound(left) * _side_bound(right)
     if estimate > max_links:
         tied = math.prod(n for n, _ in ranges.values()) or 1
@@ -199,6 +276,9 @@ def resolve_pairs(
             raise LinkLimitError(estimate // tied)
     names = list(ranges)
     pairs: dict[tuple[int, int], int] = {}
+    reversal: Reversal | None = None
+    reversed_pairs = 0
+    filtered = False
     errors: list[EvalError] = []
     for combo in itertools.product(*(range(ranges[n][0]) for n in names)):
         binding = dict(zip(names, combo, strict=True))
@@ -208,6 +288,9 @@ def resolve_pairs(
                 return Quantity(float(binding[name]))
             return lookup(name, span)
 
+        if not _guard_holds(stmt, bound):
+            filtered = True
+            continue
         a_side = _expand(left, bound, set(names), errors)
         if not a_side:
             continue
@@ -216,11 +299,19 @@ def resolve_pairs(
             for b in b_side:
                 if a == b:
                     raise EvalError("E012", "this link joins an instance to itself", stmt.span)
-                key = (a, b) if (b, a) not in pairs else (b, a)
-                pairs[key] = pairs.get(key, 0) + 1
+                if (b, a) in pairs:
+                    reversed_pairs += 1
+                    if reversal is None:
+                        reversal = Reversal(local_path(tpl, b), local_path(tpl, a),
+                                            _binding_text(binding), 0)
+                    pairs[(b, a)] += 1
+                    continue
+                pairs[(a, b)] = pairs.get((a, b), 0) + 1
         if len(pairs) > max_links:
             raise LinkLimitError(len(pairs))
     unique: dict[tuple[str, int, int], EvalError] = {}
     for e in errors:
         unique.setdefault((e.message, e.span.line, e.span.col), e)
-    return pairs, list(unique.values())
+    if reversal is not None:
+        reversal = Reversal(reversal.a, reversal.b, reversal.again, reversed_pairs)
+    return Resolved(pairs, list(unique.values()), reversal, filtered)

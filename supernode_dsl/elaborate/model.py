@@ -202,6 +202,8 @@ def _fold(root: Template, own: Callable[[Template], Counter[K]]) -> Counter[K]:
         if id(t) not in memo:
             c = own(t)
             for ch in t.children:
+                if not ch.count:
+                    continue  # an array of size 0 adds no instance, nor a 0 to the counts
                 for k, v in total(ch.template).items():
                     c[k] += v * ch.count
             memo[id(t)] = c

@@ -50,6 +50,7 @@ from supernode_dsl.graph import (
     unroutable_pairs,
 )
 from supernode_dsl.graph.devices import device_attrs, scale_up_plane
+from supernode_dsl.graph.instances import traversal_latency
 from supernode_dsl.schema import (
     EDGE_BANDWIDTH,
     EDGE_LATENCY,
@@ -312,7 +313,8 @@ def export_planes(ctx: EmitContext, default: list[str]) -> list[str]:
 
 def bundles(g: nx.Graph, owner: Mapping[str, str], planes: list[str]) -> list[Bundle]:
     """The links of ``planes`` between NPUs (``owner``: node -> its NPU) and forwarding
-    nodes, merged per pair of ends, in instance order of the ends.  Links inside one NPU,
+    nodes, merged per pair of ends, in instance order of the ends (a link to a switch carries
+    half the switch's traversal latency).  Links inside one NPU,
     links to any other node (CPUs, memory) and links of a NIC that no NPU links to (a DPU or
     a CPU's NIC: it would forward between switches) are dropped: ns-3 models only hosts (the
     NPUs) and the switches between them."""
@@ -326,6 +328,9 @@ def bundles(g: nx.Graph, owner: Mapping[str, str], planes: list[str]) -> list[Bu
             continue
         key = (x, y) if g.nodes[x][NODE_INDEX] <= g.nodes[y][NODE_INDEX] else (y, x)
         bw, lat = float(d.get(EDGE_BANDWIDTH, 0.0)), float(d.get(EDGE_LATENCY, 0.0) or 0.0)
+        # half of a switch's traversal latency on each of its links: a path through it pays
+        # the whole, as the compiler's path latency counts it
+        lat += sum(traversal_latency(g.nodes[n]) for n in (x, y)) / 2
         old = merged.get(key)
         merged[key] = (bw, lat) if old is None else (old[0] + bw, min(old[1], lat))
     attached = {n for pair in merged for n in pair if any(m in owner for m in pair)}

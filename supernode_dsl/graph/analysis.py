@@ -22,9 +22,9 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import CmxError, Diagnostic
+from supernode_dsl.diagnostics import CmxError, Diagnostic, Severity
 from supernode_dsl.graph.gcpause import gc_paused
-from supernode_dsl.graph.instances import unit_owner
+from supernode_dsl.graph.instances import traversal_latency, unit_owner
 
 __all__ = [
     "PathResult",
@@ -33,6 +33,7 @@ __all__ = [
     "bisection_bandwidth",
     "busiest_plane",
     "cut_bandwidth",
+    "cut_warnings",
     "message_costs",
     "plane_arrays",
     "plane_endpoints",
@@ -53,6 +54,9 @@ class PlaneArrays:
     bandwidth: np.ndarray
     latency: np.ndarray
     links: int
+    #: per node: the latency (s) a path adds when it passes through it (a switch's
+    #: declared ``latency``; 0 for other categories)
+    traversal: np.ndarray
 
 
 _Edge = tuple[str, str, dict[str, Any]]
@@ -86,7 +90,10 @@ def _arrays(g: nx.Graph, edges: list[_Edge]) -> PlaneArrays:
         latency=np.fromiter((e[S.EDGE_LATENCY] for _, _, e in edges), dtype=np.float64,
                             count=len(edges)),
         links=sum(e[S.EDGE_COUNT] for _, _, e in edges),
+        traversal=np.fromiter((traversal_latency(index_of[n]) for n in nodes), dtype=np.float64,
+                              count=len(nodes)),
     )
+
 
 
 def plane_endpoints(g: nx.Graph, arrays: PlaneArrays) -> list[str]:
@@ -146,18 +153,50 @@ def cut_bandwidth(g: nx.Graph, plane: str, group_a: Iterable[str],
     return _max_flow(arrays, _below(g, arrays, group_a), _below(g, arrays, group_b))
 
 
+def cut_warnings(g: nx.Graph, plane: str, groups: Sequence[tuple[str, Iterable[str]]]
+                 ) -> list[Diagnostic]:
+    """W003 for each reason the cut of :func:`cut_bandwidth` between the two ``(pattern,
+    instances)`` groups is 0 by construction on ``plane``: a group without a traffic
+    endpoint there (only switches or NICs, or nothing the plane links), or groups that
+    share endpoints."""
+    arrays = plane_arrays(g, plane)
+    ends = [(pattern, _below(g, arrays, roots)) for pattern, roots in groups]
+    out = [Diagnostic("W003", f"plane {plane}: '{pattern}' has no traffic endpoint on this "
+                      "plane (switches and NICs are not endpoints), so its cut is 0",
+                      severity=Severity.WARNING)
+           for pattern, idx in ends if not idx]
+    (name_a, a), (name_b, b) = ends
+    shared = sorted(set(a) & set(b))
+    if shared:
+        out.append(Diagnostic(
+            "W003", f"plane {plane}: '{name_a}' and '{name_b}' share {len(shared)} "
+            f"endpoint(s) (e.g. {arrays.nodes[shared[0]]}), so their cut is 0; give two "
+            "disjoint groups", severity=Severity.WARNING))
+    return out
+
+
 def _lowest_latency(arrays: PlaneArrays, sources: int | np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Dijkstra on link latency (s) from ``sources`` (indices into ``arrays``): distances and
-    predecessors, one row per source (a single source gives 1-d arrays).  Each hop adds
+    """Dijkstra on latency (s) from ``sources`` (indices into ``arrays``): distances and
+    predecessors, one row per source (a single source gives 1-d arrays).  A hop costs its
+    link's latency plus the traversal latency of the node it enters (so a distance counts
+    the target's own traversal too, which the callers subtract) plus
     ``_HOP_EPSILON``, so ties go to the path with the fewest hops."""
     n = len(arrays.nodes)
-    weights = np.concatenate([arrays.latency, arrays.latency]) + _HOP_EPSILON
+    weights = _arc_latency(arrays) + _HOP_EPSILON
     rows = np.concatenate([arrays.src, arrays.dst])
     cols = np.concatenate([arrays.dst, arrays.src])
     mat = csr_array((weights, (rows, cols)), shape=(n, n))
     dist, pred = dijkstra(mat, directed=True, indices=sources, return_predecessors=True)
     return dist, pred
+
+
+def _arc_latency(arrays: PlaneArrays) -> np.ndarray:
+    """Latency (s) of each arc, both directions (src->dst, then dst->src): the link's
+    latency plus the traversal latency of the node the arc enters."""
+    lat = np.concatenate([arrays.latency, arrays.latency])
+    return np.asarray(lat + arrays.traversal[np.concatenate([arrays.dst, arrays.src])],
+                      dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -173,8 +212,9 @@ class PathResult:
 
 def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
     """Lowest-latency path (ties: fewest hops) from ``a`` to ``b`` on ``plane``, with its
-    latency (s), bottleneck bandwidth and the max-flow between the two (B/s); None if the
-    plane does not join them."""
+    latency (s: its links' latencies plus the declared ``latency`` of every switch it passes
+    through, not counting ``a`` and ``b`` themselves), bottleneck bandwidth and the max-flow
+    between the two (B/s); None if the plane does not join them."""
     arrays = plane_arrays(g, plane)
     pos = {n: i for i, n in enumerate(arrays.nodes)}
     if a not in pos or b not in pos:
@@ -191,7 +231,8 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
     return PathResult(
         plane=plane,
         hops=names,
-        latency=sum(e[S.EDGE_LATENCY] for e in edges),
+        latency=sum(e[S.EDGE_LATENCY] for e in edges)
+        + float(arrays.traversal[hops[1:-1]].sum()),
         bottleneck_bandwidth=min((e[S.EDGE_BANDWIDTH] for e in edges), default=0.0),
         max_flow_bandwidth=_max_flow(arrays, [pos[a]], [pos[b]]),
     )
@@ -235,8 +276,9 @@ def message_costs(g: nx.Graph, plane: str, devices: Sequence[str],
     ``devices`` on ``plane``: a float64 array ``cost[a, b]`` in the order of ``devices``.
 
     ``cost[a, b] = latency + message_bytes / bandwidth`` of the lowest-latency path (ties:
-    fewest hops; the path :func:`shortest_path` takes), where latency is the sum of its link
-    latencies (s) and bandwidth its bottleneck edge ``bandwidth`` (B/s, one direction).
+    fewest hops; the path :func:`shortest_path` takes), where latency is its latency as
+    :func:`shortest_path` counts it (links and the switches passed through, in s) and
+    bandwidth its bottleneck edge ``bandwidth`` (B/s, one direction).
     Guarantees: symmetric (the cheaper direction of each pair), zero diagonal, every entry
     finite.  One Dijkstra per device over the plane's arrays, then pointer doubling along
     the predecessor trees: O(R * n log n) in numpy.  E026 if the plane is unknown, misses a
@@ -270,13 +312,13 @@ def message_costs(g: nx.Graph, plane: str, devices: Sequence[str],
 
 
 def _tree_paths(arrays: PlaneArrays, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Latency (s) and bottleneck bandwidth (B/s; inf for the root itself) from each row's
-    root to every node along the predecessor trees ``pred`` (one row per root), by pointer
-    doubling."""
+    """Latency (s; links and the switches passed through, not the end nodes) and bottleneck
+    bandwidth (B/s; inf for the root itself) from each row's root to every node along the
+    predecessor trees ``pred`` (one row per root), by pointer doubling."""
     n = len(arrays.nodes)
     src = np.concatenate([arrays.src, arrays.dst])
     dst = np.concatenate([arrays.dst, arrays.src])
-    lat = np.concatenate([arrays.latency, arrays.latency])
+    lat = _arc_latency(arrays)
     bw = np.concatenate([arrays.bandwidth, arrays.bandwidth])
     # Edge (parent -> v) of every tree node, looked up by key parent * n + v.
     keys = src * n + dst
@@ -293,5 +335,6 @@ def _tree_paths(arrays: PlaneArrays, pred: np.ndarray) -> tuple[np.ndarray, np.n
         acc_lat = acc_lat + np.where(jump != nxt, np.take_along_axis(acc_lat, jump, axis=1), 0.0)
         acc_bw = np.minimum(acc_bw, np.take_along_axis(acc_bw, jump, axis=1))
         if np.array_equal(nxt, jump):
-            return acc_lat, acc_bw
+            # every arc added the node it enters: the target itself is not passed through
+            return acc_lat - np.where(pred >= 0, arrays.traversal, 0.0), acc_bw
         jump = nxt

@@ -166,8 +166,11 @@ def _plane_edges(g: nx.Graph, plane: str, owner: dict[str, str], uid: dict[str, 
         if ends[0] == ends[1]:
             continue  # inside one unit
         touches_unit = touches_unit or ends[0] in uid or ends[1] in uid
+        # half of a switch's traversal latency on each of its edges: a path through it
+        # enters and leaves, so it pays the whole (as shortest_path counts it)
+        through = sum(instances.traversal_latency(g.nodes[x]) for x in (a, b) if x in ends)
         kept.append((ends[0], ends[1], float(d.get(EDGE_BANDWIDTH, 0.0)),
-                     float(d.get(EDGE_LATENCY, 0.0) or 0.0)))
+                     float(d.get(EDGE_LATENCY, 0.0) or 0.0) + through / 2))
     return kept, touches_unit
 
 

@@ -6,7 +6,8 @@ Every function reads only the node attributes of :mod:`supernode_dsl.schema` (``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -17,7 +18,9 @@ from supernode_dsl.schema import (
     NODE_CATEGORY,
     NODE_INDEX,
     NODE_INDICES,
+    NODE_LATENCY,
     NODE_PARENT,
+    TRAVERSAL_LATENCY,
 )
 
 __all__ = [
@@ -27,11 +30,20 @@ __all__ = [
     "index_vector",
     "ordered_nodes",
     "segments",
+    "traversal_latency",
     "unit_owner",
 ]
 
 #: One step of an instance's position: the array (child declaration) name and its indices.
 Segment = tuple[str, tuple[int, ...]]
+
+
+def traversal_latency(node: Mapping[str, Any]) -> float:
+    """The latency (s) a path adds by passing through an instance (its node attributes): a
+    switch's declared ``latency``; 0 for other categories (docs/language.md, Links)."""
+    if node.get(NODE_CATEGORY) not in TRAVERSAL_LATENCY:
+        return 0.0
+    return float(node.get(NODE_LATENCY, 0.0) or 0.0)
 
 
 def ordered_nodes(g: nx.Graph) -> list[str]:

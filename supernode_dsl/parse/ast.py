@@ -12,20 +12,25 @@ from supernode_dsl.diagnostics import Span
 
 __all__ = [
     "Arg",
+    "AssertStmt",
     "AttrStmt",
     "BinOp",
     "Bool",
     "Call",
     "ChildDecl",
+    "Compare",
     "Expr",
     "FileAST",
+    "IfBlock",
     "Import",
     "Index",
     "IndexAll",
     "IndexExpr",
     "IndexRange",
     "LinkStmt",
+    "Logic",
     "Neg",
+    "Not",
     "Number",
     "ParamDecl",
     "PlaneDecl",
@@ -111,7 +116,35 @@ class Call:
     span: Span
 
 
-Expr = Number | QuantityLit | Var | String | Bool | BinOp | Neg | Call
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A comparison; ``op`` is one of == != < <= > >= (the value is a boolean)."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Logic:
+    """``left and right`` or ``left or right`` (``op`` is "and" or "or") on booleans."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    """``not operand`` on a boolean."""
+
+    operand: Expr
+    span: Span
+
+
+Expr = Number | QuantityLit | Var | String | Bool | BinOp | Neg | Call | Compare | Logic | Not
 
 
 # ---- references (link endpoints) ---------------------------------------------------------
@@ -233,7 +266,7 @@ class ChildDecl:
 
 @dataclass(frozen=True, slots=True)
 class LinkStmt:
-    """``link plane a <-> b { attrs }``."""
+    """``link plane a <-> b where guard { attrs }`` (``guard`` is None without ``where``)."""
 
     plane: str
     left: Ref
@@ -241,6 +274,32 @@ class LinkStmt:
     attrs: tuple[AttrStmt, ...]
     span: Span
     plane_span: Span
+    guard: Expr | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssertStmt:
+    """``assert condition, "message"``: at top level or in a type body."""
+
+    condition: Expr
+    message: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class IfBlock:
+    """``if condition { ... } else { ... }`` in a type body: the items of the branch taken
+    are part of the type (``orelse`` holds the else branch; an ``else if`` is one nested
+    block)."""
+
+    condition: Expr
+    attrs: tuple[AttrStmt, ...]
+    children: tuple[ChildDecl, ...]
+    links: tuple[LinkStmt, ...]
+    asserts: tuple[AssertStmt, ...]
+    blocks: tuple[IfBlock, ...]
+    orelse: IfBlock | None
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +315,8 @@ class TypeDecl:
     span: Span
     name_span: Span
     category_span: Span
+    asserts: tuple[AssertStmt, ...] = ()
+    blocks: tuple[IfBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,3 +338,4 @@ class FileAST:
     planes: tuple[PlaneDecl, ...]
     types: tuple[TypeDecl, ...]
     roots: tuple[RootDecl, ...]
+    asserts: tuple[AssertStmt, ...] = ()

@@ -32,6 +32,14 @@ _TERMINAL_NAMES = {
     "STAR": "'*'",
     "SLASH": "'/'",
     "PERCENT": "'%'",
+    "COMPARE": "a comparison",
+    "WHERE": "'where'",
+    "ASSERT": "'assert'",
+    "IF": "'if'",
+    "ELSE": "'else'",
+    "AND": "'and'",
+    "OR": "'or'",
+    "NOT": "'not'",
     "$END": "the end of the file",
 }
 
@@ -108,6 +116,12 @@ def _token_message(err: UnexpectedToken, source: SourceText) -> tuple[str, Span 
     if "LBRACE" in expected and tok.type in ("_NL", "$END"):
         return ("a link needs a block with at least its bandwidth, "
                 "e.g. `{ bw = 28 GB/s }`", None)
+    opened = {t.type for t in stack if isinstance(t, Token)}
+    if "ASSERT" in opened and "COMMA" in expected and tok.type in ("_NL", "SEMICOLON"):
+        return 'an assertion needs a message: `assert CONDITION, "message"`', None
+    if "IF" in opened and prev_tok is not None and str(prev_tok) == "param":
+        return ("an `if` block cannot declare a parameter: declare it in the type body "
+                "(its value may depend on the condition's parameters)", None)
     if tok.type in ("NAME", "UNIT") and ("_NL" in expected or "SEMICOLON" in expected):
         return (f"unexpected {got}: put one statement per line "
                 "(or separate statements with ';')", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -93,6 +94,18 @@ class AstBuilder(Transformer[Token, Any]):
     def pow(self, meta: Meta, ch: list[Any]) -> A.BinOp:
         return self._binop("**", meta, ch)
 
+    def compare(self, meta: Meta, ch: list[Any]) -> A.Compare:
+        return A.Compare(str(ch[1]), ch[0], ch[2], self._span(meta))
+
+    def and_(self, meta: Meta, ch: list[Any]) -> A.Logic:
+        return A.Logic("and", ch[0], ch[1], self._span(meta))
+
+    def or_(self, meta: Meta, ch: list[Any]) -> A.Logic:
+        return A.Logic("or", ch[0], ch[1], self._span(meta))
+
+    def not_(self, meta: Meta, ch: list[Any]) -> A.Not:
+        return A.Not(ch[0], self._span(meta))
+
     # ---- references ----------------------------------------------------------------------
     def index_expr(self, meta: Meta, ch: list[Any]) -> A.IndexExpr:
         return A.IndexExpr(ch[0], self._span(meta))
@@ -155,8 +168,36 @@ class AstBuilder(Transformer[Token, Any]):
         )
 
     def link_stmt(self, meta: Meta, ch: list[Any]) -> A.LinkStmt:
-        plane, left, _op, right, attrs = ch
-        return A.LinkStmt(str(plane), left, right, attrs, self._span(meta), self._tspan(plane))
+        plane, left, _op, right, *rest = ch
+        guard = rest[0][1] if len(rest) == 2 else None
+        return A.LinkStmt(str(plane), left, right, rest[-1], self._span(meta),
+                          self._tspan(plane), guard)
+
+    def guard(self, meta: Meta, ch: list[Any]) -> tuple[str, A.Expr]:
+        return ("guard", ch[0])
+
+    def assert_stmt(self, meta: Meta, ch: list[Any]) -> A.AssertStmt:
+        return A.AssertStmt(ch[0], _unquote(str(ch[1])), self._span(meta))
+
+    def if_block(self, meta: Meta, ch: list[Any]) -> A.IfBlock:
+        condition, *body = ch
+        orelse = body.pop() if body and isinstance(body[-1], _Else) else None
+        return A.IfBlock(
+            condition=condition,
+            attrs=tuple(b for b in body if isinstance(b, A.AttrStmt)),
+            children=tuple(b for b in body if isinstance(b, A.ChildDecl)),
+            links=tuple(b for b in body if isinstance(b, A.LinkStmt)),
+            asserts=tuple(b for b in body if isinstance(b, A.AssertStmt)),
+            blocks=tuple(b for b in body if isinstance(b, A.IfBlock)),
+            orelse=orelse.block if orelse else None,
+            span=self._span(meta),
+        )
+
+    def else_block(self, meta: Meta, ch: list[Any]) -> _Else:
+        if len(ch) == 1 and isinstance(ch[0], A.IfBlock):
+            return _Else(ch[0])  # `else if`: the nested block is the else branch
+        true = A.Bool(True, self._span(meta))
+        return _Else(self.if_block(meta, [true, *ch]))
 
     def type_decl(self, meta: Meta, ch: list[Any]) -> A.TypeDecl:
         category, name, *body = ch
@@ -170,6 +211,8 @@ class AstBuilder(Transformer[Token, Any]):
             span=self._span(meta),
             name_span=self._tspan(name),
             category_span=self._tspan(category),
+            asserts=tuple(b for b in body if isinstance(b, A.AssertStmt)),
+            blocks=tuple(b for b in body if isinstance(b, A.IfBlock)),
         )
 
     def root_decl(self, meta: Meta, ch: list[Any]) -> A.RootDecl:
@@ -183,7 +226,15 @@ class AstBuilder(Transformer[Token, Any]):
             planes=tuple(c for c in ch if isinstance(c, A.PlaneDecl)),
             types=tuple(c for c in ch if isinstance(c, A.TypeDecl)),
             roots=tuple(c for c in ch if isinstance(c, A.RootDecl)),
+            asserts=tuple(c for c in ch if isinstance(c, A.AssertStmt)),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Else:
+    """The else branch of an ``if`` while the tree is built (an always-true block)."""
+
+    block: A.IfBlock
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
