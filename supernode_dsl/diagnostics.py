@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CODES",
+    "ArgumentError",
     "CmxError",
     "Diagnostic",
     "DiagnosticSink",
@@ -58,6 +59,7 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
+    "E027": "bad argument to a Python API function",
     "W001": "parameter used where an index variable looks meant",
 }
 
@@ -159,6 +161,23 @@ class CmxError(Exception):
         return [d.code for d in self.diagnostics]
 
 
+class ArgumentError(CmxError, TypeError, ValueError):
+    """A Python API function was called with an argument of the wrong type or value (E027).
+
+    It is a :class:`CmxError` (so ``except CmxError`` catches every refusal of the API) and
+    also a ``TypeError`` and a ``ValueError``, the exceptions plain Python code expects of a
+    bad argument.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Diagnostic("E027", message)])
+
+
+def _known(code: str) -> None:
+    if code not in CODES:  # a programming error of this package, not of its user
+        raise KeyError(f"diagnostic code {code!r} is not in CODES")
+
+
 @dataclass
 class DiagnosticSink:
     """Collects the diagnostics of one stage; errors are raised together at the stage end."""
@@ -174,14 +193,14 @@ class DiagnosticSink:
         notes: tuple[tuple[str, Span | None], ...] = (),
     ) -> None:
         """Record an error (deduplicated on code, message and location)."""
-        assert code in CODES, code
+        _known(code)
         diag = Diagnostic(code, message, span, Severity.ERROR, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
 
     def warning(self, code: str, message: str, span: Span | None = None) -> None:
         """Record a warning: reported, but compilation goes on."""
-        assert code in CODES, code
+        _known(code)
         diag = Diagnostic(code, message, span, Severity.WARNING)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)

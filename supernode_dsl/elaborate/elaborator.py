@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from supernode_dsl.contracts import narrow
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate.evaluate import EvalError, Value, as_int, evaluate
 from supernode_dsl.elaborate.links import LinkLimitError, resolve_pairs, shadowing_params
@@ -369,7 +370,8 @@ class Elaborator:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)
             return None
         bw, lat = attrs["bw"], attrs.get("latency", Quantity(0.0))
-        assert isinstance(bw, Quantity) and isinstance(lat, Quantity)
+        bw = narrow(bw, Quantity, "a link's bw")
+        lat = narrow(lat, Quantity, "a link's latency")
         if bw.value <= 0:
             self.sink.error("E005", "a link's bandwidth must be positive", st.span)
             return None

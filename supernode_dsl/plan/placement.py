@@ -31,6 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from supernode_dsl.contracts import check_instance, describe
+from supernode_dsl.diagnostics import ArgumentError
+from supernode_dsl.plan.loads import check_loads
 from supernode_dsl.plan.lowerbound import die_load_lower_bound
 
 FloatArray = NDArray[np.float64]
@@ -58,10 +61,13 @@ class SlotLayout:
     prefer_node_locality: bool = False  # keep a group's experts on few nodes if balance allows
 
     def __post_init__(self) -> None:
-        if self.num_dies < 1 or self.slots_per_die < 1 or self.num_groups < 1:
-            raise ValueError("num_dies, slots_per_die and num_groups must be positive")
-        if len(self.die_node) != self.num_dies:
-            raise ValueError("die_node must have one entry per die")
+        for name in ("num_dies", "slots_per_die", "num_groups"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+                raise ArgumentError(f"SlotLayout: {name} must be an integer >= 1, "
+                                    f"not {describe(v)}")
+        if not isinstance(self.die_node, tuple | list) or len(self.die_node) != self.num_dies:
+            raise ArgumentError("SlotLayout: die_node must have one entry per die")
 
     @property
     def num_slots(self) -> int:
@@ -90,15 +96,16 @@ class Placement:
 
 
 def _check_loads(loads: NDArray[np.floating] | FloatArray, layout: SlotLayout) -> FloatArray:
-    """Validated float64 copy of a [layers, experts] load array that fits the layout."""
-    w = np.array(loads, dtype=np.float64)
-    if w.ndim != 2:
-        raise ValueError("loads must be a 2-D array [layers, num_experts]")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("loads must be finite and non-negative")
+    """Validated float64 copy of a [layers, experts] load array that fits the layout:
+    :func:`~supernode_dsl.plan.loads.check_loads` (E021), then E027 if the layout's slots
+    cannot hold every expert once and at most once per die."""
+    check_instance(layout, SlotLayout, "placement", "layout")
+    w = np.array(check_loads(loads, some_load=False), dtype=np.float64)
     num_experts = w.shape[1]
     if not num_experts <= layout.num_slots <= num_experts * layout.num_dies:
-        raise ValueError("need num_experts <= slots <= num_experts * num_dies")
+        raise ArgumentError(f"placement: {layout.num_slots} slots for {num_experts} experts "
+                            f"on {layout.num_dies} dies; need experts <= slots <= "
+                            "experts x dies")
     return w
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from supernode_dsl import schema as S
+from supernode_dsl.contracts import present
 from supernode_dsl.graph.instances import ancestor
 from supernode_dsl.plan.devices import Device, RoleAllocation
 from supernode_dsl.plan.document.role import Estimate, RolePlan
@@ -50,8 +51,7 @@ class RoleRates:
 
 
 def _estimate(role: RolePlan) -> Estimate:
-    assert role.estimate is not None, "the planner estimates every role"
-    return role.estimate
+    return present(role.estimate, "a role's estimate (the planner estimates every role)")
 
 
 def rates(workload: Workload, roles: Mapping[str, RolePlan]) -> RoleRates | None:
@@ -60,10 +60,11 @@ def rates(workload: Workload, roles: Mapping[str, RolePlan]) -> RoleRates | None
         return None
     p, d = roles["prefill"], roles["decode"]
     pe, de = _estimate(p), _estimate(d)
-    assert de.tpot_ms is not None and de.batch_per_npu is not None
+    tpot_ms = present(de.tpot_ms, "the decode TPOT")
+    batch_per_npu = present(de.batch_per_npu, "the decode batch")
     prefill_rate = p.npus_per_instance * pe.tokens_per_s_per_npu / workload.prompt_len
-    slot_seconds = workload.output_len * de.tpot_ms / 1e3
-    decode_rate = d.npus_per_instance * de.batch_per_npu / slot_seconds \
+    slot_seconds = workload.output_len * tpot_ms / 1e3
+    decode_rate = d.npus_per_instance * batch_per_npu / slot_seconds \
         if slot_seconds else 0.0
     return RoleRates(p.npus_per_instance, d.npus_per_instance, prefill_rate, decode_rate)
 
@@ -189,9 +190,9 @@ def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
         est, _ = prefill_estimate(c, tokens_per_npu)
-        assert est.prompts_per_device is not None and est.prefix_reused_tokens is not None
-        load_s = est.prompts_per_device * est.prefix_reused_tokens * kv_bytes / load_bw \
-            if load_bw else 0.0
+        prompts = present(est.prompts_per_device, "the prefill prompts per device")
+        reused = present(est.prefix_reused_tokens, "the prefill's reused tokens")
+        load_s = prompts * reused * kv_bytes / load_bw if load_bw else 0.0
         total_s = est.step_ms / 1e3 + load_s
         out.append(ReuseEffect(share, load_ms=load_s * 1e3, ttft_ms=total_s * 1e3,
                                tokens_per_s_per_npu=tokens_per_npu / total_s))
