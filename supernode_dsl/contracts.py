@@ -109,3 +109,40 @@ def narrow(value: Any, cls: type[T] | tuple[type, ...], what: str) -> T:
     if not isinstance(value, cls):
         raise RuntimeError(f"internal error: {what} is a {type(value).__name__}")
     return value  # type: ignore[return-value]
+
+
+def check_graph(value: Any, where: str) -> Any:
+    """``value`` if it is a compiled graph: a ``networkx.Graph`` from
+    :func:`~supernode_dsl.graph.build_graph` (it declares its planes)."""
+    import networkx as nx
+
+    from supernode_dsl import schema as S
+
+    if not isinstance(value, nx.Graph) or S.GRAPH_PLANES not in value.graph:
+        raise ArgumentError(f"{where}: g must be a graph from build_graph, not "
+                            f"{describe(value)}")
+    return value
+
+
+def check_plane(g: Any, plane: Any, where: str) -> str:
+    """``plane`` if it is the name of a plane of the compiled graph ``g``."""
+    from supernode_dsl import schema as S
+
+    planes = list(g.graph[S.GRAPH_PLANES])
+    if not isinstance(plane, str) or plane not in planes:
+        raise ArgumentError(f"{where}: plane must be one of {', '.join(planes) or '(none)'}, "
+                            f"not {describe(plane)}")
+    return plane
+
+
+def check_instances(g: Any, paths: Any, where: str, what: str) -> list[str]:
+    """``paths`` as a list: an iterable (not a ``str``) of instance paths of ``g``."""
+    if isinstance(paths, str | bytes) or not hasattr(paths, "__iter__"):
+        raise ArgumentError(f"{where}: {what} must be a list of instance paths, not "
+                            f"{describe(paths)}")
+    out = list(paths)
+    for p in out:
+        if not isinstance(p, str) or p not in g:
+            raise ArgumentError(f"{where}: {what} holds {describe(p)}, not an instance path "
+                                "of the graph")
+    return out
