@@ -49,10 +49,15 @@ def fuzz(default: int) -> Callable[[F], F]:
 
 
 def check_error(err: CmxError) -> None:
-    """A CmxError carries diagnostics, each rendering with the documented first line."""
-    assert err.diagnostics, "CmxError without diagnostics"
+    """A CmxError carries diagnostics, each rendering with the documented first line.
+
+    (Explicit raises: this helper is not a test module, so under ``python -O`` pytest does
+    not rewrite its asserts and Python drops them.)"""
+    if not err.diagnostics:
+        raise AssertionError("CmxError without diagnostics")
     for d in err.diagnostics:
-        assert _DIAGNOSTIC.match(d.render()), f"badly formed diagnostic: {d.render()!r}"
+        if not _DIAGNOSTIC.match(d.render()):
+            raise AssertionError(f"badly formed diagnostic: {d.render()!r}")
 
 
 def only_cmx_errors(call: Callable[[], Any]) -> Any:
