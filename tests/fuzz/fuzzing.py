@@ -2,9 +2,9 @@
 property "only CmxError escapes", the tiny deployment and its plan.
 
 The number of examples of every property is ``CMX_FUZZ_EXAMPLES`` (set by ``pytest
---fuzz-examples N``); without it each property runs its small default, so the suite stays
-fast.  A long run draws fresh random inputs each time (no fixed seed); a failure prints the
-``@reproduce_failure`` line hypothesis needs to replay it.
+--fuzz-examples N``); without it each property runs its small default, derandomized, so the
+suite stays fast and stable.  A long run draws fresh random inputs each time (no fixed
+seed); a failure prints the ``@reproduce_failure`` line hypothesis needs to replay it.
 """
 
 from __future__ import annotations
@@ -41,11 +41,18 @@ def examples(default: int) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else default
 
 
+def long_run() -> bool:
+    """Whether this is a long run (``--fuzz-examples`` / ``CMX_FUZZ_EXAMPLES`` given)."""
+    return examples(0) > 0
+
+
 def fuzz(default: int) -> Callable[[F], F]:
     """Hypothesis settings of a fuzz property: ``examples(default)`` examples, no deadline
-    per example (a compile can take a second on a loaded machine), no example database."""
+    per example (a compile can take a second on a loaded machine), no example database.
+    The default run is derandomized (the same examples every time: the suite does not
+    flake); a long run draws fresh ones."""
     return settings(max_examples=examples(default), deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+                    derandomize=not long_run(), suppress_health_check=list(HealthCheck))
 
 
 def check_error(err: CmxError) -> None:
