@@ -146,3 +146,24 @@ def check_instances(g: Any, paths: Any, where: str, what: str) -> list[str]:
             raise ArgumentError(f"{where}: {what} holds {describe(p)}, not an instance path "
                                 "of the graph")
     return out
+
+
+def check_int(value: Any, where: str, what: str, low: int, high: int) -> int:
+    """``value`` if it is an integer (not a bool) in ``[low, high]``; ``high`` bounds what
+    the value makes the function allocate or loop over."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ArgumentError(f"{where}: {what} must be an integer in [{low:,}, {high:,}], "
+                            f"not {describe(value)}")
+    return value
+
+
+def check_real(value: Any, where: str, what: str, *, positive: bool = False) -> float:
+    """``value`` as a float if it is a finite real number (not a bool), ``>= 0`` (``> 0``
+    when ``positive``)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        sign = "> 0" if positive else ">= 0"
+        raise ArgumentError(f"{where}: {what} must be a finite number {sign}, "
+                            f"not {describe(value)}")
+    return float(value)

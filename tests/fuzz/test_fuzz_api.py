@@ -21,16 +21,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import supernode_dsl as cmx
+from supernode_dsl.emit.trace import chrome_trace
 from supernode_dsl.graph import bisection_bandwidth, cut_bandwidth, plane_summary, shortest_path
 from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
 from supernode_dsl.plan.document import PlanDocument
 from supernode_dsl.plan.loads import check_loads
-from supernode_dsl.plan.placement import SlotLayout, place_experts
+from supernode_dsl.plan.placement import (
+    SlotLayout,
+    imbalance,
+    lower_bound,
+    moved_slots,
+    place_experts,
+    replan_experts,
+)
+from supernode_dsl.plan.serving.cache import PoolServer, cache_pool, remap_fraction
+from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
+
+LAYOUT = SlotLayout(2, 8, (0, 0))
+SERVERS = [PoolServer("a", 1e9), PoolServer("b", 1e9)]
 
 JUNK = st.one_of(
     st.sampled_from([None, 0, -1, 1.5, float("nan"), True, "", "x", b"x", "\0", [], {}, (),
                      [None], {"a": 1}, {1: "a"}, object(), Path("missing.cmx"), np.ones(3),
-                     np.zeros((0, 0)), str, Ellipsis, cmx.Limits(), "tests", "/"]),
+                     np.zeros((0, 0)), str, Ellipsis, cmx.Limits(), "tests", "/", 10**30,
+                     float("inf"), np.zeros((1, 16), dtype=np.int64), np.full((1, 16), 99)]),
     st.text(max_size=8), st.integers(), st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
 )
@@ -68,6 +82,21 @@ def _calls() -> dict[str, Callable[[Any], Any]]:
         "cut_bandwidth": lambda v: cut_bandwidth(g, "ub", v, ["pod.node[1]"]),
         "shortest_path": lambda v: shortest_path(g, "ub", v, "pod.node[1].sw"),
         "validate_plan": lambda v: validate_plan(v),
+        "chrome_trace": lambda v: chrome_trace(v),
+        "imbalance": lambda v: imbalance(np.ones((1, 16)), v, LAYOUT),
+        "moved_slots": lambda v: moved_slots(v, np.zeros((1, 16), dtype=np.int64)),
+        "lower_bound": lambda v: lower_bound(v, LAYOUT),
+        "replan_experts": lambda v: replan_experts(np.ones((1, 16)), LAYOUT, v),
+        "PoolServer": lambda v: cache_pool([PoolServer("a", v)], block_tokens=128,
+                                           kv_bytes_per_token=7e4),
+        "cache_pool servers": lambda v: cache_pool(v, block_tokens=128, kv_bytes_per_token=7e4),
+        "cache_pool block_tokens": lambda v: cache_pool(SERVERS, block_tokens=v,
+                                                        kv_bytes_per_token=7e4),
+        "remap_fraction": lambda v: remap_fraction(SERVERS, v),
+        "RoleRates": lambda v: role_split(RoleRates(16, 16, v, 1.0), 384, 0.0),
+        "role_split budget": lambda v: role_split(RoleRates(16, 16, 1.0, 1.0), v, 0.0),
+        "role_split arrival": lambda v: role_split(RoleRates(16, 16, 1.0, 1.0), 384, v),
+        "pd_mapping": lambda v: pd_mapping(4, 1, v),
     }
 
 
@@ -116,9 +145,13 @@ def test_the_cli_refuses_the_corpus_with_a_diagnostic(tmp_path: Path) -> None:
         assert not (tmp_path / "out.json").exists(), what
 
 
-@pytest.mark.parametrize("value", ["1" * 5001, "(" * 400 + "1" + ")" * 400, "1e999 GB"])
-def test_the_cli_refuses_extreme_defines(value: str) -> None:
+@pytest.mark.parametrize("value", ["(" * 400 + "1" + ")" * 400, "1e999 GB", "2 GB", "\x00",
+                                   "-1", "2; param x = 1"])
+def test_the_cli_takes_extreme_defines_without_a_traceback(value: str) -> None:
+    """(The issue-13 number literals are pinned in test_fuzz_cmx.py until the io branch's
+    limits are merged.)"""
     if not examples(0):
         pytest.skip("a subprocess per value: run with --fuzz-examples N")
     result = _cmx("check", TINY, "-D", f"nodes={value}")
-    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode in (0, 1, 2) and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0 or "error[E" in result.stderr, result.stderr
