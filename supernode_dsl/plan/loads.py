@@ -145,8 +145,10 @@ def _from_npy(data: bytes, name: str) -> np.ndarray:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
         else:
             raise ValueError(f"format version {version[0]}.{version[1]} is not 1.0 or 2.0")
-    except (ValueError, SyntaxError, EOFError) as err:
-        raise _fail(f"'{name}': not a readable .npy header: {err}") from None
+    except Exception as err:
+        # NumPy's header parser (literal_eval after tokenize) raises ValueError, SyntaxError,
+        # tokenize.TokenError, ... on a hostile header: each one is a bad file
+        raise _fail(f"'{name}': not a readable .npy header: {type(err).__name__}") from None
     if dtype.kind not in _NUMERIC_KINDS:
         what = _KIND_NAMES.get(dtype.kind, f"dtype {dtype}")
         raise _fail(f"'{name}' holds {what} (dtype {dtype.str}); loads are integers or "
