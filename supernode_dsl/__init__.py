@@ -25,7 +25,7 @@ and the shortcuts most scripts need::
     28000000000.0
 
 Every user mistake raises :class:`CmxError`, whose ``diagnostics`` carry codes and locations;
-an argument of the wrong type or value raises its subclass :class:`ArgumentError` (E027).
+an argument of the wrong type or value raises its subclass :class:`ArgumentError` (E028).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each function here checks one kind of argument of a documented function (a path, ``-D``
 defines, :class:`~supernode_dsl.elaborate.Limits`, an instance of a given class) and returns
 it in the form the stages use, or raises :class:`~supernode_dsl.diagnostics.ArgumentError`
-(E027) naming the function, the argument and what was given.  The stages call them at their
+(E028) naming the function, the argument and what was given.  The stages call them at their
 entry points, so a wrong argument is refused before any work and never ends in an
 ``AttributeError`` deep inside (nor depends on ``assert``, which ``python -O`` removes).
 """

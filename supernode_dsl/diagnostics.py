@@ -59,7 +59,7 @@ CODES: dict[str, str] = {
     "E024": "bad plan file",
     "E025": "no deployment to plan",
     "E026": "cannot emit",
-    "E027": "bad argument to a Python API function",
+    "E028": "bad argument to a Python API function",
     "W001": "parameter used where an index variable looks meant",
 }
 
@@ -162,7 +162,7 @@ class CmxError(Exception):
 
 
 class ArgumentError(CmxError, TypeError, ValueError):
-    """A Python API function was called with an argument of the wrong type or value (E027).
+    """A Python API function was called with an argument of the wrong type or value (E028).
 
     It is a :class:`CmxError` (so ``except CmxError`` catches every refusal of the API) and
     also a ``TypeError`` and a ``ValueError``, the exceptions plain Python code expects of a
@@ -170,7 +170,7 @@ class ArgumentError(CmxError, TypeError, ValueError):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__([Diagnostic("E027", message)])
+        super().__init__([Diagnostic("E028", message)])
 
 
 def _known(code: str) -> None:

@@ -1,4 +1,4 @@
-"""The Python API's contracts (docs/api.md): wrong argument types are ArgumentError (E027),
+"""The Python API's contracts (docs/api.md): wrong argument types are ArgumentError (E028),
 bad loads are E021 and bad plan JSON E024, through the API exactly as through the CLI."""
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ WRONG_CALLS: list[tuple[str, Callable[[], object]]] = [
 def test_a_wrong_argument_is_an_argument_error(what: str, call: Callable[[], object]) -> None:
     with pytest.raises(ArgumentError) as err:
         call()
-    assert err.value.codes == ["E027"]
+    assert err.value.codes == ["E028"]
     assert isinstance(err.value, CmxError | TypeError | ValueError)
-    assert "error[E027]" in str(err.value)
+    assert "error[E028]" in str(err.value)
 
 
 @pytest.mark.parametrize("request_", [

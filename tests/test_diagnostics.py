@@ -35,7 +35,7 @@ ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026"}
 
 #: Codes that only calls of the Python API can produce: wrong argument types (test_api.py).
-API_ONLY_CODES = {"E027"}
+API_ONLY_CODES = {"E028"}
 
 #: Warning codes: reported without stopping compilation (tested below, not by fixtures).
 WARNING_CODES = {c for c in CODES if c.startswith("W")}

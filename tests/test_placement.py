@@ -149,7 +149,7 @@ def test_deterministic_and_equal_loads() -> None:
 
 
 def test_rejects_bad_input() -> None:
-    """Bad loads are E021 (the check of a loads file), a bad layout E027; both CmxError."""
+    """Bad loads are E021 (the check of a loads file), a bad layout E028; both CmxError."""
     with pytest.raises(ArgumentError, match="300 experts"):
         place_experts(np.ones((1, 300)), PREFILL)
     for bad in (-np.ones((1, 256)), np.full((1, 256), 1.7e308),

@@ -47,7 +47,7 @@ def elaborate(
 
     ``defines`` maps global parameter names to expression text (the CLI's ``-D``).  Raises
     :class:`~supernode_dsl.diagnostics.CmxError` with every diagnostic of the stage, and
-    :class:`~supernode_dsl.diagnostics.ArgumentError` (E027) when ``program`` is not a
+    :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) when ``program`` is not a
     :class:`~supernode_dsl.parse.Program`, ``defines`` not a mapping of ``str`` to ``str``
     or ``limits`` not a :class:`Limits` of positive integers.
     """

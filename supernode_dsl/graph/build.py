@@ -44,7 +44,7 @@ def build_graph(model: Model) -> nx.Graph:
     Raises :class:`~supernode_dsl.diagnostics.CmxError` for two instances joined twice on one
     plane or on two planes (E012) and for a switch wired to more links than it has ports, or
     to a link faster than its ports (E006), and
-    :class:`~supernode_dsl.diagnostics.ArgumentError` (E027) when ``model`` is not a
+    :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) when ``model`` is not a
     :class:`~supernode_dsl.elaborate.Model`.
     """
     model = check_instance(model, Model, "build_graph", "model")

@@ -122,7 +122,7 @@ def parse_program(
     Exactly one of ``path`` and ``text`` is given.  Imports in ``text`` are resolved relative
     to the current directory.  Raises :class:`~supernode_dsl.diagnostics.CmxError` listing
     every syntax, read and import error found, and its subclass
-    :class:`~supernode_dsl.diagnostics.ArgumentError` (E027) for a ``path`` that is not a
+    :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) for a ``path`` that is not a
     ``str`` or ``os.PathLike``, a ``text`` or ``name`` that is not a ``str``, or neither or
     both of ``path`` and ``text``.
     """

@@ -151,7 +151,7 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     (roles do not fit the topology), E021 (loads of the wrong shape), E023 (a device's
     memory is exceeded, with the terms and the overflow), E024 (a previous plan whose
     placement has another shape); and :class:`~supernode_dsl.diagnostics.ArgumentError`
-    (E027) when ``model`` is not a ``Model``, ``g`` not a ``networkx.Graph``, ``request``
+    (E028) when ``model`` is not a ``Model``, ``g`` not a ``networkx.Graph``, ``request``
     not a :class:`PlanRequest` (or None) or one of its fields of the wrong type.  Loads
     pass :func:`~supernode_dsl.plan.loads.check_loads`, the check ``cmx plan`` applies to
     a loads file (E021).

@@ -98,7 +98,7 @@ class Placement:
 
 def _check_loads(loads: NDArray[np.floating] | FloatArray, layout: SlotLayout) -> FloatArray:
     """Validated float64 copy of a [layers, experts] load array that fits the layout:
-    :func:`~supernode_dsl.plan.loads.check_loads` (E021), then E027 if the layout's slots
+    :func:`~supernode_dsl.plan.loads.check_loads` (E021), then E028 if the layout's slots
     cannot hold every expert once and at most once per die."""
     check_instance(layout, SlotLayout, "placement", "layout")
     w = np.array(check_loads(loads, some_load=False), dtype=np.float64)
@@ -561,7 +561,7 @@ def node_spread(placement: Placement, layout: SlotLayout) -> float:
 
 
 def _check_phy2log(phy2log: Any, w: FloatArray, layout: SlotLayout, where: str) -> IntArray:
-    """``phy2log`` as int64 [layers, slots] for loads ``w``: E027 unless it has that shape
+    """``phy2log`` as int64 [layers, slots] for loads ``w``: E028 unless it has that shape
     and every entry is an expert of ``w``."""
     try:
         arr = np.asarray(phy2log)
@@ -595,7 +595,7 @@ def imbalance(loads: NDArray[np.floating] | FloatArray, placement: Placement,
 
 
 def moved_slots(previous_phy2log: IntArray, new_phy2log: IntArray) -> int:
-    """Slots whose logical expert changed (expert weights that must be copied); E027 unless
+    """Slots whose logical expert changed (expert weights that must be copied); E028 unless
     both are integer arrays of one shape."""
     a, b = np.asarray(previous_phy2log), np.asarray(new_phy2log)
     if a.shape != b.shape or a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
@@ -606,7 +606,7 @@ def moved_slots(previous_phy2log: IntArray, new_phy2log: IntArray) -> int:
 
 def lower_bound(loads_row: NDArray[np.floating] | FloatArray, layout: SlotLayout) -> float:
     """A proven lower bound on the max die load of one layer (see ``lowerbound``); the row
-    passes the checks of :func:`place_experts` (E021, E027)."""
+    passes the checks of :func:`place_experts` (E021, E028)."""
     if not isinstance(loads_row, np.ndarray | list | tuple) or np.ndim(loads_row) != 1:
         raise ArgumentError(f"lower_bound: loads_row is one layer's loads (1-D), not "
                             f"{describe(loads_row)}")
