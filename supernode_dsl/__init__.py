@@ -24,7 +24,8 @@ and the shortcuts most scripts need::
     >>> g.edges["n.die[0]", "n.die[1]"]["bandwidth"]
     28000000000.0
 
-Every user mistake raises :class:`CmxError`, whose ``diagnostics`` carry codes and locations.
+Every user mistake raises :class:`CmxError`, whose ``diagnostics`` carry codes and locations;
+an argument of the wrong type or value raises its subclass :class:`ArgumentError` (E028).
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ from pathlib import Path
 
 import networkx as nx
 
-from supernode_dsl.diagnostics import CmxError, Diagnostic
+from supernode_dsl.contracts import check_defines, check_limits, check_path, check_text
+from supernode_dsl.diagnostics import ArgumentError, CmxError, Diagnostic
 from supernode_dsl.elaborate import Limits, Model, elaborate
 from supernode_dsl.graph import build_graph
 from supernode_dsl.parse import Program, parse_program
 
 __all__ = [
+    "ArgumentError",
     "CmxError",
     "Diagnostic",
     "Limits",
@@ -58,17 +61,31 @@ __version__ = "0.1.0"
 
 def compile_file(path: str | Path, defines: Mapping[str, str] | None = None,
                  limits: Limits | None = None) -> Model:
-    """Parse and elaborate a .cmx file; ``defines`` are ``-D`` overrides (name -> text)."""
-    return elaborate(parse_program(path), defines, limits)
+    """Parse and elaborate a .cmx file; ``defines`` are ``-D`` overrides (name -> text).
+
+    Raises :class:`CmxError` for every mistake in the files, :class:`ArgumentError` for an
+    argument of the wrong type (see docs/api.md).
+    """
+    where = "compile_file"
+    return elaborate(parse_program(check_path(path, where)), check_defines(defines, where),
+                     check_limits(limits, where, Limits))
 
 
 def compile_string(text: str, defines: Mapping[str, str] | None = None, *,
                    name: str = "<string>", limits: Limits | None = None) -> Model:
-    """Parse and elaborate .cmx source text (imports resolve from the current directory)."""
-    return elaborate(parse_program(text=text, name=name), defines, limits)
+    """Parse and elaborate .cmx source text (imports resolve from the current directory).
+
+    Raises :class:`CmxError` for every mistake in the text, :class:`ArgumentError` for an
+    argument of the wrong type.
+    """
+    where = "compile_string"
+    program = parse_program(text=check_text(text, where, "text"),
+                            name=check_text(name, where, "name"))
+    return elaborate(program, check_defines(defines, where), check_limits(limits, where, Limits))
 
 
 def load_graph(path: str | Path, defines: Mapping[str, str] | None = None,
                limits: Limits | None = None) -> nx.Graph:
-    """Compile a .cmx file all the way to its graph."""
+    """Compile a .cmx file all the way to its graph (raises as :func:`compile_file` and
+    :func:`build_graph`)."""
     return build_graph(compile_file(path, defines, limits))

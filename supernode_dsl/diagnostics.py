@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "CODES",
+    "ArgumentError",
     "CmxError",
     "Diagnostic",
     "DiagnosticSink",
@@ -59,6 +60,7 @@ CODES: dict[str, str] = {
     "E025": "no deployment to plan",
     "E026": "cannot emit",
     "E027": "assertion failed",
+    "E028": "bad argument to a Python API function",
     "E029": "simulation failed",
     "E030": "input file too large",
     "E031": "not a regular file",
@@ -166,6 +168,23 @@ class CmxError(Exception):
         return [d.code for d in self.diagnostics]
 
 
+class ArgumentError(CmxError, TypeError, ValueError):
+    """A Python API function was called with an argument of the wrong type or value (E028).
+
+    It is a :class:`CmxError` (so ``except CmxError`` catches every refusal of the API) and
+    also a ``TypeError`` and a ``ValueError``, the exceptions plain Python code expects of a
+    bad argument.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Diagnostic("E028", message)])
+
+
+def _known(code: str) -> None:
+    if code not in CODES:  # a programming error of this package, not of its user
+        raise KeyError(f"diagnostic code {code!r} is not in CODES")
+
+
 @dataclass
 class DiagnosticSink:
     """Collects the diagnostics of one stage; errors are raised together at the stage end."""
@@ -181,7 +200,7 @@ class DiagnosticSink:
         notes: tuple[tuple[str, Span | None], ...] = (),
     ) -> None:
         """Record an error (deduplicated on code, message and location)."""
-        assert code in CODES, code
+        _known(code)
         diag = Diagnostic(code, message, span, Severity.ERROR, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)
@@ -189,7 +208,7 @@ class DiagnosticSink:
     def warning(self, code: str, message: str, span: Span | None = None,
                 notes: tuple[tuple[str, Span | None], ...] = ()) -> None:
         """Record a warning: reported, but compilation goes on."""
-        assert code in CODES, code
+        _known(code)
         diag = Diagnostic(code, message, span, Severity.WARNING, notes)
         if diag not in self.diagnostics and len(self.diagnostics) < self.limit:
             self.diagnostics.append(diag)

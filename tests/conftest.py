@@ -1,4 +1,4 @@
-"""Shared test configuration: the golden-file switch.
+"""Shared test configuration: the golden-file switch and the fuzz suite's length.
 
 Regenerate every golden file (all stages, all fixtures) with ONE switch::
 
@@ -7,6 +7,11 @@ Regenerate every golden file (all stages, all fixtures) with ONE switch::
 
 Without it, a golden test compares the produced text byte for byte with the stored file
 under ``tests/golden/`` and fails with a diff on any change.
+
+The fuzz properties (``tests/fuzz/``, marker ``fuzz``) run a few examples each by default;
+a long run sets the count of every one (docs/fuzzing.md)::
+
+    pytest -m fuzz tests/fuzz --fuzz-examples 2000     # or CMX_FUZZ_EXAMPLES=2000
 """
 
 from __future__ import annotations
@@ -28,6 +33,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite the golden files under tests/golden/ instead of comparing with them "
         "(same as CMX_REGEN_GOLDEN=1)",
     )
+    parser.addoption(
+        "--fuzz-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per fuzz property in tests/fuzz/ (same as CMX_FUZZ_EXAMPLES=N; "
+        "default: a few each, so the suite stays fast)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fuzz: a fuzz property of tests/fuzz/ (docs/fuzzing.md)")
+    count = config.getoption("--fuzz-examples")
+    if count is not None:
+        if count < 1:
+            raise pytest.UsageError("--fuzz-examples needs a count >= 1")
+        os.environ["CMX_FUZZ_EXAMPLES"] = str(count)  # read when tests/fuzz/ is collected
 
 
 def regen_requested(config: pytest.Config) -> bool:
@@ -68,3 +90,11 @@ class Golden:
 def golden(request: pytest.FixtureRequest) -> Golden:
     """The golden-file checker, in compare or regenerate mode."""
     return Golden(regen_requested(request.config))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/fuzz/ carries the ``fuzz`` marker (``-m fuzz`` selects them)."""
+    fuzz_dir = Path(__file__).resolve().parent / "fuzz"
+    for item in items:
+        if fuzz_dir in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.fuzz)

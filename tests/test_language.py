@@ -269,7 +269,7 @@ def test_ns3_topology_links_carry_half_a_switch_each() -> None:
     text = text.replace("    t: T\n", "")
     model = _compile(text)
     ctx = EmitContext(model, cmx.build_graph(model), None, "x.cmx", {})
-    lines = available_emitters()["ns3-topology"]().emit(ctx).splitlines()
+    lines = str(available_emitters()["ns3-topology"]().emit(ctx)).splitlines()
     assert lines[2:] == ["0 2 800Gbps 0.00025ms 0", "1 2 800Gbps 0.00025ms 0"]
 
 

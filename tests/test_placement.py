@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supernode_dsl.diagnostics import ArgumentError, CmxError
 from supernode_dsl.plan.placement import (
     Placement,
     SlotLayout,
@@ -148,12 +149,18 @@ def test_deterministic_and_equal_loads() -> None:
 
 
 def test_rejects_bad_input() -> None:
-    with pytest.raises(ValueError):
+    """Bad loads are E021 (the check of a loads file), a bad layout E028; both CmxError."""
+    with pytest.raises(ArgumentError, match="300 experts"):
         place_experts(np.ones((1, 300)), PREFILL)
-    with pytest.raises(ValueError):
-        place_experts(-np.ones((1, 256)), PREFILL)
-    with pytest.raises(ValueError):
+    for bad in (-np.ones((1, 256)), np.full((1, 256), 1.7e308),
+                np.full((1, 256), np.nan), np.ones(256), np.full((1, 256), "x")):
+        with pytest.raises(CmxError) as err:
+            place_experts(bad, PREFILL)
+        assert err.value.codes == ["E021"]
+    with pytest.raises(ArgumentError):
         SlotLayout(2, 1, (0,))
+    with pytest.raises(ArgumentError):
+        place_experts(np.ones((1, 256)), "prefill")  # type: ignore[arg-type]
 
 
 @st.composite

@@ -130,3 +130,27 @@ def test_the_emitter_rules_allow_what_is_fine() -> None:
             "    def f(self) -> None:\n        self._own = json.__name__\n")
     assert emit_violations(fine, "supernode_dsl.emit.some_format") == []
     assert emit_violations("import re\n", "supernode_dsl.emit.yamltext") == []
+
+
+# ---- no assert in the package --------------------------------------------------------------
+
+
+def assert_statements(source: str, name: str) -> list[str]:
+    """``name:line`` of every ``assert`` statement in ``source``."""
+    return [f"{name}:{node.lineno}" for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Assert)]
+
+
+def test_the_package_has_no_assert() -> None:
+    """``python -O`` removes asserts, so none may guard anything: user input is checked by
+    explicit code raising a diagnostic (``supernode_dsl.contracts``), an internal invariant by
+    ``contracts.present``/``narrow`` or an explicit raise."""
+    found = [hit for p in sorted((ROOT / "supernode_dsl").rglob("*.py"))
+             for hit in assert_statements(p.read_text(encoding="utf-8"),
+                                          str(p.relative_to(ROOT)))]
+    assert found == []
+
+
+def test_the_assert_rule_can_fail() -> None:
+    assert assert_statements("def f(x):\n    assert x > 0\n", "m.py") == ["m.py:2"]
+    assert assert_statements("x = 'assert'\n", "m.py") == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from supernode_dsl.contracts import check_defines, check_instance, check_limits
 from supernode_dsl.elaborate.elaborator import Elaborator, Limits
 from supernode_dsl.elaborate.evaluate import Value
 from supernode_dsl.elaborate.model import (
@@ -45,6 +46,12 @@ def elaborate(
     """Elaborate a parsed program into an immutable :class:`Model`.
 
     ``defines`` maps global parameter names to expression text (the CLI's ``-D``).  Raises
-    :class:`~supernode_dsl.diagnostics.CmxError` with every diagnostic of the stage.
+    :class:`~supernode_dsl.diagnostics.CmxError` with every diagnostic of the stage, and
+    :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) when ``program`` is not a
+    :class:`~supernode_dsl.parse.Program`, ``defines`` not a mapping of ``str`` to ``str``
+    or ``limits`` not a :class:`Limits` of positive integers.
     """
-    return Elaborator(program, limits or Limits()).run(defines or {})
+    where = "elaborate"
+    program = check_instance(program, Program, where, "program")
+    return Elaborator(program, check_limits(limits, where, Limits)).run(
+        check_defines(defines, where))

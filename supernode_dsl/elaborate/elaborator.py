@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from supernode_dsl.contracts import narrow
 from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.elaborate.evaluate import (
     EvalError,
@@ -53,8 +54,9 @@ class Limits:
 
     ``max_instances`` (the CLI's ``--max-instances``) and ``max_links`` bound the topology;
     ``max_layers`` a model's layers (``layers``, ``dense_layers``, ``mtp_depth``),
-    ``max_experts`` its experts and a role's expert slots (:data:`SPEC_BOUNDS`) and
-    ``max_microbatches`` the microbatches a role's pipeline is scheduled over.
+    ``max_experts`` its experts and a role's expert slots (:data:`SPEC_BOUNDS`),
+    ``max_microbatches`` the microbatches a role's pipeline is scheduled over and
+    ``max_tokens`` a role's batch, sequences, tokens and context per device.
     """
 
     max_instances: int = 5_000_000
@@ -62,6 +64,7 @@ class Limits:
     max_layers: int = 1_000
     max_experts: int = 16_384
     max_microbatches: int = 16
+    max_tokens: int = 100_000_000
 
 
 #: The ``model`` and ``deployment`` attributes that size an allocation, each with the
@@ -74,6 +77,9 @@ SPEC_BOUNDS: dict[str, str] = {
     "routed_slots": "max_experts", "shared_slots": "max_experts",
     "redundant": "max_experts", "shared_devices": "max_experts",
     "microbatches": "max_microbatches",
+    "batch_per_device": "max_tokens", "batch_per_npu": "max_tokens",
+    "sequences_per_device": "max_tokens", "tokens_per_npu": "max_tokens",
+    "context_len": "max_tokens",
 }
 
 
@@ -511,7 +517,8 @@ class Elaborator:
                 self.sink.error("E007", "this link pattern matches nothing", st.span)
             return None
         bw, lat = attrs["bw"], attrs.get("latency", Quantity(0.0))
-        assert isinstance(bw, Quantity) and isinstance(lat, Quantity)
+        bw = narrow(bw, Quantity, "a link's bw")
+        lat = narrow(lat, Quantity, "a link's latency")
         if bw.value <= 0:
             self.sink.error("E005", "a link's bandwidth must be positive", st.span)
             return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from supernode_dsl.contracts import check_instance
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
 from supernode_dsl.plan.document import PlanDocument
 from supernode_dsl.plan.document.role import Pipeline, ScheduleEvent
@@ -111,9 +112,11 @@ def chrome_trace(plan: PlanDocument) -> str:
     ``plan``'s roles: deterministic text, one trace event per line, ending with a newline.
 
     Raises an E026 :class:`~supernode_dsl.diagnostics.CmxError` when no role has a
-    ``pipeline`` block (a plan of schema 1.0).
+    ``pipeline`` block (a plan of schema 1.0), and
+    :class:`~supernode_dsl.diagnostics.ArgumentError` when ``plan`` is not a
+    :class:`~supernode_dsl.plan.document.PlanDocument`.
     """
-    pipelines = _pipelines(plan)
+    pipelines = _pipelines(check_instance(plan, PlanDocument, "chrome_trace", "plan"))
     if not pipelines:
         raise emit_error("the plan has no pipeline schedule (no role has a 'pipeline' "
                          "block): plan it again with a newer cmx (`cmx plan FILE -o plan.json`)")

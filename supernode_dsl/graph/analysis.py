@@ -22,6 +22,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from supernode_dsl import schema as S
+from supernode_dsl.contracts import check_graph, check_instances, check_plane, check_text
 from supernode_dsl.diagnostics import CmxError, Diagnostic, Severity
 from supernode_dsl.graph.gcpause import gc_paused
 from supernode_dsl.graph.instances import traversal_latency, unit_owner
@@ -130,8 +131,12 @@ def _max_flow(arrays: PlaneArrays, sources: Sequence[int], sinks: Sequence[int])
 def bisection_bandwidth(g: nx.Graph, plane: str, arrays: PlaneArrays | None = None) -> float:
     """Max-flow (B/s, one direction) from the first to the second half of the plane's
     endpoints in instance order; with an odd count the middle endpoint joins the second half.
+    :class:`~supernode_dsl.diagnostics.ArgumentError` unless ``g`` is a compiled graph and
+    ``plane`` one of its planes.
     """
-    arrays = arrays or plane_arrays(g, plane)
+    if arrays is None:
+        where = "bisection_bandwidth"
+        arrays = plane_arrays(g, check_plane(check_graph(g, where), plane, where))
     pos = {n: i for i, n in enumerate(arrays.nodes)}
     ends = [pos[n] for n in plane_endpoints(g, arrays)]
     half = len(ends) // 2
@@ -148,9 +153,14 @@ def _below(g: nx.Graph, arrays: PlaneArrays, roots: Iterable[str]) -> list[int]:
 def cut_bandwidth(g: nx.Graph, plane: str, group_a: Iterable[str],
                   group_b: Iterable[str]) -> float:
     """Max-flow (B/s, one direction) on ``plane`` from the endpoints at or below the
-    instances of ``group_a`` to those at or below ``group_b``."""
-    arrays = plane_arrays(g, plane)
-    return _max_flow(arrays, _below(g, arrays, group_a), _below(g, arrays, group_b))
+    instances of ``group_a`` to those at or below ``group_b``.
+    :class:`~supernode_dsl.diagnostics.ArgumentError` for a ``g`` that is not a compiled
+    graph, an unknown ``plane`` or a group that is not a list of instance paths of ``g``."""
+    where = "cut_bandwidth"
+    arrays = plane_arrays(g, check_plane(check_graph(g, where), plane, where))
+    a = check_instances(g, group_a, where, "group_a")
+    b = check_instances(g, group_b, where, "group_b")
+    return _max_flow(arrays, _below(g, arrays, a), _below(g, arrays, b))
 
 
 def cut_warnings(g: nx.Graph, plane: str, groups: Sequence[tuple[str, Iterable[str]]]
@@ -214,8 +224,13 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
     """Lowest-latency path (ties: fewest hops) from ``a`` to ``b`` on ``plane``, with its
     latency (s: its links' latencies plus the declared ``latency`` of every switch it passes
     through, not counting ``a`` and ``b`` themselves), bottleneck bandwidth and the max-flow
-    between the two (B/s); None if the plane does not join them."""
-    arrays = plane_arrays(g, plane)
+    between the two (B/s); None if the plane does not join them.
+    :class:`~supernode_dsl.diagnostics.ArgumentError` for a ``g`` that is not a compiled
+    graph, an unknown ``plane`` or an ``a``/``b`` that is not a ``str``."""
+    where = "shortest_path"
+    arrays = plane_arrays(g, check_plane(check_graph(g, where), plane, where))
+    check_text(a, where, "a")
+    check_text(b, where, "b")
     pos = {n: i for i, n in enumerate(arrays.nodes)}
     if a not in pos or b not in pos:
         return None
@@ -239,9 +254,10 @@ def shortest_path(g: nx.Graph, plane: str, a: str, b: str) -> PathResult | None:
 
 
 def plane_summary(g: nx.Graph) -> dict[str, dict[str, float | int]]:
-    """Plane -> ``links`` (parallel links counted) and ``bisection_bandwidth`` (B/s)."""
+    """Plane -> ``links`` (parallel links counted) and ``bisection_bandwidth`` (B/s);
+    :class:`~supernode_dsl.diagnostics.ArgumentError` unless ``g`` is a compiled graph."""
     out: dict[str, dict[str, float | int]] = {}
-    for plane, arrays in all_plane_arrays(g).items():
+    for plane, arrays in all_plane_arrays(check_graph(g, "plane_summary")).items():
         out[plane] = {
             "links": arrays.links,
             "bisection_bandwidth": bisection_bandwidth(g, plane, arrays),

@@ -13,6 +13,7 @@ from typing import Any
 import networkx as nx
 
 from supernode_dsl import schema as S
+from supernode_dsl.contracts import check_instance
 from supernode_dsl.diagnostics import DiagnosticSink, Span
 from supernode_dsl.elaborate import Model, Template, Value
 from supernode_dsl.graph.gcpause import gc_paused
@@ -42,8 +43,11 @@ def build_graph(model: Model) -> nx.Graph:
 
     Raises :class:`~supernode_dsl.diagnostics.CmxError` for two instances joined twice on one
     plane or on two planes (E012) and for a switch wired to more links than it has ports, or
-    to a link faster than its ports (E006).
+    to a link faster than its ports (E006), and
+    :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) when ``model`` is not a
+    :class:`~supernode_dsl.elaborate.Model`.
     """
+    model = check_instance(model, Model, "build_graph", "model")
     with gc_paused():
         return _build(model)
 

@@ -12,6 +12,7 @@ from typing import Any
 import networkx as nx
 
 from supernode_dsl import schema as S
+from supernode_dsl.contracts import narrow
 from supernode_dsl.elaborate import Model, Value
 from supernode_dsl.graph.analysis import plane_summary
 
@@ -71,8 +72,8 @@ def _param_value(v: Value) -> ParamValue:
     value = getattr(v, "value", v)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    assert isinstance(value, float | int | str | bool)
-    return value
+    checked: ParamValue = narrow(value, (float, int, str, bool), "a parameter's value")
+    return checked
 
 
 def summarize(model: Model, g: nx.Graph, *, bandwidth: bool = True) -> Summary:

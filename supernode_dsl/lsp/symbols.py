@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from supernode_dsl.contracts import present
 from supernode_dsl.diagnostics import SourceText, Span
 from supernode_dsl.elaborate import Model, Value
 from supernode_dsl.lsp.analysis import Analysis, source_path
@@ -176,7 +177,7 @@ def _segment(node: A.Segment, ref: A.Ref, owner: A.TypeDecl | None, decls: Decla
         if child is None:
             return Symbol("instance", node.name, here, None, None, scope)
         scope = decls.types.get(child.type_ref.name)
-    assert child is not None
+    child = present(child, "the instance's declaration")
     return Symbol("instance", node.name, here, child.name_span, child, declaring)
 
 

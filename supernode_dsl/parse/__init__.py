@@ -15,7 +15,8 @@ from pathlib import Path
 from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
-from supernode_dsl.diagnostics import CmxError, DiagnosticSink, SourceText, Span
+from supernode_dsl.contracts import check_path, check_text
+from supernode_dsl.diagnostics import ArgumentError, CmxError, DiagnosticSink, SourceText, Span
 from supernode_dsl.files import max_input_bytes, read_text
 from supernode_dsl.parse import ast
 from supernode_dsl.parse.errors import syntax_diagnostic
@@ -145,18 +146,27 @@ def parse_program(
     to the current directory.  ``overlay`` maps file paths to texts read instead of those
     files (an editor's unsaved buffers; the main file's too).  Raises
     :class:`~supernode_dsl.diagnostics.CmxError` listing every syntax, read and import error
-    found.
+    found, and its subclass :class:`~supernode_dsl.diagnostics.ArgumentError` (E028) for a
+    ``path`` that is not a ``str`` or ``os.PathLike``, a ``text`` or ``name`` that is not a
+    ``str``, or neither or both of ``path`` and ``text``.
     """
+    where = "parse_program"
+    if (path is None) == (text is None):
+        raise ArgumentError(f"{where}: give a path or text=..., exactly one of them")
     sink = DiagnosticSink()
     loader = _Loader(sink, {Path(k).resolve(): v for k, v in (overlay or {}).items()})
     if text is not None:
+        name = check_text(name, where, "name")
+        if "\0" in name:
+            raise ArgumentError(f"{where}: name {name!r} holds a NUL character")
         key = (Path.cwd() / f"<{name}>").resolve()
-        main = loader.load(SourceText(name, text), key)
+        main = loader.load(SourceText(name, check_text(text, where, "text")), key)
     else:
-        assert path is not None, "parse_program needs a path or a text"
-        resolved = Path(path).resolve()
-        source = _read(Path(path), sink, None, overlay=loader.overlay)
-        main = loader.load(SourceText(str(path), source.text), resolved) if source else None
+        file = check_path(path, where)
+        source = _read(file, sink, None, overlay=loader.overlay)
+        main = loader.load(SourceText(str(path), source.text), file.resolve()) \
+            if source else None
     sink.raise_if_errors()
-    assert main is not None
+    if main is None:  # a stage without errors has read its main file
+        raise RuntimeError("parse_program: no main file and no error")
     return Program(main=main, files=tuple(loader.order))

@@ -10,14 +10,15 @@ schema cannot state).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
+from supernode_dsl.contracts import check_instance, check_text, describe
+from supernode_dsl.diagnostics import ArgumentError, CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
 from supernode_dsl.plan.build import PlacedRole, deployment_summary, role_memory, role_plan
 from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table, ep_unit
@@ -31,6 +32,7 @@ from supernode_dsl.plan.document import (
 from supernode_dsl.plan.document.codec import dump, load
 from supernode_dsl.plan.document.fingerprint import plan_fingerprint
 from supernode_dsl.plan.document.role import CalibrationUse, ExpertPlacement, RolePlan
+from supernode_dsl.plan.loads import check_loads
 from supernode_dsl.plan.serving.calibrate import (
     Calibration,
     apply_fitted,
@@ -55,7 +57,9 @@ __all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "deployment_spec", "plan_
 class PlanRequest:
     """What to plan: which deployment, with which loads, from which previous plan.
 
-    ``loads`` is [MoE layers x routed experts] (None: equally loaded experts);
+    ``loads`` is [MoE layers x routed experts], an array (or nested lists) of integers or
+    floats in ``[0, MAX_LOAD]`` with some load in every layer (None: equally loaded
+    experts);
     ``previous`` is a plan of the same deployment for migration-aware re-planning (the
     caller checks that it was made for this file: see
     :func:`~supernode_dsl.plan.document.fingerprint.check_plan_for`);
@@ -64,12 +68,12 @@ class PlanRequest:
     """
 
     deployment: str | None = None
-    loads: np.ndarray | None = None
+    loads: np.ndarray | Sequence[Sequence[float]] | None = None
     previous: PlanDocument | None = None
     source: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _choose(model: Model, wanted: str | None) -> tuple[Spec | None, dict[str, Spec]]:
+def _choose(model: Model, wanted: str | None) -> tuple[Spec, dict[str, Spec]]:
     models = {s.name: s for s in model.specs if s.category == "model"}
     deployments = [s for s in model.specs if s.category == "deployment"]
     names = ", ".join(s.name for s in deployments) or "none"
@@ -107,22 +111,41 @@ def deployment_spec(model: Model, name: str | None = None
     :class:`~supernode_dsl.diagnostics.CmxError` (E025 and the deployment's own errors)."""
     spec, models = _choose(model, name)
     sink = DiagnosticSink()
-    dep = read_deployment(spec, models, sink) if spec is not None else None
-    workload = read_workload(spec, sink) if spec is not None else None
+    dep = read_deployment(spec, models, sink)
+    workload = read_workload(spec, sink)
     sink.raise_if_errors()
-    assert dep is not None and workload is not None
+    if dep is None or workload is None:  # read_* return None only after an error
+        raise RuntimeError("deployment_spec: no deployment and no error")
     return dep, workload
 
 
-def _loads(dep: DeploymentSpec, loads: np.ndarray | None) -> np.ndarray:
+def _loads(dep: DeploymentSpec, req: PlanRequest) -> np.ndarray:
     arch = dep.model
     shape = (len(arch.moe_layers), arch.routed_experts)
-    if loads is None:
+    if req.loads is None:
         return np.ones(shape)
-    if loads.shape != shape:
-        raise CmxError([Diagnostic("E021", f"expert loads have shape {list(loads.shape)}; "
-                                   f"expected {list(shape)} (MoE layers x routed experts)")])
-    return loads
+    name = req.source.get("expert_loads")
+    return check_loads(req.loads, name if isinstance(name, str) else None, shape)
+
+
+def _check_request(model: Any, g: Any, request: Any) -> PlanRequest:
+    """The request, after checking the types of ``plan_deployment``'s arguments."""
+    where = "plan_deployment"
+    check_instance(model, Model, where, "model")
+    check_instance(g, nx.Graph, where, "graph")
+    req = PlanRequest() if request is None else \
+        check_instance(request, PlanRequest, where, "request")
+    if req.deployment is not None:
+        check_text(req.deployment, where, "request.deployment")
+    if req.previous is not None:
+        check_instance(req.previous, PlanDocument, where, "request.previous")
+    if not isinstance(req.source, Mapping) or not set(req.source) <= _SOURCE_KEYS:
+        raise ArgumentError(f"{where}: request.source must be a mapping with keys among "
+                            f"{', '.join(sorted(_SOURCE_KEYS))}, not {describe(req.source)}")
+    return req
+
+
+_SOURCE_KEYS = frozenset({"file", "defines", "expert_loads", "previous"})
 
 
 def _previous_role(previous: PlanDocument | None, role: str,
@@ -149,20 +172,25 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     :class:`~supernode_dsl.diagnostics.CmxError`: E025 (no or ambiguous deployment), E022
     (roles do not fit the topology), E021 (loads of the wrong shape), E023 (a device's
     memory is exceeded, with the terms and the overflow), E024 (a previous plan whose
-    placement has another shape).
+    placement has another shape); and :class:`~supernode_dsl.diagnostics.ArgumentError`
+    (E028) when ``model`` is not a ``Model``, ``g`` not a ``networkx.Graph``, ``request``
+    not a :class:`PlanRequest` (or None) or one of its fields of the wrong type.  Loads
+    pass :func:`~supernode_dsl.plan.loads.check_loads`, the check ``cmx plan`` applies to
+    a loads file (E021).
     """
-    req = request or PlanRequest()
+    req = _check_request(model, g, request)
     spec, models = _choose(model, req.deployment)
     sink = DiagnosticSink()
-    dep = read_deployment(spec, models, sink) if spec is not None else None
-    workload = read_workload(spec, sink) if spec is not None else None
-    calibration = _calibration(model, spec, sink) if spec is not None else None
+    dep = read_deployment(spec, models, sink)
+    workload = read_workload(spec, sink)
+    calibration = _calibration(model, spec, sink)
     sink.raise_if_errors()
-    assert dep is not None and workload is not None
+    if dep is None or workload is None:  # read_* return None only after an error
+        raise RuntimeError("plan_deployment: no deployment and no error")
     table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()
-    loads = _loads(dep, req.loads)
+    loads = _loads(dep, req)
     roles: dict[str, RolePlan] = {}
     contexts: dict[str, RoleContext] = {}
     for alloc in allocations:
@@ -245,12 +273,8 @@ def role_contexts(model: Model, g: nx.Graph, deployment: str | None = None
     """The cost model's view of every role of the deployment, with equally loaded experts
     and no calibration applied (what ``cmx calibrate`` fits against).  Raises CmxError as
     :func:`plan_deployment`."""
-    spec, models = _choose(model, deployment)
+    dep, workload = deployment_spec(model, deployment)
     sink = DiagnosticSink()
-    dep = read_deployment(spec, models, sink) if spec is not None else None
-    workload = read_workload(spec, sink) if spec is not None else None
-    sink.raise_if_errors()
-    assert dep is not None and workload is not None
     table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()

@@ -26,11 +26,15 @@ nodes; the result is kept per layer only when its imbalance stays within
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from supernode_dsl.contracts import check_instance, check_real, describe
+from supernode_dsl.diagnostics import ArgumentError
+from supernode_dsl.plan.loads import check_loads
 from supernode_dsl.plan.lowerbound import die_load_lower_bound
 
 FloatArray = NDArray[np.float64]
@@ -58,10 +62,13 @@ class SlotLayout:
     prefer_node_locality: bool = False  # keep a group's experts on few nodes if balance allows
 
     def __post_init__(self) -> None:
-        if self.num_dies < 1 or self.slots_per_die < 1 or self.num_groups < 1:
-            raise ValueError("num_dies, slots_per_die and num_groups must be positive")
-        if len(self.die_node) != self.num_dies:
-            raise ValueError("die_node must have one entry per die")
+        for name in ("num_dies", "slots_per_die", "num_groups"):
+            v = getattr(self, name)
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+                raise ArgumentError(f"SlotLayout: {name} must be an integer >= 1, "
+                                    f"not {describe(v)}")
+        if not isinstance(self.die_node, tuple | list) or len(self.die_node) != self.num_dies:
+            raise ArgumentError("SlotLayout: die_node must have one entry per die")
 
     @property
     def num_slots(self) -> int:
@@ -90,15 +97,16 @@ class Placement:
 
 
 def _check_loads(loads: NDArray[np.floating] | FloatArray, layout: SlotLayout) -> FloatArray:
-    """Validated float64 copy of a [layers, experts] load array that fits the layout."""
-    w = np.array(loads, dtype=np.float64)
-    if w.ndim != 2:
-        raise ValueError("loads must be a 2-D array [layers, num_experts]")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("loads must be finite and non-negative")
+    """Validated float64 copy of a [layers, experts] load array that fits the layout:
+    :func:`~supernode_dsl.plan.loads.check_loads` (E021), then E028 if the layout's slots
+    cannot hold every expert once and at most once per die."""
+    check_instance(layout, SlotLayout, "placement", "layout")
+    w = np.array(check_loads(loads, some_load=False), dtype=np.float64)
     num_experts = w.shape[1]
     if not num_experts <= layout.num_slots <= num_experts * layout.num_dies:
-        raise ValueError("need num_experts <= slots <= num_experts * num_dies")
+        raise ArgumentError(f"placement: {layout.num_slots} slots for {num_experts} experts "
+                            f"on {layout.num_dies} dies; need experts <= slots <= "
+                            "experts x dies")
     return w
 
 
@@ -552,10 +560,27 @@ def node_spread(placement: Placement, layout: SlotLayout) -> float:
 # ----------------------------------------------------------------------------- metrics
 
 
+def _check_phy2log(phy2log: Any, w: FloatArray, layout: SlotLayout, where: str) -> IntArray:
+    """``phy2log`` as int64 [layers, slots] for loads ``w``: E028 unless it has that shape
+    and every entry is an expert of ``w``."""
+    try:
+        arr = np.asarray(phy2log)
+    except (TypeError, ValueError):
+        arr = np.asarray([])
+    shape = (w.shape[0], layout.num_slots)
+    if arr.dtype.kind not in "iu" or arr.shape != shape or arr.size == 0 \
+            or arr.min() < 0 or arr.max() >= w.shape[1]:
+        raise ArgumentError(f"{where}: a placement is an integer array {list(shape)} of "
+                            f"experts 0..{w.shape[1] - 1}, not {describe(phy2log)}")
+    return arr.astype(np.int64)
+
+
 def die_loads(loads: NDArray[np.floating] | FloatArray, placement: Placement,
               layout: SlotLayout) -> FloatArray:
     """Per-die load ``[layers, num_dies]``: sum over a die's slots of load / replicas."""
-    w = np.asarray(loads, dtype=np.float64)
+    w = _check_loads(loads, layout)
+    check_instance(placement, Placement, "die_loads", "placement")
+    _check_phy2log(placement.phy2log, w, layout, "die_loads")
     sz = _slot_sizes(placement.phy2log, w, placement.logcnt)
     out: FloatArray = sz.reshape(w.shape[0], layout.num_dies, layout.slots_per_die).sum(axis=2)
     return out
@@ -570,13 +595,22 @@ def imbalance(loads: NDArray[np.floating] | FloatArray, placement: Placement,
 
 
 def moved_slots(previous_phy2log: IntArray, new_phy2log: IntArray) -> int:
-    """Slots whose logical expert changed (expert weights that must be copied)."""
-    return int(np.count_nonzero(np.asarray(previous_phy2log) != np.asarray(new_phy2log)))
+    """Slots whose logical expert changed (expert weights that must be copied); E028 unless
+    both are integer arrays of one shape."""
+    a, b = np.asarray(previous_phy2log), np.asarray(new_phy2log)
+    if a.shape != b.shape or a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+        raise ArgumentError(f"moved_slots: two integer placements of one shape, not "
+                            f"{list(a.shape)} {a.dtype} and {list(b.shape)} {b.dtype}")
+    return int(np.count_nonzero(a != b))
 
 
 def lower_bound(loads_row: NDArray[np.floating] | FloatArray, layout: SlotLayout) -> float:
-    """A proven lower bound on the max die load of one layer (see ``lowerbound``)."""
-    w = np.asarray(loads_row, dtype=np.float64)
+    """A proven lower bound on the max die load of one layer (see ``lowerbound``); the row
+    passes the checks of :func:`place_experts` (E021, E028)."""
+    if not isinstance(loads_row, np.ndarray | list | tuple) or np.ndim(loads_row) != 1:
+        raise ArgumentError(f"lower_bound: loads_row is one layer's loads (1-D), not "
+                            f"{describe(loads_row)}")
+    w = _check_loads(np.asarray(loads_row)[None, :], layout)[0]
     return die_load_lower_bound(w, layout.num_dies, layout.slots_per_die)
 
 
@@ -596,7 +630,8 @@ def replan_experts(loads: NDArray[np.floating] | FloatArray, layout: SlotLayout,
     Invariants as for ``place_experts``; deterministic.
     """
     w = _check_loads(loads, layout)
-    prev = np.asarray(previous, dtype=np.int64).reshape(
+    check_real(tolerance, "replan_experts", "tolerance")
+    prev = _check_phy2log(previous, w, layout, "replan_experts").reshape(
         w.shape[0], layout.num_dies, layout.slots_per_die)
     fresh = place_experts(w, layout)
     fresh_ex = fresh.phy2log.reshape(prev.shape)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from supernode_dsl.contracts import present
 from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit.base import emit_error
 from supernode_dsl.emit.chakra.wire import ALL_GATHER, ALL_TO_ALL, TraceNode
@@ -158,8 +159,7 @@ def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.nda
     and the groups (instance groups first, keys from 1 as ASTRA-sim requires, then the
     attention TP groups)."""
     p = body.expert_placement
-    assert body.pipeline is not None
-    schedules = body.pipeline.schedule
+    schedules = present(body.pipeline, "the role's pipeline").schedule
     shared = set(p.shared_devices) if len(schedules) > 1 else set()
     layout = SlotLayout(p.num_physical // p.slots_per_device, p.slots_per_device,
                         (0,) * (p.num_physical // p.slots_per_device))
@@ -193,8 +193,8 @@ def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.nda
 
 def _tokens_per_microbatch(plan: PlanDocument, body: RolePlan) -> float:
     """The tokens a device attends per microbatch, as the estimate counts them."""
-    est, pipe = body.estimate, body.pipeline
-    assert est is not None and pipe is not None
+    est = present(body.estimate, "the role's estimate")
+    pipe = present(body.pipeline, "the role's pipeline")
     if est.tokens_per_device_per_step is not None:
         return est.tokens_per_device_per_step / pipe.microbatches
     first = body.instance_devices[0]

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from supernode_dsl.contracts import present
 from supernode_dsl.emit.base import emit_error
 from supernode_dsl.emit.graphviz.common import (
     FILL,
@@ -171,8 +172,7 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
         if not ui and not vi:
             continue
         if ui and vi:
-            lca = m.lca(u, v)
-            assert lca is not None
+            lca = present(m.lca(u, v), "the common ancestor of two instances")
             ga, gb = group_of(u, lca), group_of(v, lca)
             if (m.order[u], u) > (m.order[v], v):
                 u, v, ga, gb = v, u, gb, ga

@@ -17,14 +17,14 @@ topology name and device paths with the file's.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from supernode_dsl.contracts import check_instance, check_text
 from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
 from supernode_dsl.plan.document.codec import OMIT, JsonPath, PathError, dump, format_path, load
-from supernode_dsl.plan.document.locate import locate
+from supernode_dsl.plan.document.locate import locate, parse_json
 from supernode_dsl.plan.document.role import RolePlan
 from supernode_dsl.plan.document.serving import Serving
 from supernode_dsl.plan.validate import plan_problems
@@ -119,12 +119,15 @@ class PlanDocument:
     @classmethod
     def from_json(cls, data: Any, origin: PlanOrigin | str) -> PlanDocument:
         """The document of a JSON value; :class:`CmxError` (E024, located) unless it is a
-        valid plan of a version in :data:`VERSIONS`."""
-        where = PlanOrigin(origin) if isinstance(origin, str) else origin
+        valid plan of a version in :data:`VERSIONS`;
+        :class:`~supernode_dsl.diagnostics.ArgumentError` for an ``origin`` that is neither
+        a ``str`` nor a :class:`PlanOrigin`."""
+        where = PlanOrigin(origin) if isinstance(origin, str) else \
+            check_instance(origin, PlanOrigin, "PlanDocument.from_json", "origin")
         version = data.get("schema_version") if isinstance(data, dict) else None
         if not isinstance(data, dict):
-            raise CmxError([plan_error(where, (), "a plan is a JSON object, not "
-                                       f"{type(data).__name__}")])
+            found = "null" if data is None else type(data).__name__
+            raise CmxError([plan_error(where, (), f"a plan is a JSON object, not {found}")])
         if version not in VERSIONS:
             raise CmxError([plan_error(where, ("schema_version",) if "schema_version" in data
                                        else (), f"schema version {version!r} is not one "
@@ -141,17 +144,12 @@ class PlanDocument:
     @classmethod
     def from_text(cls, text: str, name: str) -> PlanDocument:
         """The document of JSON ``text`` read from file ``name``; E024 for a JSON syntax
-        error too."""
-        origin = PlanOrigin(name, text)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            span = Span(SourceText(name, text), err.lineno, err.colno, err.lineno,
-                        err.colno + 1)
-            raise CmxError([Diagnostic("E024", f"not valid JSON: {err.msg}", span)]) from None
-        except RecursionError:
-            raise CmxError([Diagnostic("E024", f"{name}: nested too deeply")]) from None
-        return cls.from_json(data, origin)
+        error, an over-long integer or too deep nesting too (located);
+        :class:`~supernode_dsl.diagnostics.ArgumentError` unless both are ``str``."""
+        text = check_text(text, "PlanDocument.from_text", "text")
+        name = check_text(name, "PlanDocument.from_text", "name")
+        data = parse_json(SourceText(name, text), "E024")
+        return cls.from_json(data, PlanOrigin(name, text))
 
 
 _CARET_MAX = 40  # a long value (a whole phy2log row) is marked by its first characters

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from supernode_dsl.contracts import check_int, check_real, check_text, describe
+from supernode_dsl.diagnostics import ArgumentError
 from supernode_dsl.plan.document.serving import CachePlacement, CachePool
 
 __all__ = ["PoolServer", "block_keys", "block_owner", "cache_pool", "remap_fraction",
@@ -53,7 +55,7 @@ def ring_positions(names: Sequence[str], virtual_nodes: int | Sequence[int]
     counts = [virtual_nodes] * len(names) if isinstance(virtual_nodes, int) \
         else list(virtual_nodes)
     if len(counts) != len(names) or any(c < 0 for c in counts):
-        raise ValueError("virtual node counts must be non-negative, one per server")
+        raise ArgumentError("virtual node counts must be non-negative, one per server")
     points: list[int] = []
     owners: list[int] = []
     for i, (name, count) in enumerate(zip(names, counts, strict=True)):
@@ -70,7 +72,7 @@ def block_owner(ring: tuple[np.ndarray, np.ndarray], keys: np.ndarray) -> np.nda
     ValueError on an empty ring."""
     positions, owners = ring
     if len(positions) == 0:
-        raise ValueError("the ring has no point")
+        raise ArgumentError("the ring has no point")
     idx = np.searchsorted(positions, np.asarray(keys, dtype=np.uint64), side="left")
     return owners[np.where(idx == len(positions), 0, idx)]
 
@@ -84,7 +86,7 @@ def block_keys(count: int) -> np.ndarray:
     for a negative count.
     """
     if count < 0:
-        raise ValueError(f"cannot make {count} keys")
+        raise ArgumentError(f"cannot make {count} keys")
     with np.errstate(over="ignore"):
         z = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
@@ -105,24 +107,35 @@ def _ring(servers: Sequence[PoolServer], virtual_nodes: int) -> tuple[np.ndarray
 
 
 def _check_servers(servers: Sequence[PoolServer], virtual_nodes: int, sample_blocks: int) -> None:
-    """ValueError unless there are servers, with distinct names and finite positive
-    capacities, and the ring and sample sizes are positive."""
+    """ArgumentError (a ValueError) unless there are servers, with distinct names and
+    finite positive capacities, and the ring and sample sizes are positive."""
+    if isinstance(servers, str) or not isinstance(servers, Sequence) \
+            or not all(isinstance(s, PoolServer) for s in servers):
+        raise ArgumentError(f"servers must be a list of PoolServer, not {describe(servers)}")
+    for s in servers:
+        check_text(s.name, "PoolServer", "name")
+        check_real(s.capacity, "PoolServer", "capacity", positive=True)
+    check_int(virtual_nodes, "cache_pool", "virtual_nodes", 1, 1 << 16)
+    check_int(sample_blocks, "cache_pool", "sample_blocks", 1, 1 << 24)
     if not servers:
-        raise ValueError("the pool has no server")
+        raise ArgumentError("the pool has no server")
     if len({s.name for s in servers}) != len(servers):
-        raise ValueError("two pool servers share a name")
+        raise ArgumentError("two pool servers share a name")
     if any(not (math.isfinite(s.capacity) and s.capacity > 0) for s in servers):
-        raise ValueError("server capacities must be finite and positive")
+        raise ArgumentError("server capacities must be finite and positive")
     if virtual_nodes < 1 or sample_blocks < 1:
-        raise ValueError("virtual_nodes and sample_blocks must be positive")
+        raise ArgumentError("virtual_nodes and sample_blocks must be positive")
 
 
 def _check_blocks(block_tokens: int, kv_bytes_per_token: float) -> None:
-    """ValueError unless a block holds 128-512 tokens of a finite positive size."""
+    """ArgumentError (a ValueError) unless a block holds 128-512 tokens of a finite
+    positive size."""
+    check_int(block_tokens, "cache_pool", "block_tokens", 128, 512)
+    check_real(kv_bytes_per_token, "cache_pool", "kv_bytes_per_token", positive=True)
     if not 128 <= block_tokens <= 512:
-        raise ValueError(f"a block holds 128-512 tokens, not {block_tokens}")
+        raise ArgumentError(f"a block holds 128-512 tokens, not {block_tokens}")
     if not (math.isfinite(kv_bytes_per_token) and kv_bytes_per_token > 0):
-        raise ValueError("KV bytes per token must be finite and positive")
+        raise ArgumentError("KV bytes per token must be finite and positive")
 
 
 def _placement(servers: Sequence[PoolServer], capacity: float, virtual_nodes: int,
@@ -187,11 +200,12 @@ def remap_fraction(servers: Sequence[PoolServer], removed: str, *, virtual_nodes
     only one, or for the cases :func:`cache_pool` rejects about servers and sizes.
     """
     _check_servers(servers, virtual_nodes, sample_blocks)
+    check_text(removed, "remap_fraction", "removed")
     names = [s.name for s in servers]
     if removed not in names:
-        raise ValueError(f"{removed!r} is not a server of the pool")
+        raise ArgumentError(f"{removed!r} is not a server of the pool")
     if len(names) == 1:
-        raise ValueError("cannot remove the pool's only server")
+        raise ArgumentError("cannot remove the pool's only server")
     positions, owners = _ring(servers, virtual_nodes)
     keep = owners != names.index(removed)
     keys = block_keys(sample_blocks)

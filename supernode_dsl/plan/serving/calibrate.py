@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
+from supernode_dsl.contracts import present
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Spec
 from supernode_dsl.plan.serving.estimate import RoleContext, Split, decode_schedules
@@ -274,7 +275,7 @@ def calibrate_file(path: Path) -> str:
     sink = DiagnosticSink()
     cal = read_calibration(specs[0], sink)
     sink.raise_if_errors()
-    assert cal is not None
+    cal = present(cal, "the calibration")
     topo = compile_file(path.parent / cal.topology, {})
     decode = role_contexts(topo, build_graph(topo), cal.deployment or None).get("decode")
     if decode is None or decode.facts.type_name != cal.part:

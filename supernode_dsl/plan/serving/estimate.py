@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from supernode_dsl.contracts import present
 from supernode_dsl.plan.document.role import (
     CalibrationUse,
     Candidate,
@@ -260,8 +261,8 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
         steps[split] = step
         if best is None or step < best[0] * (1 - 1e-9):
             best = (step, split, scheds)
-    assert best is not None
-    return best[1], best[2], steps
+    chosen = present(best, "the best core split")
+    return chosen[1], chosen[2], steps
 
 
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:

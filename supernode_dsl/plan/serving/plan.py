@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from supernode_dsl.contracts import present
 from supernode_dsl.plan.document.role import Estimate, Kv, Pipeline
 from supernode_dsl.plan.memory import memory_budget
 from supernode_dsl.plan.serving.estimate import RoleContext, decode_estimate, prefill_estimate
@@ -130,8 +131,8 @@ def _estimate(ctx: RoleContext, batch: int) -> tuple[Estimate, Pipeline]:
 
 def _meets(est: Estimate, slo: float) -> bool:
     """Whether the estimate's TPOT (decode) or TTFT (prefill) is within ``slo`` seconds."""
-    latency = est.tpot_ms if est.tpot_ms is not None else est.ttft_ms
-    assert latency is not None
+    latency = present(est.tpot_ms if est.tpot_ms is not None else est.ttft_ms,
+                      "the estimate's latency")
     return (not slo) or latency <= slo * 1e3 + 1e-9
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from supernode_dsl import schema as S
+from supernode_dsl.contracts import check_instance, check_int, check_real, present
 from supernode_dsl.graph.instances import ancestor
 from supernode_dsl.plan.devices import Device, RoleAllocation
 from supernode_dsl.plan.document.role import Estimate, RolePlan
@@ -50,8 +51,7 @@ class RoleRates:
 
 
 def _estimate(role: RolePlan) -> Estimate:
-    assert role.estimate is not None, "the planner estimates every role"
-    return role.estimate
+    return present(role.estimate, "a role's estimate (the planner estimates every role)")
 
 
 def rates(workload: Workload, roles: Mapping[str, RolePlan]) -> RoleRates | None:
@@ -60,17 +60,38 @@ def rates(workload: Workload, roles: Mapping[str, RolePlan]) -> RoleRates | None
         return None
     p, d = roles["prefill"], roles["decode"]
     pe, de = _estimate(p), _estimate(d)
-    assert de.tpot_ms is not None and de.batch_per_npu is not None
+    tpot_ms = present(de.tpot_ms, "the decode TPOT")
+    batch_per_npu = present(de.batch_per_npu, "the decode batch")
     prefill_rate = p.npus_per_instance * pe.tokens_per_s_per_npu / workload.prompt_len
-    slot_seconds = workload.output_len * de.tpot_ms / 1e3
-    decode_rate = d.npus_per_instance * de.batch_per_npu / slot_seconds \
+    slot_seconds = workload.output_len * tpot_ms / 1e3
+    decode_rate = d.npus_per_instance * batch_per_npu / slot_seconds \
         if slot_seconds else 0.0
     return RoleRates(p.npus_per_instance, d.npus_per_instance, prefill_rate, decode_rate)
 
 
+#: The most NPUs (or ranks) the plain-number planners take: far above any machine, low
+#: enough that their loops and tables stay small.
+MAX_NPUS = 1_000_000
+
+
+def _check_rates(r: RoleRates) -> None:
+    where = "role_split"
+    check_instance(r, RoleRates, where, "r")
+    check_int(r.prefill_npus, where, "r.prefill_npus", 1, MAX_NPUS)
+    check_int(r.decode_npus, where, "r.decode_npus", 1, MAX_NPUS)
+    check_real(r.prefill_rate, where, "r.prefill_rate", positive=True)
+    check_real(r.decode_rate, where, "r.decode_rate", positive=True)
+
+
 def role_split(r: RoleRates, budget: int, arrival: float) -> RoleSplit:
     """Instances of each role: with an arrival rate, the fewest that carry it (and whether the
-    budget allows them); without one, the split of ``budget`` that sustains the most."""
+    budget allows them); without one, the split of ``budget`` that sustains the most.
+    :class:`~supernode_dsl.diagnostics.ArgumentError` for a ``r`` that is not a
+    :class:`RoleRates` of NPU counts >= 1 and finite rates > 0, a ``budget`` outside
+    ``[0, MAX_NPUS]`` or an ``arrival`` that is not a finite number >= 0."""
+    _check_rates(r)
+    budget = check_int(budget, "role_split", "budget", 0, MAX_NPUS)
+    arrival = check_real(arrival, "role_split", "arrival")
     if arrival > 0:
         p = max(1, math.ceil(arrival / r.prefill_rate))
         d = max(1, math.ceil(arrival / r.decode_rate))
@@ -107,7 +128,13 @@ def _best_split(r: RoleRates, budget: int) -> tuple[int, int]:
 def pd_mapping(prefill_tp: int, decode_tp: int, decode_dp: int) -> PdMapping:
     """CloudMatrix-Infer's prefill-to-decode connection mapping: ratio = prefill_tp /
     decode_tp; group_size = decode_dp / ratio; a decode rank (dp, tp) pulls its KV from
-    prefill TP rank ``floor(dp / group_size) x decode_tp + tp``."""
+    prefill TP rank ``floor(dp / group_size) x decode_tp + tp``.
+    :class:`~supernode_dsl.diagnostics.ArgumentError` unless each is an integer >= 1 and
+    the decode ranks number at most ``MAX_NPUS``."""
+    where = "pd_mapping"
+    check_int(prefill_tp, where, "prefill_tp", 1, MAX_NPUS)
+    check_int(decode_tp, where, "decode_tp", 1, MAX_NPUS)
+    check_int(decode_dp, where, "decode_dp", 1, MAX_NPUS // decode_tp)
     ratio = max(1, prefill_tp // max(decode_tp, 1))
     group = max(1, decode_dp // ratio)
     ranks = [(dp // group) * decode_tp + tp for dp in range(decode_dp)
@@ -189,9 +216,9 @@ def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
         est, _ = prefill_estimate(c, tokens_per_npu)
-        assert est.prompts_per_device is not None and est.prefix_reused_tokens is not None
-        load_s = est.prompts_per_device * est.prefix_reused_tokens * kv_bytes / load_bw \
-            if load_bw else 0.0
+        prompts = present(est.prompts_per_device, "the prefill prompts per device")
+        reused = present(est.prefix_reused_tokens, "the prefill's reused tokens")
+        load_s = prompts * reused * kv_bytes / load_bw if load_bw else 0.0
         total_s = est.step_ms / 1e3 + load_s
         out.append(ReuseEffect(share, load_ms=load_s * 1e3, ttft_ms=total_s * 1e3,
                                tokens_per_s_per_npu=tokens_per_npu / total_s))
