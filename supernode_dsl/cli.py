@@ -30,17 +30,10 @@ from supernode_dsl.emit import (
     write_atomic,
 )
 from supernode_dsl.emit.options import OptionError
-from supernode_dsl.graph import (
-    PatternError,
-    Summary,
-    build_graph,
-    cut_bandwidth,
-    select,
-    shortest_path,
-    summarize,
-)
+from supernode_dsl.graph import PatternError, build_graph, select
 
 if TYPE_CHECKING:
+    from supernode_dsl.graph import Summary
     from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["main"]
@@ -133,6 +126,8 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool) -> None:
     """Counts by category and type, and links and bisection bandwidth per plane."""
+    from supernode_dsl.graph import summarize
+
     model = _model(file, defines, max_instances)
     summary = summarize(model, _graph(model))
     if as_json:
@@ -390,6 +385,8 @@ def _planes(g: nx.Graph, plane: str | None) -> list[str]:
 def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source: str,
                target: str, plane: str | None, as_json: bool) -> None:
     """Latency and bandwidth of the lowest-latency path from SOURCE to TARGET."""
+    from supernode_dsl.graph import shortest_path
+
     g = _graph(_model(file, defines, max_instances))
     a, b = _one(g, source), _one(g, target)
     results = [res for p in _planes(g, plane)
@@ -422,6 +419,8 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
 
     Groups are path patterns: cm384.node[0:24], node[*].npu[0], l2[3][*].
     """
+    from supernode_dsl.graph import cut_bandwidth
+
     g = _graph(_model(file, defines, max_instances))
     groups = []
     for pattern in (group_a, group_b):

@@ -42,7 +42,8 @@ class _DropNewlinesInBrackets:
 @functools.cache
 def get_parser(start: str = "start") -> Lark:
     """The LALR(1) parser for .cmx starting at the grammar rule ``start``, built once per
-    process and rule: ``start`` for a file, ``ref`` for one instance reference (the query
+    process and rule (the analysed grammar is cached by lark between processes, which
+    halves the build): ``start`` for a file, ``ref`` for one instance reference (the query
     selectors of :mod:`supernode_dsl.graph.select`, one line: no post-lexer, so a line
     break is an error)."""
     return Lark(
@@ -54,4 +55,5 @@ def get_parser(start: str = "start") -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         strict=False,
+        cache=True,  # lark keeps the LALR tables in a temporary file keyed by grammar+options
     )

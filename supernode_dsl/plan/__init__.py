@@ -19,6 +19,8 @@ import numpy as np
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
+from supernode_dsl.graph.analysis import planes_fixed
+from supernode_dsl.graph.gcpause import gc_paused
 from supernode_dsl.plan.build import PlacedRole, deployment_summary, role_memory, role_plan
 from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table, ep_unit
 from supernode_dsl.plan.document import (
@@ -130,7 +132,13 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     memory is exceeded, with the terms and the overflow), E024 (a previous plan whose
     placement has another shape).
     """
-    req = request or PlanRequest()
+    # the planner reads g's planes for many routes and never changes g; it allocates many
+    # small objects and no reference cycles, so the cyclic collector is paused
+    with planes_fixed(g), gc_paused():
+        return _plan(model, g, request or PlanRequest())
+
+
+def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
     spec, models = _choose(model, req.deployment)
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink) if spec is not None else None
