@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 import networkx as nx
 
-from supernode_dsl import compile_file
+from supernode_dsl import compile_file, compile_string
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import CmxError, Diagnostic, render
+from supernode_dsl.diagnostics import CmxError, Diagnostic, Span, render
 from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
     EmitContext,
@@ -41,12 +41,24 @@ __all__ = ["main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(diags: Sequence[Diagnostic]) -> NoReturn:
+#: Codes that are mistakes on the command line, not in the input: exit status 2.
+_USAGE_CODES = frozenset({"E015"})
+
+
+def _fail(diags: Sequence[Diagnostic], status: int | None = None) -> NoReturn:
+    """Print ``diags`` and an error count, and exit: 2 when every error is a usage error
+    (``-D``, format names), else 1 (or ``status``)."""
     for d in diags:
         click.echo(render(d), err=True)
-    n = sum(1 for d in diags if d.severity.value == "error")
+    errors = [d for d in diags if d.severity.value == "error"]
+    n = len(errors)
     click.echo(f"cmx: {n} error{'s' if n != 1 else ''}", err=True)
-    sys.exit(1)
+    sys.exit(_status(errors) if status is None else status)
+
+
+def _status(errors: Sequence[Diagnostic]) -> int:
+    """2 when every error is a usage error, else 1."""
+    return 2 if errors and all(d.code in _USAGE_CODES for d in errors) else 1
 
 
 def _defines(raw: tuple[str, ...]) -> dict[str, str]:
@@ -59,7 +71,7 @@ def _defines(raw: tuple[str, ...]) -> dict[str, str]:
         else:
             out[name.strip()] = value.strip()
     if bad:
-        _fail(bad)
+        _fail(bad, status=2)
     return out
 
 
@@ -90,6 +102,10 @@ def _graph(model: Model) -> nx.Graph:
         _fail(err.diagnostics)
 
 
+#: The graph formats of ``cmx compile`` and their extensions.
+_GRAPH_SUFFIXES = {"node-link": ".json", "graphml": ".graphml"}
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="supernode-dsl", prog_name="cmx")
 def cli() -> None:
@@ -97,28 +113,123 @@ def cli() -> None:
 
 
 @cli.command()
-@_compile_options
-def check(file: Path, defines: tuple[str, ...], max_instances: int) -> None:
-    """Check FILE: report every error, or print a one-line summary."""
-    model = _model(file, defines, max_instances)
-    g = _graph(model)
-    edges, planes = g.number_of_edges(), len(model.planes)
-    click.echo(f"{file}: ok: {model.num_instances:,} instances, "
-               f"{edges:,} link bundle{'s' * (edges != 1)} on "
-               f"{planes} plane{'s' * (planes != 1)}")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+              help="Override a global parameter, e.g. -D nodes=36.")
+@click.option("--max-instances", type=click.IntRange(min=1), default=Limits().max_instances,
+              show_default=True, help="Refuse files that would create more instances.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: on stdout, an array of one object per file with "
+                                      "every diagnostic (code, severity, span, message, "
+                                      "notes).")
+def check(files: tuple[Path, ...], defines: tuple[str, ...], max_instances: int,
+          fmt: str) -> None:
+    """Check FILES ('-' reads standard input): every error, or a one-line summary each.
+
+    Exit status 1 when any file has an error."""
+    overrides = _defines(defines)
+    errors: list[Diagnostic] = []
+    results: list[dict[str, Any]] = []
+    for file in files:
+        diags: list[Diagnostic] = []
+        summary = None
+        try:
+            if str(file) == "-":
+                model = compile_string(sys.stdin.read(), overrides, name="<stdin>",
+                                       limits=Limits(max_instances=max_instances))
+            else:
+                model = compile_file(file, overrides, Limits(max_instances=max_instances))
+            diags += model.warnings
+            g = build_graph(model)
+            summary = (model.num_instances, g.number_of_edges(), len(model.planes))
+        except CmxError as err:
+            diags += err.diagnostics
+        errors += [d for d in diags if d.severity.value == "error"]
+        if fmt == "json":
+            results.append(_check_json(str(file), summary, diags))
+            continue
+        for d in diags:
+            click.echo(render(d), err=True)
+        if summary is not None:
+            instances, edges, planes = summary
+            click.echo(f"{file}: ok: {instances:,} instances, "
+                       f"{edges:,} link bundle{'s' * (edges != 1)} on "
+                       f"{planes} plane{'s' * (planes != 1)}")
+    if fmt == "json":
+        click.echo(info_json(results), nl=False)
+    if errors:
+        if fmt == "text":
+            n = len(errors)
+            click.echo(f"cmx: {n} error{'s' if n != 1 else ''}", err=True)
+        sys.exit(_status(errors))
+
+
+def _span_json(span: Span | None) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    return {"file": span.file, "line": span.line, "col": span.col,
+            "end_line": span.end_line, "end_col": span.end_col}
+
+
+def _check_json(file: str, summary: tuple[int, int, int] | None,
+                diags: Sequence[Diagnostic]) -> dict[str, Any]:
+    """``cmx check --format json`` for one file: ok, counts, and every diagnostic."""
+    out: dict[str, Any] = {
+        "file": file,
+        "ok": summary is not None and not any(d.severity.value == "error" for d in diags),
+        "diagnostics": [{"code": d.code, "severity": d.severity.value,
+                         "span": _span_json(d.span), "message": d.message,
+                         "notes": [{"message": m, "span": _span_json(sp)}
+                                   for m, sp in d.notes]} for d in diags],
+    }
+    if summary is not None:
+        out.update(zip(("instances", "link_bundles", "planes"), summary, strict=True))
+    return out
 
 
 @cli.command("compile")
 @_compile_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file ('-' for standard output).")
-@click.option("--format", "fmt", type=click.Choice(["node-link", "graphml"]),
-              default="node-link", show_default=True, help="Graph format.")
+@click.option("--format", "fmt", type=click.Choice(list(_GRAPH_SUFFIXES)),
+              help="Graph format (default: from the extension of -o; node-link for -o -).")
 def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
-                fmt: str) -> None:
-    """Compile FILE to a graph file (networkx node-link JSON or GraphML)."""
+                fmt: str | None) -> None:
+    """Compile FILE to a graph file: OUT.json is networkx node-link JSON, OUT.graphml is
+    GraphML."""
+    fmt = _graph_format(output, fmt)
     g = _graph(_model(file, defines, max_instances))
     _write(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))
+
+
+def _suffix_conflict(output: Path, fmt: str, suffix: str, known: Sequence[str]) -> None:
+    """A usage error (exit 2) when ``output``'s extension is one of the ``known`` suffixes
+    of other formats but not ``fmt``'s ``suffix`` (``.yml`` and ``.yaml`` are one)."""
+    if str(output) == "-":
+        return
+    got = _same_yaml(output.suffix.lower())
+    if got and got != _same_yaml(suffix) and got in {_same_yaml(k) for k in known}:
+        raise click.UsageError(f"-o {output}: the extension '{output.suffix}' is not "
+                               f"{fmt}'s ('{suffix}')")
+
+
+def _same_yaml(suffix: str) -> str:
+    return ".yaml" if suffix == ".yml" else suffix
+
+
+def _graph_format(output: Path, fmt: str | None) -> str:
+    """The graph format of ``cmx compile``: ``--format``, else the extension of ``-o``."""
+    if fmt is None:
+        by_suffix = {v: k for k, v in _GRAPH_SUFFIXES.items()}
+        if str(output) == "-":
+            return "node-link"
+        fmt = by_suffix.get(output.suffix.lower())
+        if fmt is None:
+            raise click.UsageError(f"-o {output}: cannot tell the graph format from the "
+                                   "extension; write OUT.json or OUT.graphml, or give --format")
+    _suffix_conflict(output, fmt, _GRAPH_SUFFIXES[fmt], list(_GRAPH_SUFFIXES.values()))
+    return fmt
 
 
 @cli.command()
@@ -269,8 +380,9 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
         raise click.UsageError("give FORMAT, FILE and -o PATH (or --list)")
     if fmt not in emitters:
         _fail([Diagnostic("E026", f"unknown format '{fmt}' (formats: "
-                          f"{', '.join(emitters)}; see cmx emit --list)")])
+                          f"{', '.join(emitters)}; see cmx emit --list)")], status=2)
     cls = emitters[fmt]
+    _suffix_conflict(output, fmt, cls.suffix, [e.suffix for e in emitters.values() if e.suffix])
     opts = _emit_options(cls, options)
     model = _model(file, defines, max_instances)
     g = _graph(model)
