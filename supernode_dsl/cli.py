@@ -307,15 +307,19 @@ def _deployment_options(f: F) -> F:
               help="A previous plan: re-plan moving as few expert weights as possible.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the planned microbatch pipeline as a Chrome/Perfetto trace.")
+@click.option("--balance", type=click.Choice(["perfect", "placement"]),
+              help="What the estimate assumes of the expert load: perfectly balanced devices, "
+                   "or the placement's balance on the loads (default: the placement's with "
+                   "--expert-loads, else the deployment's balance.perfect).")
 def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
              loads_path: Path | None, previous_path: Path | None,
-             deployment: str | None, trace_path: Path | None) -> None:
+             deployment: str | None, trace_path: Path | None, balance: str | None) -> None:
     """Plan a deployment of FILE: expert placement per role, balance, memory.
 
     With --trace, also write the planned microbatch pipeline as a Chrome/Perfetto trace;
     on any error neither file is written.
     """
-    from supernode_dsl.emit.plansummary import plan_summary
+    from supernode_dsl.emit.plansummary import migration_summary, plan_summary
     from supernode_dsl.emit.trace import chrome_trace
     from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
     from supernode_dsl.plan.loads import read_loads
@@ -329,6 +333,7 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
         loads = read_loads(loads_path) if loads_path else None
         doc = plan_deployment(model, g, PlanRequest(
             deployment=deployment, loads=loads, previous=previous,
+            perfect_balance=None if balance is None else balance == "perfect",
             source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
                     "expert_loads": str(loads_path) if loads_path else None,
                     "previous": str(previous_path) if previous_path else None}))
@@ -348,8 +353,42 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     _write(output, document_json(data))
     if trace_path is not None and trace is not None:
         _write(trace_path, trace)
-    for line in plan_summary(doc):
+    moved = migration_summary(doc, previous) if previous is not None else []
+    for line in plan_summary(doc) + moved:
         click.echo(line, err=str(output) == "-" or str(trace_path) == "-")
+
+
+@cli.group("loads")
+def loads_group() -> None:
+    """Expert loads for `cmx plan --expert-loads`."""
+
+
+@loads_group.command("synth")
+@_compile_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Loads file to write (SGLang {\"logical_count\": ...} JSON).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--sigma", type=click.FloatRange(min=0.0), default=1.2, show_default=True,
+              help="Skew: the sigma of the lognormal token counts.")
+@click.option("--deployment", help="The deployment whose model sets the shape.")
+def loads_synth(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
+                seed: int, sigma: float, deployment: str | None) -> None:
+    """Write SYNTHETIC, skewed expert loads [MoE layers x routed experts] for the model of
+    FILE's deployment: lognormal token counts, deterministic for a seed, labelled as
+    synthetic in the file.  For trying `cmx plan --expert-loads` and `--previous`; they
+    are not measurements."""
+    from supernode_dsl.plan import loads_shape
+    from supernode_dsl.plan.loads import synthetic_loads, synthetic_loads_json
+
+    model = _model(file, defines, max_instances)
+    try:
+        layers, experts = loads_shape(model, deployment)
+    except CmxError as err:
+        _fail(err.diagnostics)
+    counts = synthetic_loads(layers, experts, seed, sigma)
+    _write(output, synthetic_loads_json(counts, seed, sigma))
+    click.echo(f"{output}: SYNTHETIC loads, {layers} MoE layers x {experts} experts "
+               f"(seed {seed}, lognormal sigma {sigma})", err=True)
 
 
 @cli.command("emit")

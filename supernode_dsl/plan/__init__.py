@@ -10,6 +10,7 @@ schema cannot state).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +43,8 @@ from supernode_dsl.plan.serving.roles import serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
-__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "plan_deployment", "plan_schema",
-           "validate_plan"]
+__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "loads_shape", "plan_deployment",
+           "plan_schema", "validate_plan"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,28 @@ class PlanRequest:
     caller checks that it was made for this file: see
     :func:`~supernode_dsl.plan.document.fingerprint.check_plan_for`);
     ``source`` fills the plan's ``source`` block (``file``, ``defines``, ``expert_loads``,
-    ``previous``: the file names of the inputs).
+    ``previous``: the file names of the inputs);
+    ``perfect_balance`` is whether the serving estimate assumes equally loaded devices: None
+    means the deployment's ``balance.perfect`` without ``loads``, and False with them (given
+    loads are used unless the caller says otherwise).
     """
 
     deployment: str | None = None
     loads: np.ndarray | None = None
     previous: PlanDocument | None = None
     source: Mapping[str, Any] = field(default_factory=dict)
+    perfect_balance: bool | None = None
+
+
+def loads_shape(model: Model, deployment: str | None = None) -> tuple[int, int]:
+    """(MoE layers, routed experts) of the model of ``deployment`` (the file's only one when
+    None): the shape of its expert loads.  Raises CmxError like :func:`plan_deployment`."""
+    spec, models = _choose(model, deployment)
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, models, sink) if spec is not None else None
+    sink.raise_if_errors()
+    assert dep is not None
+    return len(dep.model.moe_layers), dep.model.routed_experts
 
 
 def _choose(model: Model, wanted: str | None) -> tuple[Spec | None, dict[str, Spec]]:
@@ -145,6 +161,9 @@ def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
     workload = read_workload(spec, sink) if spec is not None else None
     sink.raise_if_errors()
     assert dep is not None and workload is not None
+    perfect = req.perfect_balance if req.perfect_balance is not None else \
+        (workload.perfect_balance and req.loads is None)
+    workload = dataclasses.replace(workload, perfect_balance=perfect)
     table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()

@@ -21,7 +21,7 @@ import numpy as np
 
 from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
 
-__all__ = ["read_loads"]
+__all__ = ["SYNTHETIC_NOTE", "read_loads", "synthetic_loads", "synthetic_loads_json"]
 
 
 def _fail(message: str, source: SourceText | None = None, line: int = 1,
@@ -106,3 +106,26 @@ def read_loads(path: str | Path, layers: int | None = None,
         raise _fail(f"{where}: MoE layer {layer} has no load at all", source)
     result: np.ndarray = np.asarray(arr, dtype=np.float64)
     return result
+
+
+#: The label every synthetic loads file carries (SGLang reads only ``logical_count``).
+SYNTHETIC_NOTE = ("SYNTHETIC expert loads made by `cmx loads synth`: lognormal token counts, "
+                  "not a measurement")
+
+
+def synthetic_loads(layers: int, experts: int, seed: int, sigma: float = 1.2) -> np.ndarray:
+    """Made-up, skewed expert loads [layers x experts]: token counts ``round(1000 x
+    lognormal(0, sigma))`` from ``numpy.random.default_rng(seed)`` (at least 1 per layer),
+    deterministic for a seed.  For trying the planner and its re-planning, not evidence of
+    any real routing."""
+    rng = np.random.default_rng(seed)
+    counts = np.rint(1000 * rng.lognormal(0.0, sigma, size=(layers, experts)))
+    counts[:, 0] = np.maximum(counts[:, 0], 1)
+    return counts.astype(np.int64)
+
+
+def synthetic_loads_json(counts: np.ndarray, seed: int, sigma: float) -> str:
+    """``counts`` as SGLang ``{"logical_count": ...}`` JSON, labelled as synthetic."""
+    data = {"logical_count": counts.tolist(), "synthetic": SYNTHETIC_NOTE,
+            "seed": seed, "sigma": sigma}
+    return json.dumps(data) + "\n"

@@ -1,0 +1,80 @@
+"""CLI conventions of issue 14: explicit warnings, the re-plan summary, synthetic loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = "tests/errors/e015_unknown_define.cmx"   # one die, no deployment
+
+
+def _cmx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "supernode_dsl", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_report_without_graphviz_warns(tmp_path: Path) -> None:
+    """Without `dot` on PATH the report still gets written, and stderr says it has no
+    diagrams (before, only the page itself did)."""
+    out = tmp_path / "r.html"
+    proc = _cmx("report", SMALL, "-o", str(out), env={"PATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert "cmx: warning: the report has no diagrams: the Graphviz 'dot' program is not " \
+           "installed" in proc.stderr
+    assert "No diagrams" in out.read_text(encoding="utf-8")
+
+
+def test_synthetic_loads_are_labelled_deterministic_and_read_by_plan(tmp_path: Path) -> None:
+    from supernode_dsl.plan.loads import SYNTHETIC_NOTE, read_loads
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    topo = "topologies/deepseek-v3-gb200-nvl72.cmx"
+    for path in (a, b):
+        proc = _cmx("loads", "synth", topo, "-o", str(path), "--seed", "3")
+        assert proc.returncode == 0, proc.stderr
+        assert "SYNTHETIC loads, 58 MoE layers x 256 experts" in proc.stderr
+    assert a.read_bytes() == b.read_bytes()
+    data = json.loads(a.read_text())
+    assert data["synthetic"] == SYNTHETIC_NOTE and data["seed"] == 3
+    loads = read_loads(a, 58, 256)
+    assert loads.max() / loads.mean() > 3    # skewed, as lognormal(0, 1.2) is
+    bad = _cmx("loads", "synth", SMALL, "-o", str(tmp_path / "c.json"))
+    assert bad.returncode == 1 and "error[E025]" in bad.stderr
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_given_loads_drive_the_estimate_and_the_summary_says_so() -> None:
+    """With loads the estimate uses the placement's balance (the file says perfect_balance
+    = true); `perfect_balance=True` in the request keeps the assumption; the summary names
+    the balance, and a re-plan says what moved and the balance before and after."""
+    import supernode_dsl as cmx
+    from supernode_dsl.emit.plansummary import migration_summary, plan_summary
+    from supernode_dsl.plan import PlanRequest, loads_shape, plan_deployment
+    from supernode_dsl.plan.loads import synthetic_loads
+
+    model = cmx.compile_file(ROOT / "topologies/deepseek-v3-gb200-nvl72.cmx")
+    g = cmx.build_graph(model)
+    loads = synthetic_loads(*loads_shape(model), seed=1).astype(float)
+    src = {"expert_loads": "loads.json"}
+    measured = plan_deployment(model, g, PlanRequest(loads=loads, source=src))
+    perfect = plan_deployment(model, g, PlanRequest(loads=loads, source=src,
+                                                    perfect_balance=True))
+    assert measured.serving is not None and not measured.serving.workload.perfect_balance
+    est_m, est_p = (d.roles["decode"].estimate for d in (measured, perfect))
+    assert est_m is not None and est_p is not None and est_m.step_ms > est_p.step_ms
+    assert any("estimate uses the placement's balance on the loads of loads.json"
+               in line for line in plan_summary(measured))
+    assert any("assumes perfectly balanced devices" in line for line in plan_summary(perfect))
+    drifted = synthetic_loads(*loads_shape(model), seed=2).astype(float)
+    again = plan_deployment(model, g, PlanRequest(loads=drifted, previous=measured))
+    lines = migration_summary(again, measured)
+    decode = next(line for line in lines if line.strip().startswith("decode:"))
+    moved = again.roles["decode"].migration
+    assert moved is not None and f"moved {moved.moved_experts:,} expert replicas" in decode
+    assert f"{moved.moved_bytes / 1e9:,.2f} GB" in decode
+    assert f"{measured.roles['decode'].balance.max_over_mean:.3f} before" in decode
