@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -245,6 +245,26 @@ def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool
         click.echo(info_json(summary.to_json()), nl=False)
         return
     _print_info(summary)
+    _print_params(file, _defines(defines))
+
+
+def _print_params(file: Path, overrides: Mapping[str, str]) -> None:
+    """The file's global parameters: what ``-D NAME=VALUE`` may change, the declared
+    default, the value given with -D and the comment that explains it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from supernode_dsl.parse import parse_program
+    from supernode_dsl.parse.docs import param_docs
+
+    docs = param_docs(parse_program(file))
+    if not docs:
+        return
+    t = Table("-D name", "default", "given", "meaning",
+              title="parameters (override with -D NAME=VALUE)")
+    for d in docs:
+        t.add_row(d.name, d.default, overrides.get(d.name, ""), d.meaning)
+    Console().print(t)
 
 
 def _print_info(summary: Summary) -> None:

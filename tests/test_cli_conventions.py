@@ -78,3 +78,32 @@ def test_given_loads_drive_the_estimate_and_the_summary_says_so() -> None:
     assert moved is not None and f"moved {moved.moved_experts:,} expert replicas" in decode
     assert f"{moved.moved_bytes / 1e9:,.2f} GB" in decode
     assert f"{measured.roles['decode'].balance.max_over_mean:.3f} before" in decode
+
+
+def test_param_docs_default_and_meaning() -> None:
+    from supernode_dsl.parse import parse_program
+    from supernode_dsl.parse.docs import ParamDoc, param_docs
+
+    text = '''# nodes of the machine,
+# 8 dies each
+param nodes = 4
+param bw = 28 GB/s    # per die-to-die link
+param name = "a # b"
+param bare = nodes * 2
+die D { hbm = 64 GB }
+instance d: D
+'''
+    assert param_docs(parse_program(text=text)) == (
+        ParamDoc("nodes", "4", "nodes of the machine, 8 dies each"),
+        ParamDoc("bw", "28 GB/s", "per die-to-die link"),
+        ParamDoc("name", '"a # b"', ""),
+        ParamDoc("bare", "nodes * 2", ""),
+    )
+
+
+def test_info_lists_parameters() -> None:
+    proc = _cmx("info", "-D", "nodes=3", SMALL, env={"COLUMNS": "150"})
+    assert proc.returncode == 0, proc.stderr
+    assert "parameters (override with -D NAME=VALUE)" in proc.stdout
+    row = next(line for line in proc.stdout.splitlines() if "│ nodes" in line)
+    assert [c.strip() for c in row.strip("│").split("│")][:3] == ["nodes", "2", "3"]
