@@ -7,8 +7,10 @@ usage.  Outputs are written atomically.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -61,6 +63,36 @@ def _status(errors: Sequence[Diagnostic]) -> int:
     return 2 if errors and all(d.code in _USAGE_CODES for d in errors) else 1
 
 
+@contextmanager
+def _progress(what: str) -> Iterator[None]:
+    """A spinner on stderr saying ``what`` is under way, shown once the work has taken a
+    second, and only when stderr is a terminal (nothing in pipes, logs or tests)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    status = Console(stderr=True).status(what)
+    lock = threading.Lock()
+    done = False
+
+    def show() -> None:
+        with lock:
+            if not done:
+                status.start()
+
+    timer = threading.Timer(1.0, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            done = True
+            status.stop()
+
+
 def _defines(raw: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     bad: list[Diagnostic] = []
@@ -87,7 +119,8 @@ def _compile_options(f: F) -> F:
 
 def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
     try:
-        model = compile_file(file, _defines(defines), Limits(max_instances=max_instances))
+        with _progress(f"compiling {file}"):
+            model = compile_file(file, _defines(defines), Limits(max_instances=max_instances))
     except CmxError as err:
         _fail(err.diagnostics)
     for w in model.warnings:
@@ -97,7 +130,8 @@ def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
 
 def _graph(model: Model) -> nx.Graph:
     try:
-        return build_graph(model)
+        with _progress(f"building the graph of {model.num_instances:,} instances"):
+            return build_graph(model)
     except CmxError as err:
         _fail(err.diagnostics)
 
@@ -240,7 +274,9 @@ def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool
     from supernode_dsl.graph import summarize
 
     model = _model(file, defines, max_instances)
-    summary = summarize(model, _graph(model))
+    g = _graph(model)
+    with _progress("computing bisection bandwidths (max-flow per plane)"):
+        summary = summarize(model, g)
     if as_json:
         click.echo(info_json(summary.to_json()), nl=False)
         return
@@ -351,12 +387,13 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     previous = _read_plan(previous_path, model, g, file) if previous_path else None
     try:
         loads = read_loads(loads_path) if loads_path else None
-        doc = plan_deployment(model, g, PlanRequest(
-            deployment=deployment, loads=loads, previous=previous,
-            perfect_balance=None if balance is None else balance == "perfect",
-            source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
-                    "expert_loads": str(loads_path) if loads_path else None,
-                    "previous": str(previous_path) if previous_path else None}))
+        with _progress("planning: expert placement, memory and the serving estimate"):
+            doc = plan_deployment(model, g, PlanRequest(
+                deployment=deployment, loads=loads, previous=previous,
+                perfect_balance=None if balance is None else balance == "perfect",
+                source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
+                        "expert_loads": str(loads_path) if loads_path else None,
+                        "previous": str(previous_path) if previous_path else None}))
     except CmxError as err:
         _fail(err.diagnostics)
     data = doc.to_json()
@@ -471,7 +508,8 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = emitter.emit(ctx)
+            with _progress(f"writing {emitter.name}"):
+                data = emitter.emit(ctx)
         except CmxError as err:
             _fail(err.diagnostics)
     for w in caught:

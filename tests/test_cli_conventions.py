@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = "tests/errors/e015_unknown_define.cmx"   # one die, no deployment
@@ -107,3 +108,35 @@ def test_info_lists_parameters() -> None:
     assert "parameters (override with -D NAME=VALUE)" in proc.stdout
     row = next(line for line in proc.stdout.splitlines() if "│ nodes" in line)
     assert [c.strip() for c in row.strip("│").split("│")][:3] == ["nodes", "2", "3"]
+
+
+class _Terminal:
+    """A stand-in for stderr on a terminal: says it is a TTY and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_only_on_a_terminal_and_only_after_a_second(monkeypatch: Any) -> None:
+    import time
+
+    from supernode_dsl import cli
+
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with cli._progress("quick work"):
+        pass
+    assert "quick work" not in "".join(term.parts)       # under a second: nothing shown
+    with cli._progress("slow work"):
+        time.sleep(1.5)
+    assert "slow work" in "".join(term.parts)
