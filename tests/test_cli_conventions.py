@@ -140,3 +140,38 @@ def test_progress_only_on_a_terminal_and_only_after_a_second(monkeypatch: Any) -
     with cli._progress("slow work"):
         time.sleep(1.5)
     assert "slow work" in "".join(term.parts)
+
+
+def test_undeclared_latency_is_a_warning_where_it_reaches_a_simulator() -> None:
+    """A link without `latency` gets 0 s; astra-network and ns3-topology say so instead of
+    silently writing `latency: [0.0]`."""
+    import warnings
+
+    import supernode_dsl as cmx
+    from supernode_dsl.emit import EmitContext
+    from supernode_dsl.emit.simulators import (
+        AstraNetworkEmitter,
+        Ns3TopologyEmitter,
+        ZeroLatencyWarning,
+    )
+
+    ring = '''plane ub "scale-up"
+die D { hbm = 64 GB }
+node N {
+    die[4]: D
+    link ub die[i] <-> die[(i + 1) % 4] { bw = 28 GB/s%s }
+}
+instance n: N
+'''
+    for latency, expected in (("", 1), (", latency = 1 us", 0)):
+        model = cmx.compile_string(ring.replace("%s", latency), name="ring.cmx")
+        ctx = EmitContext(model, cmx.build_graph(model), source="ring.cmx",
+                          options={"unroutable": "warn"})   # a ring: NPUs forward
+        for emitter in (AstraNetworkEmitter(), Ns3TopologyEmitter()):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                emitter.emit(ctx)
+            said = [w for w in caught if issubclass(w.category, ZeroLatencyWarning)]
+            assert len(said) == expected, (emitter.name, latency)
+            if said:
+                assert "declare no latency" in str(said[0].message)
