@@ -604,8 +604,8 @@ def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source:
         _fail([Diagnostic("E020", f"no plane joins {a} and {b}")])
     if as_json:
         rows = [{"plane": r.plane, "hops": list(r.hops), "latency_s": r.latency,
-                 "path_bandwidth": r.bottleneck_bandwidth,
-                 "max_flow_bandwidth": r.max_flow_bandwidth} for r in results]
+                 "path_bandwidth_Bps": r.bottleneck_bandwidth,
+                 "max_flow_bandwidth_Bps": r.max_flow_bandwidth} for r in results]
         click.echo(info_json({"source": a, "target": b, "paths": rows}), nl=False)
         return
     for r in results:
@@ -643,7 +643,7 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
     result = {p: cut_bandwidth(g, p, groups[0], groups[1]) for p in _planes(g, plane)}
     if as_json:
         click.echo(info_json({"group_a": group_a, "group_b": group_b,
-                              "cut_bandwidth": result}), nl=False)
+                              "cut_bandwidth_Bps": result}), nl=False)
         return
     for p, bw in result.items():
         click.echo(f"plane {p}: {bw / 1e9:,.2f} GB/s")

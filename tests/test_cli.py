@@ -191,7 +191,7 @@ def test_info_json_counts(runs: Runs) -> None:
 def test_info_json_ub_bisection(runs: Runs) -> None:
     data = _info(runs)
     assert set(data["planes"]) == {"ub", "rdma", "vpc", "d2d"}
-    assert data["planes"]["ub"]["bisection_bandwidth"] == pytest.approx(75_264e9, rel=0.01)
+    assert data["planes"]["ub"]["bisection_bandwidth_Bps"] == pytest.approx(75_264e9, rel=0.01)
 
 
 def test_define_changes_counts(runs: Runs) -> None:
@@ -365,7 +365,7 @@ def test_query_path_inter_node(runs: Runs) -> None:
     assert row["plane"] == "ub"
     assert row["latency_s"] == pytest.approx(1.9e-6, rel=1e-6)
     assert len(row["hops"]) == 5  # die, L1, L2, L1, die
-    assert row["path_bandwidth"] == pytest.approx(28e9)
+    assert row["path_bandwidth_Bps"] == pytest.approx(28e9)
 
 
 def test_query_path_intra_node(runs: Runs) -> None:
