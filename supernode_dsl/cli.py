@@ -240,7 +240,7 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
 def _suffix_conflict(output: Path, fmt: str, suffix: str, known: Sequence[str]) -> None:
     """A usage error (exit 2) when ``output``'s extension is one of the ``known`` suffixes
     of other formats but not ``fmt``'s ``suffix`` (``.yml`` and ``.yaml`` are one)."""
-    if str(output) == "-":
+    if str(output) == "-" or not suffix:  # a format that declares no extension: any
         return
     got = _same_yaml(output.suffix.lower())
     if got and got != _same_yaml(suffix) and got in {_same_yaml(k) for k in known}:
