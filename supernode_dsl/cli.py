@@ -10,17 +10,19 @@ import contextlib
 import errno
 import os
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import networkx as nx
 
-from supernode_dsl import compile_file
+from supernode_dsl import compile_file, compile_string
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import CmxError, Diagnostic, render
+from supernode_dsl.diagnostics import CmxError, Diagnostic, Span, render
 from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
     EmitContext,
@@ -34,18 +36,10 @@ from supernode_dsl.emit import (
 )
 from supernode_dsl.emit.options import OptionError
 from supernode_dsl.files import Output, OutputConflict, check_outputs, read_text, write_outputs
-from supernode_dsl.graph import (
-    PatternError,
-    Summary,
-    build_graph,
-    cut_bandwidth,
-    cut_warnings,
-    select,
-    shortest_path,
-    summarize,
-)
+from supernode_dsl.graph import PatternError, build_graph, select
 
 if TYPE_CHECKING:
+    from supernode_dsl.graph import Summary
     from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["main"]
@@ -53,12 +47,54 @@ __all__ = ["main"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(diags: Sequence[Diagnostic]) -> NoReturn:
+#: Codes that are mistakes on the command line, not in the input: exit status 2.
+_USAGE_CODES = frozenset({"E015"})
+
+
+def _fail(diags: Sequence[Diagnostic], status: int | None = None) -> NoReturn:
+    """Print ``diags`` and an error count, and exit: 2 when every error is a usage error
+    (``-D``, format names), else 1 (or ``status``)."""
     for d in diags:
         click.echo(render(d), err=True)
-    n = sum(1 for d in diags if d.severity.value == "error")
+    errors = [d for d in diags if d.severity.value == "error"]
+    n = len(errors)
     click.echo(f"cmx: {n} error{'s' if n != 1 else ''}", err=True)
-    sys.exit(1)
+    sys.exit(_status(errors) if status is None else status)
+
+
+def _status(errors: Sequence[Diagnostic]) -> int:
+    """2 when every error is a usage error, else 1."""
+    return 2 if errors and all(d.code in _USAGE_CODES for d in errors) else 1
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[None]:
+    """A spinner on stderr saying ``what`` is under way, shown once the work has taken a
+    second, and only when stderr is a terminal (nothing in pipes, logs or tests)."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    status = Console(stderr=True).status(what)
+    lock = threading.Lock()
+    done = False
+
+    def show() -> None:
+        with lock:
+            if not done:
+                status.start()
+
+    timer = threading.Timer(1.0, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            done = True
+            status.stop()
 
 
 def _defines(raw: tuple[str, ...]) -> dict[str, str]:
@@ -71,7 +107,7 @@ def _defines(raw: tuple[str, ...]) -> dict[str, str]:
         else:
             out[name.strip()] = value.strip()
     if bad:
-        _fail(bad)
+        _fail(bad, status=2)
     return out
 
 
@@ -87,7 +123,8 @@ def _compile_options(f: F) -> F:
 
 def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
     try:
-        model = compile_file(file, _defines(defines), Limits(max_instances=max_instances))
+        with _progress(f"compiling {file}"):
+            model = compile_file(file, _defines(defines), Limits(max_instances=max_instances))
     except CmxError as err:
         _fail(err.diagnostics)
     for w in model.warnings:
@@ -97,9 +134,14 @@ def _model(file: Path, defines: tuple[str, ...], max_instances: int) -> Model:
 
 def _graph(model: Model) -> nx.Graph:
     try:
-        return build_graph(model)
+        with _progress(f"building the graph of {model.num_instances:,} instances"):
+            return build_graph(model)
     except CmxError as err:
         _fail(err.diagnostics)
+
+
+#: The graph formats of ``cmx compile`` and their extensions.
+_GRAPH_SUFFIXES = {"node-link": ".json", "graphml": ".graphml"}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,30 +151,125 @@ def cli() -> None:
 
 
 @cli.command()
-@_compile_options
-def check(file: Path, defines: tuple[str, ...], max_instances: int) -> None:
-    """Check FILE: report every error, or print a one-line summary."""
-    model = _model(file, defines, max_instances)
-    g = _graph(model)
-    edges, planes = g.number_of_edges(), len(model.planes)
-    click.echo(f"{file}: ok: {model.num_instances:,} instances, "
-               f"{edges:,} link bundle{'s' * (edges != 1)} on "
-               f"{planes} plane{'s' * (planes != 1)}")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+              help="Override a global parameter, e.g. -D nodes=36.")
+@click.option("--max-instances", type=click.IntRange(min=1), default=Limits().max_instances,
+              show_default=True, help="Refuse files that would create more instances.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: on stdout, an array of one object per file with "
+                                      "every diagnostic (code, severity, span, message, "
+                                      "notes).")
+def check(files: tuple[Path, ...], defines: tuple[str, ...], max_instances: int,
+          fmt: str) -> None:
+    """Check FILES ('-' reads standard input): every error, or a one-line summary each.
+
+    Exit status 1 when any file has an error."""
+    overrides = _defines(defines)
+    errors: list[Diagnostic] = []
+    results: list[dict[str, Any]] = []
+    for file in files:
+        diags: list[Diagnostic] = []
+        summary = None
+        try:
+            if str(file) == "-":
+                model = compile_string(sys.stdin.read(), overrides, name="<stdin>",
+                                       limits=Limits(max_instances=max_instances))
+            else:
+                model = compile_file(file, overrides, Limits(max_instances=max_instances))
+            diags += model.warnings
+            g = build_graph(model)
+            summary = (model.num_instances, g.number_of_edges(), len(model.planes))
+        except CmxError as err:
+            diags += err.diagnostics
+        errors += [d for d in diags if d.severity.value == "error"]
+        if fmt == "json":
+            results.append(_check_json(str(file), summary, diags))
+            continue
+        for d in diags:
+            click.echo(render(d), err=True)
+        if summary is not None:
+            instances, edges, planes = summary
+            click.echo(f"{file}: ok: {instances:,} instances, "
+                       f"{edges:,} link bundle{'s' * (edges != 1)} on "
+                       f"{planes} plane{'s' * (planes != 1)}")
+    if fmt == "json":
+        click.echo(info_json(results), nl=False)
+    if errors:
+        if fmt == "text":
+            n = len(errors)
+            click.echo(f"cmx: {n} error{'s' if n != 1 else ''}", err=True)
+        sys.exit(_status(errors))
+
+
+def _span_json(span: Span | None) -> dict[str, Any] | None:
+    if span is None:
+        return None
+    return {"file": span.file, "line": span.line, "col": span.col,
+            "end_line": span.end_line, "end_col": span.end_col}
+
+
+def _check_json(file: str, summary: tuple[int, int, int] | None,
+                diags: Sequence[Diagnostic]) -> dict[str, Any]:
+    """``cmx check --format json`` for one file: ok, counts, and every diagnostic."""
+    out: dict[str, Any] = {
+        "file": file,
+        "ok": summary is not None and not any(d.severity.value == "error" for d in diags),
+        "diagnostics": [{"code": d.code, "severity": d.severity.value,
+                         "span": _span_json(d.span), "message": d.message,
+                         "notes": [{"message": m, "span": _span_json(sp)}
+                                   for m, sp in d.notes]} for d in diags],
+    }
+    if summary is not None:
+        out.update(zip(("instances", "link_bundles", "planes"), summary, strict=True))
+    return out
 
 
 @cli.command("compile")
 @_compile_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output file ('-' for standard output).")
-@click.option("--format", "fmt", type=click.Choice(["node-link", "graphml"]),
-              default="node-link", show_default=True, help="Graph format.")
+@click.option("--format", "fmt", type=click.Choice(list(_GRAPH_SUFFIXES)),
+              help="Graph format (default: from the extension of -o; node-link for -o -).")
 def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
-                fmt: str) -> None:
-    """Compile FILE to a graph file (networkx node-link JSON or GraphML)."""
+                fmt: str | None) -> None:
+    """Compile FILE to a graph file: OUT.json is networkx node-link JSON, OUT.graphml is
+    GraphML."""
+    fmt = _graph_format(output, fmt)
     _check_outputs([output], [file])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     _write(model, [(output, node_link_text(g) if fmt == "node-link" else graphml_text(g))])
+
+
+def _suffix_conflict(output: Path, fmt: str, suffix: str, known: Sequence[str]) -> None:
+    """A usage error (exit 2) when ``output``'s extension is one of the ``known`` suffixes
+    of other formats but not ``fmt``'s ``suffix`` (``.yml`` and ``.yaml`` are one)."""
+    if str(output) == "-" or not suffix:  # a format that declares no extension: any
+        return
+    got = _same_yaml(output.suffix.lower())
+    if got and got != _same_yaml(suffix) and got in {_same_yaml(k) for k in known}:
+        raise click.UsageError(f"-o {output}: the extension '{output.suffix}' is not "
+                               f"{fmt}'s ('{suffix}')")
+
+
+def _same_yaml(suffix: str) -> str:
+    return ".yaml" if suffix == ".yml" else suffix
+
+
+def _graph_format(output: Path, fmt: str | None) -> str:
+    """The graph format of ``cmx compile``: ``--format``, else the extension of ``-o``."""
+    if fmt is None:
+        by_suffix = {v: k for k, v in _GRAPH_SUFFIXES.items()}
+        if str(output) == "-":
+            return "node-link"
+        fmt = by_suffix.get(output.suffix.lower())
+        if fmt is None:
+            raise click.UsageError(f"-o {output}: cannot tell the graph format from the "
+                                   "extension; write OUT.json or OUT.graphml, or give --format")
+    _suffix_conflict(output, fmt, _GRAPH_SUFFIXES[fmt], list(_GRAPH_SUFFIXES.values()))
+    return fmt
 
 
 @cli.command()
@@ -140,12 +277,36 @@ def compile_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(file: Path, defines: tuple[str, ...], max_instances: int, as_json: bool) -> None:
     """Counts by category and type, and links and bisection bandwidth per plane."""
+    from supernode_dsl.graph import summarize
+
     model = _model(file, defines, max_instances)
-    summary = summarize(model, _graph(model))
+    g = _graph(model)
+    with _progress("computing bisection bandwidths (max-flow per plane)"):
+        summary = summarize(model, g)
     if as_json:
         click.echo(info_json(summary.to_json()), nl=False)
         return
     _print_info(summary)
+    _print_params(file, _defines(defines))
+
+
+def _print_params(file: Path, overrides: Mapping[str, str]) -> None:
+    """The file's global parameters: what ``-D NAME=VALUE`` may change, the declared
+    default, the value given with -D and the comment that explains it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from supernode_dsl.parse import parse_program
+    from supernode_dsl.parse.docs import param_docs
+
+    docs = param_docs(parse_program(file))
+    if not docs:
+        return
+    t = Table("-D name", "default", "given", "meaning",
+              title="parameters (override with -D NAME=VALUE)")
+    for d in docs:
+        t.add_row(d.name, d.default, overrides.get(d.name, ""), d.meaning)
+    Console().print(t)
 
 
 def _print_info(summary: Summary) -> None:
@@ -205,15 +366,19 @@ def _deployment_options(f: F) -> F:
               help="A previous plan: re-plan moving as few expert weights as possible.")
 @click.option("--trace", "trace_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the planned microbatch pipeline as a Chrome/Perfetto trace.")
+@click.option("--balance", type=click.Choice(["perfect", "placement"]),
+              help="What the estimate assumes of the expert load: perfectly balanced devices, "
+                   "or the placement's balance on the loads (default: the placement's with "
+                   "--expert-loads, else the deployment's balance.perfect).")
 def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
              loads_path: Path | None, previous_path: Path | None,
-             deployment: str | None, trace_path: Path | None) -> None:
+             deployment: str | None, trace_path: Path | None, balance: str | None) -> None:
     """Plan a deployment of FILE: expert placement per role, balance, memory.
 
     With --trace, also write the planned microbatch pipeline as a Chrome/Perfetto trace;
     on any error neither file is written.
     """
-    from supernode_dsl.emit.plansummary import plan_summary
+    from supernode_dsl.emit.plansummary import migration_summary, plan_summary
     from supernode_dsl.emit.trace import chrome_trace
     from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
     from supernode_dsl.plan.loads import read_loads
@@ -224,11 +389,13 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     previous = _read_plan(previous_path, model, g, file) if previous_path else None
     try:
         loads = read_loads(loads_path) if loads_path else None
-        doc = plan_deployment(model, g, PlanRequest(
-            deployment=deployment, loads=loads, previous=previous,
-            source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
-                    "expert_loads": str(loads_path) if loads_path else None,
-                    "previous": str(previous_path) if previous_path else None}))
+        with _progress("planning: expert placement, memory and the serving estimate"):
+            doc = plan_deployment(model, g, PlanRequest(
+                deployment=deployment, loads=loads, previous=previous,
+                perfect_balance=None if balance is None else balance == "perfect",
+                source={"file": str(file), "defines": dict(sorted(_defines(defines).items())),
+                        "expert_loads": str(loads_path) if loads_path else None,
+                        "previous": str(previous_path) if previous_path else None}))
     except CmxError as err:
         _fail(err.diagnostics)
     data = doc.to_json()
@@ -245,13 +412,48 @@ def plan_cmd(file: Path, defines: tuple[str, ...], max_instances: int, output: P
     outputs: list[tuple[Path, str | bytes]] = [(output, document_json(data))]
     if trace_path is not None and trace is not None:
         outputs.append((trace_path, trace))
-    summary = "".join(f"{line}\n" for line in plan_summary(doc))
+    moved = migration_summary(doc, previous) if previous is not None else []
+    summary = "".join(f"{line}\n" for line in plan_summary(doc) + moved)
     to_stderr = str(output) == "-" or str(trace_path) == "-"
     if not to_stderr:  # written with the files: a full standard output changes none of them
         outputs.append((Path("-"), summary))
     _write(model, outputs, [loads_path, previous_path])
     if to_stderr:
         click.echo(summary, err=True, nl=False)
+
+
+@cli.group("loads")
+def loads_group() -> None:
+    """Expert loads for `cmx plan --expert-loads`."""
+
+
+@loads_group.command("synth")
+@_compile_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Loads file to write (SGLang {\"logical_count\": ...} JSON).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@click.option("--sigma", type=click.FloatRange(min=0.0), default=1.2, show_default=True,
+              help="Skew: the sigma of the lognormal token counts.")
+@click.option("--deployment", help="The deployment whose model sets the shape.")
+def loads_synth(file: Path, defines: tuple[str, ...], max_instances: int, output: Path,
+                seed: int, sigma: float, deployment: str | None) -> None:
+    """Write SYNTHETIC, skewed expert loads [MoE layers x routed experts] for the model of
+    FILE's deployment: lognormal token counts, deterministic for a seed, labelled as
+    synthetic in the file.  For trying `cmx plan --expert-loads` and `--previous`; they
+    are not measurements."""
+    from supernode_dsl.plan import loads_shape
+    from supernode_dsl.plan.loads import synthetic_loads, synthetic_loads_json
+
+    _check_outputs([output], [file])
+    model = _model(file, defines, max_instances)
+    try:
+        layers, experts = loads_shape(model, deployment)
+    except CmxError as err:
+        _fail(err.diagnostics)
+    counts = synthetic_loads(layers, experts, seed, sigma)
+    _write(model, [(output, synthetic_loads_json(counts, seed, sigma))])
+    click.echo(f"{output}: SYNTHETIC loads, {layers} MoE layers x {experts} experts "
+               f"(seed {seed}, lognormal sigma {sigma})", err=True)
 
 
 @cli.command("emit")
@@ -283,8 +485,9 @@ def emit_cmd(fmt: str | None, file: Path | None, list_formats: bool, defines: tu
         raise click.UsageError("give FORMAT, FILE and -o PATH (or --list)")
     if fmt not in emitters:
         _fail([Diagnostic("E026", f"unknown format '{fmt}' (formats: "
-                          f"{', '.join(emitters)}; see cmx emit --list)")])
+                          f"{', '.join(emitters)}; see cmx emit --list)")], status=2)
     cls = emitters[fmt]
+    _suffix_conflict(output, fmt, cls.suffix, [e.suffix for e in emitters.values() if e.suffix])
     opts = _emit_options(cls, options)
     _check_outputs([output], [file, plan_path])
     model = _model(file, defines, max_instances)
@@ -318,7 +521,8 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            data = emitter.emit(ctx)
+            with _progress(f"writing {emitter.name}"):
+                data = emitter.emit(ctx)
         except CmxError as err:
             _fail(err.diagnostics)
     for w in caught:
@@ -472,6 +676,8 @@ def _planes(g: nx.Graph, plane: str | None) -> list[str]:
 def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source: str,
                target: str, plane: str | None, as_json: bool) -> None:
     """Latency and bandwidth of the lowest-latency path from SOURCE to TARGET."""
+    from supernode_dsl.graph import shortest_path
+
     g = _graph(_model(file, defines, max_instances))
     a, b = _one(g, source), _one(g, target)
     results = [res for p in _planes(g, plane)
@@ -480,8 +686,8 @@ def query_path(file: Path, defines: tuple[str, ...], max_instances: int, source:
         _fail([Diagnostic("E020", f"no plane joins {a} and {b}")])
     if as_json:
         rows = [{"plane": r.plane, "hops": list(r.hops), "latency_s": r.latency,
-                 "path_bandwidth": r.bottleneck_bandwidth,
-                 "max_flow_bandwidth": r.max_flow_bandwidth} for r in results]
+                 "path_bandwidth_Bps": r.bottleneck_bandwidth,
+                 "max_flow_bandwidth_Bps": r.max_flow_bandwidth} for r in results]
         click.echo(info_json({"source": a, "target": b, "paths": rows}), nl=False)
         return
     for r in results:
@@ -504,6 +710,8 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
 
     Groups are path patterns: cm384.node[0:24], node[*].npu[0], l2[3][*].
     """
+    from supernode_dsl.graph import cut_bandwidth, cut_warnings
+
     g = _graph(_model(file, defines, max_instances))
     groups = []
     for pattern in (group_a, group_b):
@@ -520,7 +728,7 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
             click.echo(render(w), err=True)
     if as_json:
         click.echo(info_json({"group_a": group_a, "group_b": group_b,
-                              "cut_bandwidth": result}), nl=False)
+                              "cut_bandwidth_Bps": result}), nl=False)
         return
     for p, bw in result.items():
         click.echo(f"plane {p}: {bw / 1e9:,.2f} GB/s")

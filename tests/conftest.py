@@ -27,6 +27,13 @@ GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--run-readme",
+        action="store_true",
+        default=False,
+        help="also run every command of README.md as written (about a minute; "
+        "same as CMX_README=1)",
+    )
+    parser.addoption(
         "--regen-golden",
         action="store_true",
         default=False,

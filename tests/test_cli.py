@@ -29,11 +29,13 @@ DIAG_HEAD = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): error\[(?P<code>E\d{3})\]: \S", re.M)
 
 
-def cmx(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m supernode_dsl ARGS`` in the repository root."""
+def cmx(*args: str, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m supernode_dsl ARGS`` in the repository root (``stdin``: its input)."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "supernode_dsl", *args], cwd=ROOT,
-                          capture_output=True, text=True, env=full_env, timeout=120)
+                          capture_output=True, text=True, env=full_env, timeout=120,
+                          input=stdin if stdin is not None else "")
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     return proc
 
@@ -47,7 +49,7 @@ class Batch:
     def __init__(self, commands: dict[str, tuple[list[str], dict[str, str] | None]]) -> None:
         workers = max(2, os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=workers)
-        self._futures = {key: self._pool.submit(cmx, *args, env=env)
+        self._futures = {key: self._pool.submit(cmx, *args, env=env, stdin=STDIN.get(key))
                          for key, (args, env) in commands.items()}
 
     def run(self, key: str) -> subprocess.CompletedProcess[str]:
@@ -77,6 +79,7 @@ instance n: N
 KEEP = b'{"keep": "these bytes"}\n'
 HELP = {"cmx": [], "check": ["check"], "compile": ["compile"], "info": ["info"],
         "query": ["query"], "query-path": ["query", "path"], "query-cut": ["query", "cut"]}
+STDIN = {"check-many": SMALL_TEXT, "check-json": SMALL_TEXT}  # the runs that read '-'
 BAD_DEFINES = {
     "unknown-param": ("nodse=36", "no parameter 'nodse' is declared; did you mean 'nodes'?"),
     "missing-equals": ("nodes", "write -D name=value"),
@@ -134,6 +137,14 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         "multi": (["check", "tests/errors/multi_errors.cmx"], None),
         "syntax": (["check", "tests/errors/e001_arrow.cmx"], None),
         "missing-file": (["check", "no/such/topology.cmx"], None),
+        "check-many": (["check", e015, BROKEN, "-"], None),
+        "check-json": (["check", "--format", "json", BROKEN, "-"], None),
+        "compile-by-suffix": (["compile", e015, "-o", str(tmp / "by-suffix.graphml")], None),
+        "compile-bad-suffix": (["compile", e015, "-o", str(tmp / "fmt.txt")], None),
+        "compile-mismatch": (["compile", e015, "--format", "graphml", "-o",
+                              str(tmp / "fmt.json")], None),
+        "emit-mismatch": (["emit", "svg", e015, "-o", str(tmp / "fmt.png")], None),
+        "emit-unknown-format": (["emit", "no-such", e015, "-o", str(tmp / "fmt.json")], None),
         "no-output": (["compile", BROKEN], None),
         **{f"define-{k}": (["check", "-D", d, e015], None) for k, (d, _) in BAD_DEFINES.items()},
         **{f"query-{k}": (["query", a[0], str(small), *a[1:]], None)
@@ -180,7 +191,7 @@ def test_info_json_counts(runs: Runs) -> None:
 def test_info_json_ub_bisection(runs: Runs) -> None:
     data = _info(runs)
     assert set(data["planes"]) == {"ub", "rdma", "vpc", "d2d"}
-    assert data["planes"]["ub"]["bisection_bandwidth"] == pytest.approx(75_264e9, rel=0.01)
+    assert data["planes"]["ub"]["bisection_bandwidth_Bps"] == pytest.approx(75_264e9, rel=0.01)
 
 
 def test_define_changes_counts(runs: Runs) -> None:
@@ -199,7 +210,7 @@ def test_compile_node_link_reads_back(runs: Runs) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     with (runs.tmp / "seed1.json").open(encoding="utf-8") as f:
-        g = nx.node_link_graph(json.load(f), edges="links")
+        g = nx.node_link_graph(json.load(f))
     assert g.number_of_nodes() == 2282
     assert g.has_node(DIE0)
     e = g.edges[DIE0, "cm384.node[0].l1[0]"]
@@ -230,7 +241,7 @@ def test_compile_is_deterministic_across_hash_seeds(runs: Runs) -> None:
 def test_compile_to_stdout(runs: Runs) -> None:
     proc = runs("stdout")
     assert proc.returncode == 0, proc.stderr
-    g = nx.node_link_graph(json.loads(proc.stdout), edges="links")
+    g = nx.node_link_graph(json.loads(proc.stdout))
     assert (g.number_of_nodes(), g.number_of_edges()) == (5, 4)
 
 
@@ -287,10 +298,50 @@ def test_missing_input_file(runs: Runs) -> None:
 
 
 @pytest.mark.parametrize("key", list(BAD_DEFINES))
-def test_bad_define(runs: Runs, key: str) -> None:
+def test_bad_define_is_usage_error(runs: Runs, key: str) -> None:
+    """A mistake in -D is a usage error: exit 2, with the located E015 diagnostic."""
     proc = runs(f"define-{key}")
-    assert_input_error(proc, "E015")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and "error[E015]" in proc.stderr
     assert BAD_DEFINES[key][1] in proc.stderr
+
+
+def test_check_many_files_stdin_and_json(runs: Runs) -> None:
+    """Several files and '-' in one run: a summary per good file, every diagnostic of the
+    bad one, exit 1; --format json gives one object per file with located diagnostics."""
+    proc = runs("check-many")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "tests/errors/e015_unknown_define.cmx: ok: 1 instances, 0 link bundles on 0 planes",
+        "-: ok: 5 instances, 4 link bundles on 1 plane"]
+    assert f"{BROKEN}:7:38: error[E004]" in proc.stderr
+    assert proc.stderr.rstrip().endswith("cmx: 1 error")
+    data = json.loads(runs("check-json").stdout)
+    assert [d["file"] for d in data] == [BROKEN, "-"] and [d["ok"] for d in data] == [False, True]
+    (diag,) = data[0]["diagnostics"]
+    assert diag == {"code": "E004", "severity": "error", "notes": [],
+                    "message": "'bw' needs a bandwidth (GB/s, Gbps, TB/s, ...), "
+                               "not a time (s, ms, us, ns)",
+                    "span": {"file": BROKEN, "line": 7, "col": 38, "end_line": 7,
+                             "end_col": 42}}
+    assert runs("check-json").returncode == 1
+
+
+@pytest.mark.parametrize("key", ["compile-bad-suffix", "compile-mismatch", "emit-mismatch",
+                                 "emit-unknown-format"])
+def test_output_format_usage_errors(runs: Runs, key: str) -> None:
+    """A format that contradicts -o's extension, an extension that names no graph format
+    and an unknown format name are usage errors: exit 2, nothing written."""
+    proc = runs(key)
+    assert proc.returncode == 2, proc.stderr
+    assert not list(runs.tmp.glob("fmt.*"))
+
+
+def test_compile_format_follows_extension(runs: Runs) -> None:
+    proc = runs("compile-by-suffix")
+    assert proc.returncode == 0, proc.stderr
+    g = nx.read_graphml(runs.tmp / "by-suffix.graphml")
+    assert g.number_of_nodes() == 1
 
 
 # ---- help -------------------------------------------------------------------------------
@@ -314,7 +365,7 @@ def test_query_path_inter_node(runs: Runs) -> None:
     assert row["plane"] == "ub"
     assert row["latency_s"] == pytest.approx(1.9e-6, rel=1e-6)
     assert len(row["hops"]) == 5  # die, L1, L2, L1, die
-    assert row["path_bandwidth"] == pytest.approx(28e9)
+    assert row["path_bandwidth_Bps"] == pytest.approx(28e9)
 
 
 def test_query_path_intra_node(runs: Runs) -> None:

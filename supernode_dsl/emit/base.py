@@ -23,7 +23,7 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import networkx as nx
 
@@ -31,7 +31,9 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic
 from supernode_dsl.elaborate import Model
 from supernode_dsl.emit.options import Option, check_options
 from supernode_dsl.files import FileTree
-from supernode_dsl.plan.document import PlanDocument
+
+if TYPE_CHECKING:
+    from supernode_dsl.plan.document import PlanDocument
 
 __all__ = ["ENTRY_POINT_GROUP", "EmitContext", "Emitter", "available_emitters", "emit_error"]
 

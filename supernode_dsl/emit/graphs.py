@@ -13,8 +13,9 @@ __all__ = ["graphml_text", "node_link_text"]
 
 
 def node_link_text(g: nx.Graph) -> str:
-    """The graph as networkx node-link JSON (``edges="links"``), deterministic bytes."""
-    data = nx.node_link_data(g, edges="links")
+    """The graph as networkx node-link JSON with the ``edges`` key (networkx's default
+    from 3.6 on, so ``nx.node_link_graph(json.load(f))`` reads it), deterministic bytes."""
+    data = nx.node_link_data(g, edges="edges")
     return json.dumps(data, sort_keys=True, indent=1) + "\n"
 
 

@@ -29,6 +29,6 @@ def document_json(data: dict[str, Any]) -> str:
     return _compact(data, 0) + "\n"
 
 
-def info_json(data: dict[str, Any]) -> str:
+def info_json(data: dict[str, Any] | list[Any]) -> str:
     """Deterministic JSON text for a report dictionary."""
     return json.dumps(data, sort_keys=True, indent=2) + "\n"

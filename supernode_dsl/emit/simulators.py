@@ -73,6 +73,7 @@ __all__ = [
     "Ns3TopologyEmitter",
     "TopologyApproximationWarning",
     "UnroutableWarning",
+    "ZeroLatencyWarning",
     "bundles",
     "check_routes",
     "collapse",
@@ -159,9 +160,23 @@ class AstraNetworkEmitter(Emitter):
             "bandwidth": [_astra_bandwidth(d.bandwidth) for d in dims],
             "latency": [d.latency for d in dims],
         }
+        _warn_zero_latency(ctx, "dimension(s)", sum(1 for d in dims if d.latency == 0))
         lines = [*_header(ctx, "ASTRA-sim network.yml", result),
                  "units: bandwidth GiB/s (2^30 B/s, which ASTRA-sim calls GB/s), latency ns"]
         return yaml_text(data, lines)
+
+
+class ZeroLatencyWarning(UserWarning):
+    """Links written with a latency of 0: their statements declare no ``latency``."""
+
+
+def _warn_zero_latency(ctx: EmitContext, what: str, count: int) -> None:
+    """Say that ``count`` ``what`` reach the simulator with latency 0 (a link statement
+    without ``latency = ...`` gets 0 s): the simulator then models them as instantaneous."""
+    if count:
+        warnings.warn(f"{ctx.source or 'graph'}: {count} {what} written with latency 0: "
+                      "their link statements declare no latency (give them "
+                      "`latency = ...`)", ZeroLatencyWarning, stacklevel=2)
 
 
 def _astra_bandwidth(gb_per_s: float) -> float:
@@ -409,6 +424,7 @@ class Ns3TopologyEmitter(Emitter):
         switches = [ids[v] for v in others]
         check_routes(ctx, ids, len(units), switches, [(r[0], r[1]) for r in rows],
                      planes, "ASTRA-sim's ns-3 back end")
+        _warn_zero_latency(ctx, "link bundle(s)", sum(1 for *_, lat in rows if lat == 0))
         return render(
             "ns3/topology.txt.j2",
             total=len(ids), switches=switches,

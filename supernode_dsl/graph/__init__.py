@@ -14,22 +14,17 @@ in its docstring and in ``docs/graph-contract.md``:
 * :mod:`~supernode_dsl.graph.select`: instances by path pattern (the grammar's references);
 * :mod:`~supernode_dsl.graph.instances` and :mod:`~supernode_dsl.graph.unionfind`: instance
   order, ownership and position, and disjoint sets.
+
+The analyses of :mod:`~supernode_dsl.graph.analysis` and :mod:`~supernode_dsl.graph.summary`
+run on numpy and scipy; they are imported on first use of one of their names, so that
+``cmx check`` and ``cmx compile`` (which need none of them) start without numpy and scipy.
 """
 
-from supernode_dsl.graph.analysis import (
-    PathResult,
-    PlaneArrays,
-    all_plane_arrays,
-    bisection_bandwidth,
-    busiest_plane,
-    cut_bandwidth,
-    cut_warnings,
-    message_costs,
-    plane_arrays,
-    plane_endpoints,
-    plane_summary,
-    shortest_path,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from supernode_dsl.graph.build import build_graph
 from supernode_dsl.graph.dimensions import UNIT_CHOICES, Collapse, Dimension, collapse, npu_units
 from supernode_dsl.graph.instances import (
@@ -43,8 +38,33 @@ from supernode_dsl.graph.instances import (
 )
 from supernode_dsl.graph.routing import unroutable_pairs
 from supernode_dsl.graph.select import PatternError, select
-from supernode_dsl.graph.summary import PlaneInfo, Summary, summarize
 from supernode_dsl.graph.unionfind import UnionFind
+
+if TYPE_CHECKING:
+    from supernode_dsl.graph.analysis import (
+        PathResult,
+        PlaneArrays,
+        all_plane_arrays,
+        bisection_bandwidth,
+        busiest_plane,
+        cut_bandwidth,
+        cut_warnings,
+        message_costs,
+        plane_arrays,
+        plane_endpoints,
+        plane_summary,
+        shortest_path,
+    )
+    from supernode_dsl.graph.summary import PlaneInfo, Summary, summarize
+
+# name -> the module defining it, for the names imported on first use
+_LAZY = {
+    **dict.fromkeys(("PathResult", "PlaneArrays", "all_plane_arrays", "bisection_bandwidth",
+                     "busiest_plane", "cut_bandwidth", "cut_warnings", "message_costs",
+                     "plane_arrays", "plane_endpoints", "plane_summary", "shortest_path"),
+                    "analysis"),
+    **dict.fromkeys(("PlaneInfo", "Summary", "summarize"), "summary"),
+}
 
 __all__ = [
     "UNIT_CHOICES",
@@ -80,3 +100,13 @@ __all__ = [
     "unit_owner",
     "unroutable_pairs",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The analysis named ``name``, imported from its module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
     "plane_arrays",
     "plane_endpoints",
     "plane_summary",
+    "planes_fixed",
     "shortest_path",
 ]
 
@@ -72,9 +74,38 @@ def all_plane_arrays(g: nx.Graph) -> dict[str, PlaneArrays]:
         return {p: _arrays(g, edges) for p, edges in by_plane.items()}
 
 
+# id(graph) -> (graph, plane -> arrays), for the graphs inside a ``planes_fixed`` block
+_FIXED: dict[int, tuple[nx.Graph, dict[str, PlaneArrays]]] = {}
+
+
+@contextmanager
+def planes_fixed(g: nx.Graph) -> Iterator[None]:
+    """Within the block :func:`plane_arrays` extracts each plane of ``g`` once, for callers
+    that query one graph many times and do not change it (the planner's routes: about 20
+    path queries).  Outside the block every call reads the graph afresh."""
+    if id(g) in _FIXED:
+        yield
+        return
+    _FIXED[id(g)] = (g, {})
+    try:
+        yield
+    finally:
+        del _FIXED[id(g)]
+
+
 def plane_arrays(g: nx.Graph, plane: str) -> PlaneArrays:
     """The links of one plane as arrays (nodes sorted by instance order)."""
-    return _arrays(g, [e for e in g.edges(data=True) if e[2][S.EDGE_PLANE] == plane])
+    fixed = _FIXED.get(id(g))
+    if fixed is not None and fixed[0] is g:
+        if plane not in fixed[1]:
+            fixed[1][plane] = _plane_arrays(g, plane)
+        return fixed[1][plane]
+    return _plane_arrays(g, plane)
+
+
+def _plane_arrays(g: nx.Graph, plane: str) -> PlaneArrays:
+    with gc_paused():
+        return _arrays(g, [e for e in g.edges(data=True) if e[2][S.EDGE_PLANE] == plane])
 
 
 def _arrays(g: nx.Graph, edges: list[_Edge]) -> PlaneArrays:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,10 +40,27 @@ class _DropNewlinesInBrackets:
             yield tok
 
 
+def _cache_file(start: str) -> str | bool:
+    """Where lark keeps the analysed grammar for rule ``start``: a file in the user's own
+    cache directory (``$XDG_CACHE_HOME`` or ``~/.cache``, ``supernode-dsl/``, mode 0700),
+    not lark's default in the shared temporary directory, since lark unpickles it; False
+    (no cache) when that directory cannot be made.  lark checks the grammar, the options
+    and its version against the file and rebuilds it when they differ."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "supernode-dsl"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(base / f"cmx-{start}.lark-cache")
+
+
 @functools.cache
-def get_parser(start: str = "start") -> Lark:
+def get_parser(start: str = "start", cache: bool = True) -> Lark:
     """The LALR(1) parser for .cmx starting at the grammar rule ``start``, built once per
-    process and rule: ``start`` for a file, ``ref`` for one instance reference (the query
+    process and rule (the analysed grammar is cached by lark between processes, which
+    halves the build; ``cache=False`` builds it afresh, with the ``grammar`` attribute that
+    a cached parser lacks, for tools that generate text from the grammar): ``start`` for a
+    file, ``ref`` for one instance reference (the query
     selectors of :mod:`supernode_dsl.graph.select`, one line: no post-lexer, so a line
     break is an error)."""
     return Lark(
@@ -54,4 +72,5 @@ def get_parser(start: str = "start") -> Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         strict=False,
+        cache=_cache_file(start) if cache else False,
     )

@@ -10,6 +10,7 @@ schema cannot state).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ import numpy as np
 from supernode_dsl.contracts import check_instance, check_text, describe
 from supernode_dsl.diagnostics import ArgumentError, CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Model, Spec
+from supernode_dsl.graph.analysis import planes_fixed
+from supernode_dsl.graph.gcpause import gc_paused
 from supernode_dsl.plan.build import PlacedRole, deployment_summary, role_memory, role_plan
 from supernode_dsl.plan.devices import Device, RoleAllocation, allocate, device_table, ep_unit
 from supernode_dsl.plan.document import (
@@ -49,8 +52,8 @@ from supernode_dsl.plan.serving.roles import serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
-__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "deployment_spec", "plan_deployment",
-           "plan_schema", "role_contexts", "validate_plan"]
+__all__ = ["SCHEMA_ID", "PlanDocument", "PlanRequest", "deployment_spec", "loads_shape",
+           "plan_deployment", "plan_schema", "role_contexts", "validate_plan"]
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,28 @@ class PlanRequest:
     caller checks that it was made for this file: see
     :func:`~supernode_dsl.plan.document.fingerprint.check_plan_for`);
     ``source`` fills the plan's ``source`` block (``file``, ``defines``, ``expert_loads``,
-    ``previous``: the file names of the inputs).
+    ``previous``: the file names of the inputs);
+    ``perfect_balance`` is whether the serving estimate assumes equally loaded devices: None
+    means the deployment's ``balance.perfect`` without ``loads``, and False with them (given
+    loads are used unless the caller says otherwise).
     """
 
     deployment: str | None = None
     loads: np.ndarray | Sequence[Sequence[float]] | None = None
     previous: PlanDocument | None = None
     source: Mapping[str, Any] = field(default_factory=dict)
+    perfect_balance: bool | None = None
+
+
+def loads_shape(model: Model, deployment: str | None = None) -> tuple[int, int]:
+    """(MoE layers, routed experts) of the model of ``deployment`` (the file's only one when
+    None): the shape of its expert loads.  Raises CmxError like :func:`plan_deployment`."""
+    spec, models = _choose(model, deployment)
+    sink = DiagnosticSink()
+    dep = read_deployment(spec, models, sink) if spec is not None else None
+    sink.raise_if_errors()
+    assert dep is not None
+    return len(dep.model.moe_layers), dep.model.routed_experts
 
 
 def _choose(model: Model, wanted: str | None) -> tuple[Spec, dict[str, Spec]]:
@@ -139,6 +157,9 @@ def _check_request(model: Any, g: Any, request: Any) -> PlanRequest:
         check_text(req.deployment, where, "request.deployment")
     if req.previous is not None:
         check_instance(req.previous, PlanDocument, where, "request.previous")
+    if req.perfect_balance is not None and not isinstance(req.perfect_balance, bool):
+        raise ArgumentError(f"{where}: request.perfect_balance must be True, False or None, "
+                            f"not {describe(req.perfect_balance)}")
     if not isinstance(req.source, Mapping) or not set(req.source) <= _SOURCE_KEYS:
         raise ArgumentError(f"{where}: request.source must be a mapping with keys among "
                             f"{', '.join(sorted(_SOURCE_KEYS))}, not {describe(req.source)}")
@@ -179,6 +200,14 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     a loads file (E021).
     """
     req = _check_request(model, g, request)
+    # the planner reads g's planes for many routes and never changes g; it allocates many
+    # small objects and no reference cycles, so the cyclic collector is paused
+    with planes_fixed(g), gc_paused():
+        return _plan(model, g, req)
+
+
+def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
+    """:func:`plan_deployment` on checked arguments."""
     spec, models = _choose(model, req.deployment)
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink)
@@ -187,6 +216,9 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
     sink.raise_if_errors()
     if dep is None or workload is None:  # read_* return None only after an error
         raise RuntimeError("plan_deployment: no deployment and no error")
+    perfect = req.perfect_balance if req.perfect_balance is not None else \
+        (workload.perfect_balance and req.loads is None)
+    workload = dataclasses.replace(workload, perfect_balance=perfect)
     table = device_table(g, dep.nodes_per_rack, ep_unit(g, dep))
     allocations = allocate(dep, table, sink)
     sink.raise_if_errors()

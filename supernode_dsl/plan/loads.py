@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
 from supernode_dsl.files import read_bytes
 from supernode_dsl.plan.document.locate import locate, parse_json
 
-__all__ = ["MAX_LOAD", "check_loads", "parse_loads", "read_loads"]
+__all__ = ["MAX_LOAD", "SYNTHETIC_NOTE", "check_loads", "parse_loads", "read_loads",
+           "synthetic_loads", "synthetic_loads_json"]
 
 #: The largest load value accepted.  Loads are token counts (or rates) per expert; the
 #: placement sums and compares them, which must stay finite and keep their precision.
@@ -254,3 +256,26 @@ def check_loads(loads: Any, name: str | None = None, shape: tuple[int, int] | No
         raise _fail(f"{where + ': ' if span is None else ''}MoE layer {layer} has no load at "
                     "all", span)
     return arr
+
+
+#: The label every synthetic loads file carries (SGLang reads only ``logical_count``).
+SYNTHETIC_NOTE = ("SYNTHETIC expert loads made by `cmx loads synth`: lognormal token counts, "
+                  "not a measurement")
+
+
+def synthetic_loads(layers: int, experts: int, seed: int, sigma: float = 1.2) -> np.ndarray:
+    """Made-up, skewed expert loads [layers x experts]: token counts ``round(1000 x
+    lognormal(0, sigma))`` from ``numpy.random.default_rng(seed)`` (at least 1 per layer),
+    deterministic for a seed.  For trying the planner and its re-planning, not evidence of
+    any real routing."""
+    rng = np.random.default_rng(seed)
+    counts = np.rint(1000 * rng.lognormal(0.0, sigma, size=(layers, experts)))
+    counts[:, 0] = np.maximum(counts[:, 0], 1)
+    return counts.astype(np.int64)
+
+
+def synthetic_loads_json(counts: np.ndarray, seed: int, sigma: float) -> str:
+    """``counts`` as SGLang ``{"logical_count": ...}`` JSON, labelled as synthetic."""
+    data = {"logical_count": counts.tolist(), "synthetic": SYNTHETIC_NOTE,
+            "seed": seed, "sigma": sigma}
+    return json.dumps(data) + "\n"

@@ -19,10 +19,13 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import Bounds, LinearConstraint, milp
+
+if TYPE_CHECKING:  # scipy.optimize is imported where the bound is computed: a slow import
+    from scipy.optimize import Bounds, LinearConstraint
 
 _REL_SAFETY = 1e-9  # HiGHS feasibility tolerance: shrink the MILP bound by this factor
 
@@ -44,6 +47,8 @@ def replica_bound(loads_row: NDArray[np.float64], num_slots: int, num_dies: int)
     top = float(w.max(initial=0.0))
     if top <= 0:
         return 0.0
+    from scipy.optimize import milp
+
     cost, constraints, bounds, integrality = _replica_milp(w / top, num_slots, num_dies)
     with _quiet_stdout():
         res = milp(cost, constraints=constraints, bounds=bounds, integrality=integrality,
@@ -77,6 +82,8 @@ def _replica_milp(
     cost[-1] = -1.0  # maximise z
     rows = np.hstack([-np.eye(num_experts), w[:, None]])  # w_e z - c_e <= 0
     total = np.append(np.ones(num_experts), 0.0)[None, :]  # sum c_e = P
+    from scipy.optimize import Bounds, LinearConstraint
+
     constraints = [LinearConstraint(rows, -np.inf, 0.0),
                    LinearConstraint(total, num_slots, num_slots)]
     bounds = Bounds(np.append(np.ones(num_experts), 0.0),

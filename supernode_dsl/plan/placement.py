@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import linear_sum_assignment
 
 from supernode_dsl.contracts import check_instance, check_real, describe
 from supernode_dsl.diagnostics import ArgumentError
@@ -741,6 +740,8 @@ def _align(prev_l: IntArray, new_l: IntArray) -> IntArray:
     Die loads are unchanged; the die permutation maximises shared experts (assignment
     problem), then an expert already in a die's previous slot set keeps that slot.
     """
+    from scipy.optimize import linear_sum_assignment  # re-planning only: a slow import
+
     n_dies = prev_l.shape[0]
     num_experts = int(max(prev_l.max(), new_l.max())) + 1
     p_new = np.zeros((n_dies, num_experts), np.int64)

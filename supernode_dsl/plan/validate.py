@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 
 __all__ = ["Problem", "plan_problems", "plan_schema", "validate_plan"]
 
@@ -43,9 +43,61 @@ def plan_schema() -> dict[str, Any]:
     return schema
 
 
+# The Python types that certainly satisfy a JSON Schema "type" (bool is not a number)
+_CERTAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "integer": (int,), "number": (int, float), "string": (str,)}
+_SCALAR_KEYWORDS = frozenset({"type", "minimum"})
+
+
+def _scalar_kinds(schema: Any) -> tuple[tuple[type, ...], Any] | None:
+    """(Python types, minimum or None) when ``schema`` is a plain scalar schema
+    (``{"type": ..., "minimum": ...}``), else None."""
+    if not isinstance(schema, dict) or not set(schema) <= _SCALAR_KEYWORDS:
+        return None
+    kind = schema.get("type")
+    kinds = _CERTAIN_TYPES.get(kind) if isinstance(kind, str) else None
+    return None if kinds is None else (kinds, schema.get("minimum"))
+
+
+def _certainly_valid(schema: Any, values: list[Any]) -> bool:
+    """True when every one of ``values`` certainly satisfies ``schema``; False when unsure
+    (the schema is not a plain scalar one, or some value may not match it)."""
+    scalar = _scalar_kinds(schema)
+    if scalar is None:
+        return False
+    kinds, low = scalar
+    return all(type(x) in kinds for x in values) and \
+        (low is None or all(x >= low for x in values))
+
+
+# jsonschema descends into every value, one validator object per step: tens of thousands
+# for a plan's placements and schedules.  The two keywords below skip the values that
+# certainly match a plain scalar schema and hand everything else to jsonschema's own
+# keyword, so the errors and their messages are exactly jsonschema's.
+
+def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
+    """``items``: an array of scalars that certainly match yields no error at once."""
+    if "prefixItems" not in schema and isinstance(instance, list) \
+            and _certainly_valid(items, instance):
+        return
+    yield from Draft202012Validator.VALIDATORS["items"](validator, items, instance, schema)
+
+
+def _properties(validator: Any, properties: Any, instance: Any, schema: Any) -> Any:
+    """``properties``: a scalar value that certainly matches its schema is not descended
+    into."""
+    if not isinstance(instance, dict):
+        return
+    for name, sub in properties.items():
+        if name in instance and not _certainly_valid(sub, [instance[name]]):
+            yield from validator.descend(instance[name], sub, path=name, schema_path=name)
+
+
 @functools.cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(plan_schema())
+def _validator() -> Any:
+    fast = validators.extend(Draft202012Validator,
+                             {"items": _items, "properties": _properties})
+    return fast(plan_schema())
 
 
 def _schema_problems(doc: Any) -> list[Problem]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,8 @@ def diagrams_section(g: nx.Graph, planes: Sequence[str], enabled: bool) -> dict[
     if not enabled:
         return {"missing": "Diagrams were not requested.", "items": []}
     if shutil.which("dot") is None:
+        # said on stderr too (cmx prints an emitter's warnings), not only inside the page
+        warnings.warn(f"the report has no diagrams: {DOT_MISSING}", stacklevel=2)
         return {"missing": f"No diagrams: {DOT_MISSING}.", "items": []}
     views: list[tuple[str, str, str, dict[str, str | None]]] = [
         ("supernode", "Supernode view", "supernode", {}),

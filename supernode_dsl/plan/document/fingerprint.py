@@ -36,8 +36,12 @@ __all__ = ["check_plan_for", "deployment_fingerprint", "plan_fingerprint",
 _SHORT = 12  # hex digits of a digest shown in a message
 
 
+# one encoder for every line (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
+
+
 def _line(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+    return _ENCODER.encode(value)
 
 
 def _digest(lines: Iterable[str]) -> str:
