@@ -69,13 +69,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                           None),
         "plan-fifo": (["emit", "hccl-rank-table", TINY, "--plan", f"{t}/in.fifo", "-o",
                        f"{t}/r.json"], None),
-        "same-as-input": (["compile", f"{t}/same.cmx", "-o", f"{t}/same.cmx"], None),
-        "same-as-import": (["compile", f"{t}/main.cmx", "-o", f"{t}/lib.cmx"], None),
+        "same-as-input": (["compile", f"{t}/same.cmx", "-o", f"{t}/same.cmx", "--format",
+                           "node-link"], None),
+        "same-as-import": (["compile", f"{t}/main.cmx", "-o", f"{t}/lib.cmx", "--format",
+                            "node-link"], None),
         "trace-missing-dir": (["plan", TINY, "-o", f"{t}/plan.json", "--trace",
                                f"{t}/missing-dir/t.json"], None),
         "trace-is-plan": (["plan", TINY, "-o", f"{t}/plan.json", "--trace",
                            f"{t}/plan.json"], None),
-        "out-special": (["compile", f"{t}/small.cmx", "-o", str(special)], None),
+        "out-special": (["compile", f"{t}/small.cmx", "-o", str(special), "--format",
+                         "node-link"], None),
     }
     batch = Batch(commands)
     yield Runs(batch, tmp)

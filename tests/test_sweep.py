@@ -136,6 +136,6 @@ def test_cli_errors(tmp_path: Path) -> None:
     bad_axis = _cmx_sweep(tmp_path / "out", "-p", "decode_batch_per_npu")
     assert bad_axis.returncode == 2 and "name=v1,v2" in bad_axis.stderr
     unknown = _cmx_sweep(tmp_path / "out", "-p", "no_such_param=1,2")
-    assert unknown.returncode == 1 and "error[E015]" in unknown.stderr
+    assert unknown.returncode == 2 and "error[E015]" in unknown.stderr
     assert "Traceback" not in bad_axis.stderr + unknown.stderr
     assert not (tmp_path / "out").exists()

@@ -83,11 +83,7 @@ class PlanRequest:
 def loads_shape(model: Model, deployment: str | None = None) -> tuple[int, int]:
     """(MoE layers, routed experts) of the model of ``deployment`` (the file's only one when
     None): the shape of its expert loads.  Raises CmxError like :func:`plan_deployment`."""
-    spec, models = _choose(model, deployment)
-    sink = DiagnosticSink()
-    dep = read_deployment(spec, models, sink) if spec is not None else None
-    sink.raise_if_errors()
-    assert dep is not None
+    dep, _ = deployment_spec(model, deployment)
     return len(dep.model.moe_layers), dep.model.routed_experts
 
 
