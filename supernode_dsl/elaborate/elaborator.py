@@ -595,7 +595,8 @@ class Elaborator:
                 continue
             limit = getattr(self.limits, field)
             if value.value > limit:
-                self.sink.error("E010", f"'{name}' is {value.value:,.0f}; the limit is "
+                shown = f"{value.value:,.0f}" if value.value < 1e15 else f"{value.value:.3g}"
+                self.sink.error("E010", f"'{name}' is {shown}; the limit is "
                                 f"{limit:,} (Limits.{field} in the Python API)", spans[name])
 
     def run(self, defines: Mapping[str, str]) -> Model:
