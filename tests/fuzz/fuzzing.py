@@ -13,6 +13,7 @@ import functools
 import os
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,12 +47,18 @@ def long_run() -> bool:
     return examples(0) > 0
 
 
+#: The longest one example of a long run may take (issue 13: no input runs over 30 s).
+LONG_RUN_DEADLINE = timedelta(seconds=30)
+
+
 def fuzz(default: int) -> Callable[[F], F]:
-    """Hypothesis settings of a fuzz property: ``examples(default)`` examples, no deadline
-    per example (a compile can take a second on a loaded machine), no example database.
-    The default run is derandomized (the same examples every time: the suite does not
-    flake); a long run draws fresh ones."""
-    return settings(max_examples=examples(default), deadline=None, database=None,
+    """Hypothesis settings of a fuzz property: ``examples(default)`` examples, no example
+    database.  The default run is derandomized (the same examples every time: the suite
+    does not flake) and has no deadline per example (a compile can take a second on a
+    loaded machine); a long run draws fresh examples and fails one that takes over
+    :data:`LONG_RUN_DEADLINE`."""
+    return settings(max_examples=examples(default),
+                    deadline=LONG_RUN_DEADLINE if long_run() else None, database=None,
                     derandomize=not long_run(), suppress_health_check=list(HealthCheck))
 
 
