@@ -112,15 +112,37 @@ def test_template_path_and_bandwidth_format() -> None:
 
 # ---- the supernode view of CloudMatrix384 -----------------------------------------------
 
+@pytest.mark.parametrize(("name", "defines", "tier", "count"), [
+    ("cloudmatrix384.cmx", (), "cm384.l2[*][*]", 7),
+    ("cloudmatrix384-cluster.cmx", (("supernodes", "2"), ("nodes", "4")),
+     "cluster.sn[*].l2[*][*]", 7),
+])
+def test_split_tiers_are_one_node_with_ports_in_index_order(
+        name: str, defines: tuple[tuple[str, str], ...], tier: str, count: int) -> None:
+    """dot reorders sibling boxes in a cluster whatever the hints; the cells of one
+    HTML-table node it keeps in order, so a split tier is one node, one port per index."""
+    dot = dot_text(graph(name, defines))
+    (line,) = [ln for ln in dot.splitlines() if ln.strip().startswith(f'"{tier}" [label=<')]
+    ports = re.findall(r'<td port="p(\d+)"[^>]*>([^<]*)<br/>', line)
+    assert [int(k) for k, _ in ports] == list(range(count))
+    assert [text.rsplit(".", 1)[-1] for _, text in ports] == [f"l2[{j}][*]" for j in range(count)]
+    # every edge to the tier ends at its member's cell; no box of a member is left
+    to_tier = [a for _t, h, a in edges(dot) if h == tier]
+    assert sorted(a["headport"] for a in to_tier) == sorted(f"p{j}:n" for j in range(count))
+    assert not re.search(r'"[^"]*l2\[0\]\[\*\]" \[', dot)
+
+
 def test_cloudmatrix_supernode_view_totals() -> None:
     dot = dot_text(graph("cloudmatrix384.cmx"))
     assert 'subgraph "cluster:cm384.node[*]"' in dot
     assert "node[*]: 48 × CM384Node" in dot
     # the L2 tier is split into its 7 sub-planes of 16 chips
+    # (one HTML-table node, one cell per sub-plane)
     for j in range(7):
-        assert f'"cm384.l2[{j}][*]" [label="cm384.l2[{j}][*]\\n16 × UBSwitchL2"' in dot
+        assert f'<td port="p{j}" bgcolor="#E6E6E6">cm384.l2[{j}][*]<br/>16 × UBSwitchL2</td>' in dot
     es = edges(dot)
     to_l2 = [a for t, h, a in es if t.startswith("cm384.node[*].") and h.startswith("cm384.l2[")]
+    assert [a["headport"] for a in to_l2] == [f"p{j}:n" for j in range(7)]
     assert len(to_l2) == 7 and {a["cmx_plane"] for a in to_l2} == {"ub"}
     total = sum(float(a["cmx_bandwidth"]) for a in to_l2)
     assert total == pytest.approx(48 * 7 * 16 * 28 * GB)   # 150.5 TB/s

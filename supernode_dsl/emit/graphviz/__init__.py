@@ -8,7 +8,8 @@ Three views, chosen with ``-O view=...`` (see ``docs/emitters-graphviz.md``):
   become clusters, one per template ("48 x CM384Node"); every other instance becomes one box
   per template that also holds its descendants (an NPU box holds its dies).  A switch array
   with two or more dimensions is split by its first index when that gives 2 to 16 boxes (the
-  L2 tier of CloudMatrix384 becomes 7 sub-plane boxes of 16).  Edges are aggregated per pair
+  L2 tier of CloudMatrix384 becomes 7 sub-plane boxes of 16, drawn as the cells of one
+  HTML-table node so that they stay in index order).  Edges are aggregated per pair
   of boxes, plane and *scope*: links whose lowest common ancestor is a replicated instance
   (inside one node, one NPU) are labelled per replica ("per node"), the others with the
   machine-wide total.
