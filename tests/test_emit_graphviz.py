@@ -209,8 +209,12 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     assert dot == dot_text(g, "node", "3") == dot_text(g, "node", "cm384.node[3]")
     assert 'subgraph "cluster:cm384.node[3]"' in dot
     assert "cm384.node[4]" not in dot
-    for j in range(8):
-        assert f'subgraph "cluster:cm384.node[3].npu[{j}]"' in dot
+    # the 8 NPUs are one HTML-table node, two rows of 4 in index order, a port per die
+    (line,) = [ln for ln in dot.splitlines()
+               if ln.strip().startswith('"table:cm384.node[3].npu[*]" [label=<')]
+    assert re.findall(r"npu\[(\d)\]: Ascend910C", line) == [str(j) for j in range(8)]
+    assert [r.count("Ascend910C") for r in line.split("</tr></table></td></tr>")[:-1]] == [4, 4]
+    assert len(re.findall(r'<td port="c\d+"[^>]*>die\[[01]\]</td>', line)) == 16
     es = edges(dot)
     # the 16 x 7 die-L1 links are one edge between the two groups
     (mesh,) = [a for *_x, a in es if a["label"].startswith("every die ↔ every l1")]
@@ -220,8 +224,11 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     for j in range(7):
         (up,) = [a for t, h, a in es if t == f"cm384.node[3].l1[{j}]"]
         assert up["label"] == "16 × 28 GB/s\\n= 448 GB/s"
-    # per-link bandwidths: d2d die-die
-    assert sum(1 for *_x, a in es if a["label"] == "270 GB/s") == 8
+    # d2d die-die: said in each NPU's cell, not drawn as an edge; the plane is in the legend
+    assert line.count("d2d inside: 270 GB/s") == 8
+    assert not [a for *_x, a in es if a["cmx_plane"] == "d2d"]
+    assert "d2d: on-package" in dot.split("node [", 1)[0]
+    assert mesh["tailport"].startswith("c")
     # each NPU's 2 dies to its own NIC (200 Gbps each): one edge between the two groups
     (rdma,) = [a for *_x, a in es if a["label"].startswith("npu[k] ↔ nic[k]")]
     assert rdma["label"] == "npu[k] ↔ nic[k]\\n2 × 25 GB/s\\n= 50 GB/s per npu"
@@ -239,9 +246,13 @@ def test_gb200_rack_and_tray_clusters() -> None:
     (nvl,) = [a for *_x, a in edges(dot) if a["cmx_plane"] == "nvlink"]
     assert float(nvl["cmx_bandwidth"]) == pytest.approx(72 * 18 * 50 * GB)
     node = dot_text(g, "node")
-    # links to a GPU drawn as a cluster end at its cluster
-    assert 'lhead="cluster:nvl72.tray[0].gpu[0]"' in node or \
-        'ltail="cluster:nvl72.tray[0].gpu[0]"' in node
+    # a tray's GPUs are one table node; a link to a GPU itself ends at the GPU's cell
+    (line,) = [ln for ln in node.splitlines() if '"table:nvl72.tray[0].gpu[*]" [label=<' in ln]
+    gpu0 = re.search(r'<td port="(c\d+)"[^>]*><table[^>]*><tr><td[^>]*>gpu\[0\]:', line)
+    assert gpu0 is not None
+    (c2c,) = [a for *_x, a in edges(node) if a["tooltip"].startswith(
+        "c2c: nvl72.tray[0].gpu[0] -- nvl72.tray[0].cpu[0]")]
+    assert c2c["tailport"] == gpu0.group(1)
 
 
 def test_grid_view_draws_the_tpu_torus_as_its_grid() -> None:

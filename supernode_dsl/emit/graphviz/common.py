@@ -52,6 +52,7 @@ __all__ = [
     "legend",
     "quote",
     "template_path",
+    "to_ports",
 ]
 
 #: Categories drawn as clusters (when they have children).
@@ -320,3 +321,19 @@ def legend(m: Machine, title: str, planes: Sequence[str], note: str) -> str:
 NOTE = (f"edge label: links {TIMES} bandwidth per link = total, one direction "
          "(per replica where it says so); line width grows with the total")
 
+
+
+def to_ports(port: Mapping[str, tuple[str, str]], edge: tuple[str, str, Attrs],
+             tail: str = "", head: str = "") -> tuple[str, str, Attrs]:
+    """``edge`` with each end found in ``port`` (a box id -> (HTML-table node, port))
+    redirected to that node and port (``tailport``/``headport``, with the compass suffixes
+    ``tail`` and ``head``, e.g. ``":s"``); unchanged otherwise."""
+    a, b, attrs = edge
+    extra: Attrs = []
+    if a in port:
+        a, tp = port[a]
+        extra.append(("tailport", quote(tp + tail)))
+    if b in port:
+        b, hp = port[b]
+        extra.append(("headport", quote(hp + head)))
+    return (a, b, [*attrs, *extra]) if extra else edge

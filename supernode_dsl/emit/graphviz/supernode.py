@@ -30,6 +30,7 @@ from supernode_dsl.emit.graphviz.common import (
     html_text,
     last_segment,
     quote,
+    to_ports,
 )
 from supernode_dsl.schema import EDGE_PLANE
 
@@ -238,13 +239,4 @@ def _merge_tiers(m: Machine, top: list[Box], clusters: Iterable[Cluster],
                 boxes.remove(box)
             boxes.insert(at, tier)
             port.update({box.id: (template, f"p{first}") for first, box in members})
-        for i, (a, b, attrs) in enumerate(edges):
-            extra: Attrs = []
-            if a in port:
-                a, tp = port[a]
-                extra.append(("tailport", quote(f"{tp}:s")))
-            if b in port:
-                b, hp = port[b]
-                extra.append(("headport", quote(f"{hp}:n")))
-            if extra:
-                edges[i] = (a, b, [*attrs, *extra])
+        edges[:] = [to_ports(port, e, ":s", ":n") for e in edges]
