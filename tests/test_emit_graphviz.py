@@ -241,8 +241,12 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
 def test_gb200_rack_and_tray_clusters() -> None:
     g = graph("gb200-nvl72.cmx")
     dot = dot_text(g)
-    assert {"cluster:nvl72", "cluster:nvl72.tray[*]", "cluster:nvl72.swtray[*]"} <= set(
-        clusters(dot))
+    assert {"cluster:nvl72", "cluster:nvl72.tray[*]"} <= set(clusters(dot))
+    # the switch tray holds one box: drawn as that box, titled (an edge ran through the
+    # cluster's title)
+    assert "cluster:nvl72.swtray[*]" not in clusters(dot)
+    assert '"nvl72.swtray[*].chip[*]" [label="swtray[*]: 9 × NVLinkSwitchTray\\nchip[*]\\n' \
+        '2 × NVLink5Switch"' in dot
     (nvl,) = [a for *_x, a in edges(dot) if a["cmx_plane"] == "nvlink"]
     assert float(nvl["cmx_bandwidth"]) == pytest.approx(72 * 18 * 50 * GB)
     node = dot_text(g, "node")

@@ -146,6 +146,7 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
         parent = box_parent[key]
         (clusters[parent].boxes if parent is not None else top_boxes).append(box)
 
+    _fold_single_box_clusters(clusters, used_clusters, top_boxes, box_lines)
     edges: list[tuple[str, str, Attrs]] = []
     keys = sorted(aggs, key=lambda k: (box_order[k[0]], k[0], box_order[k[1]], k[1],
                                        m.planes.index(k[2]), k[3]))
@@ -194,6 +195,29 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
                   used_clusters), key=lambda c: c.order)
     planes_drawn = [p for p in m.planes if any(k[2] == p for k in aggs)]
     return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn}
+
+
+def _fold_single_box_clusters(clusters: dict[str, Cluster], used: set[str], top: list[Box],
+                              lines: dict[str, list[str]]) -> None:
+    """A cluster holding one box and nothing else (GB200's ``swtray[*]`` around its
+    ``chip[*]``) is drawn as that box, the cluster's label its first line: an edge entering
+    such a cluster from above ran through its title."""
+    for key in sorted(used, key=lambda k: -clusters[k].order):   # innermost first
+        c = clusters[key]
+        if len(c.boxes) != 1 or c.clusters:
+            continue
+        (box,) = c.boxes
+        title = dict(c.attrs)["label"][1:-1].replace("\\n", "\n")
+        lines[box.id] = [title, *lines[box.id]]
+        box.attrs = [(k, quote("\n".join(lines[box.id])) if k == "label" else v)
+                     for k, v in box.attrs]
+        used.discard(key)
+        if c.parent is None:
+            top.append(box)
+        else:
+            parent = clusters[c.parent]
+            parent.clusters.remove(c)
+            parent.boxes.append(box)
 
 
 def _all_boxes(top: list[Box], clusters: Iterable[Cluster]) -> Iterator[Box]:
