@@ -238,6 +238,19 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     assert "25 GB/s" not in [a["label"] for *_x, a in es]
 
 
+def test_node_view_states_a_full_mesh_in_the_group_title() -> None:
+    """UB-Mesh board: 8 NPUs, every pair linked once (28 links of 50 GB/s): one line in the
+    group's title, not 28 arcs whose labels covered each other."""
+    dot = dot_text(graph("ubmesh-rack.cmx"), "node")
+    n = 8
+    pairs = n * (n - 1) // 2
+    assert (f"npu[0..7]: 8 × Npu; ub full mesh, every pair: {pairs} × 50 GB/s = "
+            f"{format_bandwidth(pairs * 50 * GB)}") in dot
+    inside = [(t, h) for t, h, a in edges(dot) if not h.startswith("outside:")]
+    assert inside == []
+    assert "ub: UB-Mesh" in dot.split("node [", 1)[0]
+
+
 def test_gb200_rack_and_tray_clusters() -> None:
     g = graph("gb200-nvl72.cmx")
     dot = dot_text(g)

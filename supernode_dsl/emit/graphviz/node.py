@@ -114,6 +114,7 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
     group_cluster: dict[tuple[str, str], str] = {}
     inst_cluster: dict[str, str] = {}
     cell_port: dict[str, tuple[str, str]] = {}   # leaf in a table -> (table node, port)
+    group_obj: dict[tuple[str, str], Cluster] = {}
 
     def build(path: str, depth: int) -> Cluster:
         cat = m.cat(path)
@@ -141,6 +142,7 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
                     ("style", quote("dashed,rounded")), ("color", quote("#888888")),
                     ("fontsize", quote("11"))], m.order[members[0]], c.id)
                 group_cluster[(path, seg)] = g_cluster.id
+                group_obj[(path, seg)] = g_cluster
                 c.clusters.append(g_cluster)
                 target = g_cluster
             if _tabled(m, members):
@@ -217,6 +219,14 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
         agg = Agg()
         for u, v, d in bundle:
             agg.add(d, u, v)
+        g_obj = group_obj.get(ga) if ga == gb else None
+        if g_obj is not None and _full_mesh(m, bundle, groups[ga]):
+            # said in the group's title: 28 arcs of one mesh only hid each other's labels
+            mesh = f"{p} full mesh, every pair: " + edge_label(agg, 1, "").replace("\n", " ")
+            g_obj.attrs = [(k, quote(f"{v[1:-1]}; {mesh}") if k == "label" else v)
+                           for k, v in g_obj.attrs]
+            in_cells.add(p)
+            continue
         tails, heads_ = agg.tails, agg.heads
         complete = (ga != gb and len(bundle) >= _COLLAPSE_MIN
                     and len(bundle) == len(tails) * len(heads_))
@@ -271,6 +281,18 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
     return {"clusters": [main], "boxes": list(ext_boxes.values()), "edges": edges,
             "planes": planes_drawn, "node": top}
 
+
+
+def _full_mesh(m: Machine, bundle: list[tuple[str, str, Mapping[str, Any]]],
+               members: list[str]) -> bool:
+    """A bundle of at least _COLLAPSE_MIN links inside one sibling group joining every pair
+    of its ``members`` (or what is inside them), each pair once (UB-Mesh's 8 NPUs)."""
+    n = len(members)
+    if len(bundle) < _COLLAPSE_MIN or len(bundle) != n * (n - 1) // 2:
+        return False
+    owner = {x: a for a in members for x in m.descendants(a)}
+    pairs = {frozenset((owner.get(u), owner.get(v))) for u, v, _d in bundle}
+    return len(pairs) == len(bundle) and all(len(pr) == 2 and None not in pr for pr in pairs)
 
 
 def _tabled(m: Machine, members: list[str]) -> bool:
