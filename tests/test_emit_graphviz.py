@@ -251,6 +251,11 @@ def test_node_view_states_a_full_mesh_in_the_group_title() -> None:
     assert "ub: UB-Mesh" in dot.split("node [", 1)[0]
 
 
+def test_node_view_names_a_2d_group_per_dimension() -> None:
+    dot = dot_text(graph("tpu-v4-pod.cmx", (("nx", "4"), ("ny", "4"), ("nz", "4"))), "node")
+    assert 'label="chip[0..1][0..1]: 4 × TPUv4"' in dot
+
+
 def test_gb200_rack_and_tray_clusters() -> None:
     g = graph("gb200-nvl72.cmx")
     dot = dot_text(g)

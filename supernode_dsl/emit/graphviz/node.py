@@ -134,9 +134,10 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
             members = groups[(path, seg)]
             target = c
             if len(members) > 1:
-                first, final = (",".join(map(str, m.indices(x))) for x in (members[0],
-                                                                            members[-1]))
-                span = f"{m.array(members[0])}[{first}..{final}]"
+                # npu[0..7], chip[0..1][0..1]
+                span = m.array(members[0]) + "".join(
+                    f"[{i}..{j}]" for i, j in zip(m.indices(members[0]), m.indices(members[-1]),
+                                                  strict=True))
                 g_cluster = Cluster(f"cluster:{path}.{seg}", [
                     ("label", quote(f"{span}: {len(members)} {TIMES} {m.types_label(members)}")),
                     ("style", quote("dashed,rounded")), ("color", quote("#888888")),
