@@ -224,6 +224,10 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     for j in range(7):
         (up,) = [a for t, h, a in es if t == f"cm384.node[3].l1[{j}]"]
         assert up["label"] == "16 × 28 GB/s\\n= 448 GB/s"
+    # the CPUs' NUMA full mesh (4 CPUs, 6 links of 28 GB/s): in the group's title
+    assert 'label="cpu[0..3]: 4 × Kunpeng920; ub full mesh, every pair: 6 × 28 GB/s = ' \
+        f'{format_bandwidth(6 * 28 * GB)}"' in dot
+    assert not [t for t, h, _a in es if "cpu[" in t and "cpu[" in h]
     # d2d die-die: said in each NPU's cell, not drawn as an edge; the plane is in the legend
     assert line.count("d2d inside: 270 GB/s") == 8
     assert not [a for *_x, a in es if a["cmx_plane"] == "d2d"]

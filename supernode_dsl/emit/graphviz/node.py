@@ -36,6 +36,7 @@ from supernode_dsl.schema import EDGE_PLANE, NODE_PARENT
 __all__ = ["node_view"]
 
 _COLLAPSE_MIN = 9    # bundles of more edges than this between two groups are merged
+_MESH_MIN = 4        # a full mesh of this many members or more is said in the group title
 _ROW = 4             # a tabled sibling group of more members is drawn in rows (8 NPUs: 2 x 4)
 
 
@@ -286,10 +287,11 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
 
 def _full_mesh(m: Machine, bundle: list[tuple[str, str, Mapping[str, Any]]],
                members: list[str]) -> bool:
-    """A bundle of at least _COLLAPSE_MIN links inside one sibling group joining every pair
-    of its ``members`` (or what is inside them), each pair once (UB-Mesh's 8 NPUs)."""
+    """A bundle inside one sibling group of _MESH_MIN or more ``members`` joining every pair
+    of them (or what is inside them), each pair once (UB-Mesh's 8 NPUs, CloudMatrix384's 4
+    CPUs)."""
     n = len(members)
-    if len(bundle) < _COLLAPSE_MIN or len(bundle) != n * (n - 1) // 2:
+    if n < _MESH_MIN or len(bundle) != n * (n - 1) // 2:
         return False
     owner = {x: a for a in members for x in m.descendants(a)}
     pairs = {frozenset((owner.get(u), owner.get(v))) for u, v, _d in bundle}
