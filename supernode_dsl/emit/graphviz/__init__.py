@@ -17,7 +17,10 @@ Three views, chosen with ``-O view=...`` (see ``docs/emitters-graphviz.md``):
   ``node`` in instance order, default 0, or an instance path).  Every instance inside it is
   drawn; links leaving it go to collapsed boxes of the outside, keyed as in the supernode
   view.  A bundle of more than 8 links that joins every member of one sibling group to every
-  member of another (16 dies x 7 L1 switches) is drawn as one edge between the two groups.
+  member of another (16 dies x 7 L1 switches) is drawn as one edge between the two groups;
+  a full mesh inside a group of 4 or more is said in the group's title; a group whose
+  members have only leaf children (8 NPUs of 2 dies) is one HTML-table node, a cell and
+  port per member and child, in index order.
 * ``plane``: the supernode view restricted to one plane (``-O plane=NAME``); boxes and
   clusters without a link of that plane are left out.  ``-O plane=NAME`` alone selects this
   view; with ``view=node`` it filters the node view.

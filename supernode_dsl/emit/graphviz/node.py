@@ -4,7 +4,9 @@ Every instance inside the chosen node is drawn (containers as clusters, sibling 
 dashed clusters); links leaving it end at collapsed boxes of the outside, keyed as in the
 supernode view; a bundle of more than 8 links that joins every member of one sibling group
 to every member of another, or each member of one to its own member of another (``npu[k] ↔
-nic[k]``), is drawn as one edge between the two groups.
+nic[k]``), is drawn as one edge between the two groups; a full mesh inside one group of 4 or more
+members is said in the group's title; a group whose members have only leaf children (8
+NPUs of 2 dies) is one HTML-table node (:func:`_table`), which keeps them in index order.
 """
 
 from __future__ import annotations
