@@ -46,6 +46,7 @@ DEFINES: dict[str, dict[str, str]] = {
     "deepseek-v3-h800.cmx": {"nodes": "4"},
     "tpu-v4-pod.cmx": {"nx": "4", "ny": "4", "nz": "4"},
     "cloudmatrix384-cluster.cmx": {"supernodes": "2", "nodes": "4"},
+    "cloudmatrix384-scaleout.cmx": {"supernodes": "2"},
 }
 
 
@@ -112,15 +113,37 @@ def test_template_path_and_bandwidth_format() -> None:
 
 # ---- the supernode view of CloudMatrix384 -----------------------------------------------
 
+@pytest.mark.parametrize(("name", "defines", "tier", "count"), [
+    ("cloudmatrix384.cmx", (), "cm384.l2[*][*]", 7),
+    ("cloudmatrix384-cluster.cmx", (("supernodes", "2"), ("nodes", "4")),
+     "cluster.sn[*].l2[*][*]", 7),
+])
+def test_split_tiers_are_one_node_with_ports_in_index_order(
+        name: str, defines: tuple[tuple[str, str], ...], tier: str, count: int) -> None:
+    """dot reorders sibling boxes in a cluster whatever the hints; the cells of one
+    HTML-table node it keeps in order, so a split tier is one node, one port per index."""
+    dot = dot_text(graph(name, defines))
+    (line,) = [ln for ln in dot.splitlines() if ln.strip().startswith(f'"{tier}" [label=<')]
+    ports = re.findall(r'<td port="p(\d+)"[^>]*>([^<]*)<br/>', line)
+    assert [int(k) for k, _ in ports] == list(range(count))
+    assert [text.rsplit(".", 1)[-1] for _, text in ports] == [f"l2[{j}][*]" for j in range(count)]
+    # every edge to the tier ends at its member's cell; no box of a member is left
+    to_tier = [a for _t, h, a in edges(dot) if h == tier]
+    assert sorted(a["headport"] for a in to_tier) == sorted(f"p{j}:n" for j in range(count))
+    assert not re.search(r'"[^"]*l2\[0\]\[\*\]" \[', dot)
+
+
 def test_cloudmatrix_supernode_view_totals() -> None:
     dot = dot_text(graph("cloudmatrix384.cmx"))
     assert 'subgraph "cluster:cm384.node[*]"' in dot
     assert "node[*]: 48 × CM384Node" in dot
     # the L2 tier is split into its 7 sub-planes of 16 chips
+    # (one HTML-table node, one cell per sub-plane)
     for j in range(7):
-        assert f'"cm384.l2[{j}][*]" [label="cm384.l2[{j}][*]\\n16 × UBSwitchL2"' in dot
+        assert f'<td port="p{j}" bgcolor="#E6E6E6">cm384.l2[{j}][*]<br/>16 × UBSwitchL2</td>' in dot
     es = edges(dot)
     to_l2 = [a for t, h, a in es if t.startswith("cm384.node[*].") and h.startswith("cm384.l2[")]
+    assert [a["headport"] for a in to_l2] == [f"p{j}:n" for j in range(7)]
     assert len(to_l2) == 7 and {a["cmx_plane"] for a in to_l2} == {"ub"}
     total = sum(float(a["cmx_bandwidth"]) for a in to_l2)
     assert total == pytest.approx(48 * 7 * 16 * 28 * GB)   # 150.5 TB/s
@@ -187,8 +210,12 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     assert dot == dot_text(g, "node", "3") == dot_text(g, "node", "cm384.node[3]")
     assert 'subgraph "cluster:cm384.node[3]"' in dot
     assert "cm384.node[4]" not in dot
-    for j in range(8):
-        assert f'subgraph "cluster:cm384.node[3].npu[{j}]"' in dot
+    # the 8 NPUs are one HTML-table node, two rows of 4 in index order, a port per die
+    (line,) = [ln for ln in dot.splitlines()
+               if ln.strip().startswith('"table:cm384.node[3].npu[*]" [label=<')]
+    assert re.findall(r"npu\[(\d)\]: Ascend910C", line) == [str(j) for j in range(8)]
+    assert [r.count("Ascend910C") for r in line.split("</tr></table></td></tr>")[:-1]] == [4, 4]
+    assert len(re.findall(r'<td port="c\d+"[^>]*>die\[[01]\]</td>', line)) == 16
     es = edges(dot)
     # the 16 x 7 die-L1 links are one edge between the two groups
     (mesh,) = [a for *_x, a in es if a["label"].startswith("every die ↔ every l1")]
@@ -198,8 +225,15 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     for j in range(7):
         (up,) = [a for t, h, a in es if t == f"cm384.node[3].l1[{j}]"]
         assert up["label"] == "16 × 28 GB/s\\n= 448 GB/s"
-    # per-link bandwidths: d2d die-die
-    assert sum(1 for *_x, a in es if a["label"] == "270 GB/s") == 8
+    # the CPUs' NUMA full mesh (4 CPUs, 6 links of 28 GB/s): in the group's title
+    assert 'label="cpu[0..3]: 4 × Kunpeng920; ub full mesh, every pair: 6 × 28 GB/s = ' \
+        f'{format_bandwidth(6 * 28 * GB)}"' in dot
+    assert not [t for t, h, _a in es if "cpu[" in t and "cpu[" in h]
+    # d2d die-die: said in each NPU's cell, not drawn as an edge; the plane is in the legend
+    assert line.count("d2d inside: 270 GB/s") == 8
+    assert not [a for *_x, a in es if a["cmx_plane"] == "d2d"]
+    assert "d2d: on-package" in dot.split("node [", 1)[0]
+    assert mesh["tailport"].startswith("c")
     # each NPU's 2 dies to its own NIC (200 Gbps each): one edge between the two groups
     (rdma,) = [a for *_x, a in es if a["label"].startswith("npu[k] ↔ nic[k]")]
     assert rdma["label"] == "npu[k] ↔ nic[k]\\n2 × 25 GB/s\\n= 50 GB/s per npu"
@@ -209,17 +243,43 @@ def test_node_view_of_cloudmatrix_node_3() -> None:
     assert "25 GB/s" not in [a["label"] for *_x, a in es]
 
 
+def test_node_view_states_a_full_mesh_in_the_group_title() -> None:
+    """UB-Mesh board: 8 NPUs, every pair linked once (28 links of 50 GB/s): one line in the
+    group's title, not 28 arcs whose labels covered each other."""
+    dot = dot_text(graph("ubmesh-rack.cmx"), "node")
+    n = 8
+    pairs = n * (n - 1) // 2
+    assert (f"npu[0..7]: 8 × Npu; ub full mesh, every pair: {pairs} × 50 GB/s = "
+            f"{format_bandwidth(pairs * 50 * GB)}") in dot
+    inside = [(t, h) for t, h, a in edges(dot) if not h.startswith("outside:")]
+    assert inside == []
+    assert "ub: UB-Mesh" in dot.split("node [", 1)[0]
+
+
+def test_node_view_names_a_2d_group_per_dimension() -> None:
+    dot = dot_text(graph("tpu-v4-pod.cmx", (("nx", "4"), ("ny", "4"), ("nz", "4"))), "node")
+    assert 'label="chip[0..1][0..1]: 4 × TPUv4"' in dot
+
+
 def test_gb200_rack_and_tray_clusters() -> None:
     g = graph("gb200-nvl72.cmx")
     dot = dot_text(g)
-    assert {"cluster:nvl72", "cluster:nvl72.tray[*]", "cluster:nvl72.swtray[*]"} <= set(
-        clusters(dot))
+    assert {"cluster:nvl72", "cluster:nvl72.tray[*]"} <= set(clusters(dot))
+    # the switch tray holds one box: drawn as that box, titled (an edge ran through the
+    # cluster's title)
+    assert "cluster:nvl72.swtray[*]" not in clusters(dot)
+    assert '"nvl72.swtray[*].chip[*]" [label="swtray[*]: 9 × NVLinkSwitchTray\\nchip[*]\\n' \
+        '2 × NVLink5Switch"' in dot
     (nvl,) = [a for *_x, a in edges(dot) if a["cmx_plane"] == "nvlink"]
     assert float(nvl["cmx_bandwidth"]) == pytest.approx(72 * 18 * 50 * GB)
     node = dot_text(g, "node")
-    # links to a GPU drawn as a cluster end at its cluster
-    assert 'lhead="cluster:nvl72.tray[0].gpu[0]"' in node or \
-        'ltail="cluster:nvl72.tray[0].gpu[0]"' in node
+    # a tray's GPUs are one table node; a link to a GPU itself ends at the GPU's cell
+    (line,) = [ln for ln in node.splitlines() if '"table:nvl72.tray[0].gpu[*]" [label=<' in ln]
+    gpu0 = re.search(r'<td port="(c\d+)"[^>]*><table[^>]*><tr><td[^>]*>gpu\[0\]:', line)
+    assert gpu0 is not None
+    (c2c,) = [a for *_x, a in edges(node) if a["tooltip"].startswith(
+        "c2c: nvl72.tray[0].gpu[0] -- nvl72.tray[0].cpu[0]")]
+    assert c2c["tailport"] == gpu0.group(1)
 
 
 def test_grid_view_draws_the_tpu_torus_as_its_grid() -> None:
@@ -268,6 +328,9 @@ def test_grid_view_errors_are_e026(name: str, dims: str, message: str) -> None:
 
 # ---- every view on every shipped topology -------------------------------------------------
 
+GRIDS = {"tpu-v4-pod.cmx"}   # the shipped machines with a torus or mesh drawn as a grid
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_view_works_on_every_topology(name: str) -> None:
     g = shipped_graph(name)
@@ -275,6 +338,14 @@ def test_every_view_works_on_every_topology(name: str) -> None:
         d["plane"] == p for *_u, d in g.edges(data=True))]
     views = [("supernode", "0", None), ("node", "0", None),
              *(("plane", "0", p) for p in planes)]
+    try:
+        dot_text(g, "grid")
+        views.append(("grid", "0", None))
+    except CmxError as err:   # no linked array of 2 or more dimensions: said, not drawn
+        assert "view=grid: the topology has no array" in err.diagnostics[0].message
+        assert name not in GRIDS
+    else:
+        assert name in GRIDS
     for view, node, plane in views:
         dot = dot_text(g, view, node, plane)
         assert dot == dot_text(g, view, node, plane)          # deterministic

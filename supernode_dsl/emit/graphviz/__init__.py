@@ -8,7 +8,8 @@ Three views, chosen with ``-O view=...`` (see ``docs/emitters-graphviz.md``):
   become clusters, one per template ("48 x CM384Node"); every other instance becomes one box
   per template that also holds its descendants (an NPU box holds its dies).  A switch array
   with two or more dimensions is split by its first index when that gives 2 to 16 boxes (the
-  L2 tier of CloudMatrix384 becomes 7 sub-plane boxes of 16).  Edges are aggregated per pair
+  L2 tier of CloudMatrix384 becomes 7 sub-plane boxes of 16, drawn as the cells of one
+  HTML-table node so that they stay in index order).  Edges are aggregated per pair
   of boxes, plane and *scope*: links whose lowest common ancestor is a replicated instance
   (inside one node, one NPU) are labelled per replica ("per node"), the others with the
   machine-wide total.
@@ -16,7 +17,10 @@ Three views, chosen with ``-O view=...`` (see ``docs/emitters-graphviz.md``):
   ``node`` in instance order, default 0, or an instance path).  Every instance inside it is
   drawn; links leaving it go to collapsed boxes of the outside, keyed as in the supernode
   view.  A bundle of more than 8 links that joins every member of one sibling group to every
-  member of another (16 dies x 7 L1 switches) is drawn as one edge between the two groups.
+  member of another (16 dies x 7 L1 switches) is drawn as one edge between the two groups;
+  a full mesh inside a group of 4 or more is said in the group's title; a group whose
+  members have only leaf children (8 NPUs of 2 dies) is one HTML-table node, a cell and
+  port per member and child, in index order.
 * ``plane``: the supernode view restricted to one plane (``-O plane=NAME``); boxes and
   clusters without a link of that plane are left out.  ``-O plane=NAME`` alone selects this
   view; with ``view=node`` it filters the node view.

@@ -47,10 +47,12 @@ __all__ = [
     "edge_attrs",
     "edge_label",
     "format_bandwidth",
+    "html_text",
     "last_segment",
     "legend",
     "quote",
     "template_path",
+    "to_ports",
 ]
 
 #: Categories drawn as clusters (when they have children).
@@ -98,7 +100,7 @@ def quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _h(text: str) -> str:
+def html_text(text: str) -> str:
     """Text escaped for a Graphviz HTML-like label."""
     return html.escape(text, quote=True)
 
@@ -304,13 +306,14 @@ def edge_attrs(m: Machine, plane: str, agg: Agg, label: str, tooltip: str, scope
 def legend(m: Machine, title: str, planes: Sequence[str], note: str) -> str:
     """The graph label: title, one coloured line per plane drawn, the note (its lines one
     row each; HTML-like)."""
-    rows = [f'<tr><td align="left"><b>{_h(title)}</b></td></tr>']
+    rows = [f'<tr><td align="left"><b>{html_text(title)}</b></td></tr>']
     for p in planes:
         text = f"{p}: {m.plane_text[p]}" if m.plane_text.get(p) else p
-        rows.append(f'<tr><td align="left"><font color="{m.colour[p]}"><b>———</b>  {_h(text)}'
-                    "</font></td></tr>")
+        rows.append(f'<tr><td align="left"><font color="{m.colour[p]}"><b>———</b>  '
+                    f"{html_text(text)}</font></td></tr>")
     for line in note.split("\n"):
-        rows.append(f'<tr><td align="left"><font point-size="10">{_h(line)}</font></td></tr>')
+        rows.append(f'<tr><td align="left"><font point-size="10">{html_text(line)}</font>'
+                    "</td></tr>")
     return ('<<table border="0" cellborder="0" cellspacing="1" cellpadding="1">'
             + "".join(rows) + "</table>>")
 
@@ -318,3 +321,19 @@ def legend(m: Machine, title: str, planes: Sequence[str], note: str) -> str:
 NOTE = (f"edge label: links {TIMES} bandwidth per link = total, one direction "
          "(per replica where it says so); line width grows with the total")
 
+
+
+def to_ports(port: Mapping[str, tuple[str, str]], edge: tuple[str, str, Attrs],
+             tail: str = "", head: str = "") -> tuple[str, str, Attrs]:
+    """``edge`` with each end found in ``port`` (a box id -> (HTML-table node, port))
+    redirected to that node and port (``tailport``/``headport``, with the compass suffixes
+    ``tail`` and ``head``, e.g. ``":s"``); unchanged otherwise."""
+    a, b, attrs = edge
+    extra: Attrs = []
+    if a in port:
+        a, tp = port[a]
+        extra.append(("tailport", quote(tp + tail)))
+    if b in port:
+        b, hp = port[b]
+        extra.append(("headport", quote(hp + head)))
+    return (a, b, [*attrs, *extra]) if extra else edge

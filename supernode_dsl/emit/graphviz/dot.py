@@ -66,7 +66,7 @@ def dot_text(g: nx.Graph, view: str = "supernode", node: str = "0",
     if plane is not None and view in ("node", "grid"):
         title += f", plane {plane}"
     if view in ("supernode", "plane"):
-        graph_attrs.append(("ordering", quote("out")))  # keeps split tiers in index order
+        graph_attrs.append(("ordering", quote("out")))  # fewer crossings; tiers: ports
     graph_attrs += [("newrank", quote("true")), ("fontname", quote("Helvetica")),
                     ("fontsize", quote("12")), ("labelloc", quote("t")),
                     ("labeljust", quote("l")),

@@ -4,7 +4,9 @@ Every instance inside the chosen node is drawn (containers as clusters, sibling 
 dashed clusters); links leaving it end at collapsed boxes of the outside, keyed as in the
 supernode view; a bundle of more than 8 links that joins every member of one sibling group
 to every member of another, or each member of one to its own member of another (``npu[k] ↔
-nic[k]``), is drawn as one edge between the two groups.
+nic[k]``), is drawn as one edge between the two groups; a full mesh inside one group of 4 or more
+members is said in the group's title; a group whose members have only leaf children (8
+NPUs of 2 dies) is one HTML-table node (:func:`_table`), which keeps them in index order.
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ from supernode_dsl.emit.graphviz.common import (
     edge_attrs,
     edge_label,
     format_bandwidth,
+    html_text,
     last_segment,
     quote,
+    to_ports,
 )
 from supernode_dsl.schema import EDGE_PLANE, NODE_PARENT
 
 __all__ = ["node_view"]
 
 _COLLAPSE_MIN = 9    # bundles of more edges than this between two groups are merged
+_MESH_MIN = 4        # a full mesh of this many members or more is said in the group title
+_ROW = 4             # a tabled sibling group of more members is drawn in rows (8 NPUs: 2 x 4)
 
 
 def _pick_node(m: Machine, which: str) -> str:
@@ -110,6 +116,8 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
 
     group_cluster: dict[tuple[str, str], str] = {}
     inst_cluster: dict[str, str] = {}
+    cell_port: dict[str, tuple[str, str]] = {}   # leaf in a table -> (table node, port)
+    group_obj: dict[tuple[str, str], Cluster] = {}
 
     def build(path: str, depth: int) -> Cluster:
         cat = m.cat(path)
@@ -129,16 +137,24 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
             members = groups[(path, seg)]
             target = c
             if len(members) > 1:
-                first, final = (",".join(map(str, m.indices(x))) for x in (members[0],
-                                                                            members[-1]))
-                span = f"{m.array(members[0])}[{first}..{final}]"
+                # npu[0..7], chip[0..1][0..1]
+                span = m.array(members[0]) + "".join(
+                    f"[{i}..{j}]" for i, j in zip(m.indices(members[0]), m.indices(members[-1]),
+                                                  strict=True))
                 g_cluster = Cluster(f"cluster:{path}.{seg}", [
                     ("label", quote(f"{span}: {len(members)} {TIMES} {m.types_label(members)}")),
                     ("style", quote("dashed,rounded")), ("color", quote("#888888")),
                     ("fontsize", quote("11"))], m.order[members[0]], c.id)
                 group_cluster[(path, seg)] = g_cluster.id
+                group_obj[(path, seg)] = g_cluster
                 c.clusters.append(g_cluster)
                 target = g_cluster
+            if _tabled(m, members):
+                # one HTML-table node, cells in index order (dot reorders sibling clusters)
+                box, ports = _table(m, f"table:{path}.{seg}", members)
+                target.boxes.append(box)
+                cell_port.update(ports)
+                continue
             if len(members) > 1:
                 # side by side in index order (instances with children: their first leaves)
                 target.ranks.append([_first_leaf(m, x) for x in members])
@@ -164,12 +180,16 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
                                                                          Mapping[str, Any]]]]
     internal = defaultdict(list)
     external: dict[tuple[str, str, str], Agg] = defaultdict(Agg)
+    in_cells: set[str] = set()   # planes of links said in table cells
     for u, v, d in m.g.edges(data=True):
         p = str(d.get(EDGE_PLANE, ""))
         if plane is not None and p != plane:
             continue
         ui, vi = u in inside, v in inside
         if not ui and not vi:
+            continue
+        if _same_cell(m, cell_port, u, v):
+            in_cells.add(p)   # said in the cell
             continue
         if ui and vi:
             lca = present(m.lca(u, v), "the common ancestor of two instances")
@@ -203,6 +223,14 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
         agg = Agg()
         for u, v, d in bundle:
             agg.add(d, u, v)
+        g_obj = group_obj.get(ga) if ga == gb else None
+        if g_obj is not None and _full_mesh(m, bundle, groups[ga]):
+            # said in the group's title: 28 arcs of one mesh only hid each other's labels
+            mesh = f"{p} full mesh, every pair: " + edge_label(agg, 1, "").replace("\n", " ")
+            g_obj.attrs = [(k, quote(f"{v[1:-1]}; {mesh}") if k == "label" else v)
+                           for k, v in g_obj.attrs]
+            in_cells.add(p)
+            continue
         tails, heads_ = agg.tails, agg.heads
         complete = (ga != gb and len(bundle) >= _COLLAPSE_MIN
                     and len(bundle) == len(tails) * len(heads_))
@@ -211,7 +239,8 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
                          if complete else _matched(m, bundle, groups[ga], groups[gb]))
         # invisible member-to-member edges keep a matched pair's members in the same order
         # (dot orders sibling clusters by their edges; without them it reversed the NPUs)
-        guides.extend((_first_leaf(m, a), _first_leaf(m, b)) for a, b in matched)
+        guides.extend((_first_leaf(m, a), _first_leaf(m, b)) for a, b in matched
+                      if _first_leaf(m, a) not in cell_port)   # a table keeps its order
         if what:
             extra: Attrs = []
             for side, grp in (("ltail", ga), ("lhead", gb)):
@@ -245,12 +274,89 @@ def node_view(m: Machine, which: str, plane: str | None) -> dict[str, Any]:
             extra = [*extra, ("ltail", quote(inst_cluster[u]))]
         if m.children.get(v) and v in inst_cluster and "lhead" not in names:
             extra = [*extra, ("lhead", quote(inst_cluster[v]))]
-        u, v = (_first_leaf(m, u) if u in inside else u,
-                _first_leaf(m, v) if v in inside else v)
+        # (a link to a tabled member itself ends at its cell, not at its first child)
+        u, v = (_first_leaf(m, u) if u in inside and u not in cell_port else u,
+                _first_leaf(m, v) if v in inside and v not in cell_port else v)
         tip = f"{p}: {u} -- {v}: {agg.links:,} links, {format_bandwidth(agg.bandwidth)}"
         edges.append((u, v, edge_attrs(m, p, agg, label, tip, "", lo, hi) + extra))
     edges.extend((a, b, [("style", quote("invis"))]) for a, b in guides)
-    planes_drawn = [p for p in m.planes if any(it[3] == p for it in items)]
+    edges = [to_ports(cell_port, e) for e in edges]
+    planes_drawn = [p for p in m.planes if p in in_cells or any(it[3] == p for it in items)]
     return {"clusters": [main], "boxes": list(ext_boxes.values()), "edges": edges,
             "planes": planes_drawn, "node": top}
+
+
+
+def _full_mesh(m: Machine, bundle: list[tuple[str, str, Mapping[str, Any]]],
+               members: list[str]) -> bool:
+    """A bundle inside one sibling group of _MESH_MIN or more ``members`` joining every pair
+    of them (or what is inside them), each pair once (UB-Mesh's 8 NPUs, CloudMatrix384's 4
+    CPUs)."""
+    n = len(members)
+    if n < _MESH_MIN or len(bundle) != n * (n - 1) // 2:
+        return False
+    owner = {x: a for a in members for x in m.descendants(a)}
+    pairs = {frozenset((owner.get(u), owner.get(v))) for u, v, _d in bundle}
+    return len(pairs) == len(bundle) and all(len(pr) == 2 and None not in pr for pr in pairs)
+
+
+def _tabled(m: Machine, members: list[str]) -> bool:
+    """A sibling group drawn as one HTML-table node: two or more members, each with children
+    that have none (8 NPUs of 2 dies each)."""
+    return len(members) > 1 and all(
+        m.children.get(x) and not any(m.children.get(c) for c in m.children[x])
+        for x in members)
+
+
+def _rows(members: list[str]) -> list[list[str]]:
+    """``members`` cut into rows: one row up to _ROW, else two equal rows up to 4 * _ROW,
+    else rows of 2 * _ROW (index order, row by row)."""
+    n = len(members)
+    width = n if n <= _ROW else -(-n // 2) if n <= 4 * _ROW else 2 * _ROW
+    return [members[i:i + width] for i in range(0, n, width)]
+
+
+def _cell(m: Machine, x: str, port: dict[str, tuple[str, str]], table: str) -> str:
+    """One member's cell (a port for the member itself): its name and type, a port cell per
+    child, and one line per plane for the links between its children (not drawn as edges)."""
+    kids = m.children[x]
+    for k in (x, *kids):
+        port[k] = (table, f"c{len(port)}")
+    inner: dict[str, Agg] = defaultdict(Agg)
+    for k in kids:
+        for n, d in m.g[k].items():
+            if n in kids and (m.order[k], k) < (m.order[n], n):
+                inner[str(d.get(EDGE_PLANE, ""))].add(d, k, n)
+    span = len(kids)
+    rows = [f'<tr><td colspan="{span}">{html_text(f"{last_segment(x)}: {m.typ(x)}")}</td></tr>',
+            "<tr>" + "".join(
+                f'<td port="{port[k][1]}" border="1" bgcolor="{FILL.get(m.cat(k), "#FFFFFF")}"'
+                f">{html_text(last_segment(k))}</td>" for k in kids) + "</tr>"]
+    for plane in m.planes:
+        if plane in inner:
+            text = f"{plane} inside: " + edge_label(inner[plane], 1, "").replace("\n", " ")
+            rows.append(f'<tr><td colspan="{span}"><font point-size="9" '
+                        f'color="{m.colour[plane]}">{html_text(text)}</font></td></tr>')
+    return (f'<td port="{port[x][1]}" bgcolor="{FILL.get(m.cat(x), "#FFFFFF")}" border="1">'
+            '<table border="0" cellborder="0" cellspacing="3" cellpadding="3">'
+            + "".join(rows) + "</table></td>")
+
+
+def _table(m: Machine, table: str, members: list[str]) -> tuple[Box, dict[str, tuple[str, str]]]:
+    """The HTML-table node of a tabled sibling group (rows of :func:`_rows`, index order)
+    and the port of every member and of every child of every member."""
+    port: dict[str, tuple[str, str]] = {}
+    rows = "".join("<tr>" + "".join(_cell(m, x, port, table) for x in row) + "</tr>"
+                   for row in _rows(members))
+    label = f'<<table border="0" cellborder="0" cellspacing="6">{rows}</table>>'
+    tip = f"{members[0]} .. {members[-1]}: {len(members)} {TIMES} {m.types_label(members)}"
+    return Box(table, [("label", label), ("shape", quote("plain")),
+                       ("fillcolor", quote("transparent")), ("tooltip", quote(tip))],
+               m.order[members[0]]), port
+
+
+def _same_cell(m: Machine, port: dict[str, tuple[str, str]], u: str, v: str) -> bool:
+    """Both ends children of one tabled member (a link said in its cell)."""
+    return u in port and v in port and m.g.nodes[u].get(NODE_PARENT) == m.g.nodes[v].get(
+        NODE_PARENT)
 

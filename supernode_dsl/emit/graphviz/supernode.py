@@ -27,8 +27,10 @@ from supernode_dsl.emit.graphviz.common import (
     edge_attrs,
     edge_label,
     format_bandwidth,
+    html_text,
     last_segment,
     quote,
+    to_ports,
 )
 from supernode_dsl.schema import EDGE_PLANE
 
@@ -144,6 +146,7 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
         parent = box_parent[key]
         (clusters[parent].boxes if parent is not None else top_boxes).append(box)
 
+    _fold_single_box_clusters(clusters, used_clusters, top_boxes, box_lines)
     edges: list[tuple[str, str, Attrs]] = []
     keys = sorted(aggs, key=lambda k: (box_order[k[0]], k[0], box_order[k[1]], k[1],
                                        m.planes.index(k[2]), k[3]))
@@ -187,13 +190,34 @@ def supernode_view(m: Machine, plane: str | None) -> dict[str, Any]:
             box.attrs = [(k, quote("\n".join([*box_lines[box.id], *inside[box.id]]))
                           if k == "label" else v) for k, v in box.attrs]
 
-    for c in clusters.values():
-        c.ranks = _split_tiers(m, c.boxes)
+    _merge_tiers(m, top_boxes, clusters.values(), box_lines, edges)
     top = sorted((c for c in clusters.values() if c.parent is None and c.id[8:] in
                   used_clusters), key=lambda c: c.order)
     planes_drawn = [p for p in m.planes if any(k[2] == p for k in aggs)]
-    return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn,
-            "ranks": _split_tiers(m, top_boxes)}
+    return {"clusters": top, "boxes": top_boxes, "edges": edges, "planes": planes_drawn}
+
+
+def _fold_single_box_clusters(clusters: dict[str, Cluster], used: set[str], top: list[Box],
+                              lines: dict[str, list[str]]) -> None:
+    """A cluster holding one box and nothing else (GB200's ``swtray[*]`` around its
+    ``chip[*]``) is drawn as that box, the cluster's label its first line: an edge entering
+    such a cluster from above ran through its title."""
+    for key in sorted(used, key=lambda k: -clusters[k].order):   # innermost first
+        c = clusters[key]
+        if len(c.boxes) != 1 or c.clusters:
+            continue
+        (box,) = c.boxes
+        title = dict(c.attrs)["label"][1:-1].replace("\\n", "\n")
+        lines[box.id] = [title, *lines[box.id]]
+        box.attrs = [(k, quote("\n".join(lines[box.id])) if k == "label" else v)
+                     for k, v in box.attrs]
+        used.discard(key)
+        if c.parent is None:
+            top.append(box)
+        else:
+            parent = clusters[c.parent]
+            parent.clusters.remove(c)
+            parent.boxes.append(box)
 
 
 def _all_boxes(top: list[Box], clusters: Iterable[Cluster]) -> Iterator[Box]:
@@ -202,12 +226,41 @@ def _all_boxes(top: list[Box], clusters: Iterable[Cluster]) -> Iterator[Box]:
         yield from c.boxes
 
 
-def _split_tiers(m: Machine, boxes: list[Box]) -> list[list[str]]:
-    """Boxes of one switch array split by first index (``l2[0][*]``, ``l2[1][*]``, ...),
-    to be drawn side by side in index order (dot would otherwise reorder them)."""
-    tiers: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for box in boxes:
-        if box.id in m.split:
-            template, first = m.split[box.id]
-            tiers[template].append((first, box.id))
-    return [[i for _, i in sorted(t)] for t in tiers.values() if len(t) > 1]
+def _merge_tiers(m: Machine, top: list[Box], clusters: Iterable[Cluster],
+                 lines: dict[str, list[str]], edges: list[tuple[str, str, Attrs]]) -> None:
+    """Draw the boxes of one split switch array (``l2[0][*]``, ``l2[1][*]``, ...) as one
+    HTML-table node, its template, with one cell (port ``p<first index>``) per box in index
+    order; edges to a box go to its cell (``headport`` ``pK:n``, ``tailport`` ``pK:s``: edges
+    run tail above head).  dot keeps the cells of
+    one node in order, where sibling boxes it reorders whatever the ordering hints."""
+    for boxes in (top, *(c.boxes for c in clusters)):
+        tiers: dict[str, list[tuple[int, Box]]] = defaultdict(list)
+        for box in boxes:
+            if box.id in m.split:
+                template, first = m.split[box.id]
+                tiers[template].append((first, box))
+        port: dict[str, tuple[str, str]] = {}
+        for template, members in tiers.items():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda fb: fb[0])
+            cells = "".join(
+                f'<td port="p{first}" bgcolor="{FILL["switch"]}">'
+                + "<br/>".join(html_text(line) for line in lines[box.id]) + "</td>"
+                for first, box in members)
+            kinds = m.types_label(p for p in m.template if m.template[p] == template)
+            title = html_text(f"{last_segment(template)}: {kinds}, one box per first index")
+            # the title under the cells: edges come in from above
+            label = ('<<table border="1" style="rounded" color="#888888" cellborder="1" '
+                     f'cellspacing="4" cellpadding="6"><tr>{cells}</tr>'
+                     f'<tr><td colspan="{len(members)}" border="0">{title}</td></tr></table>>')
+            tip = f"{template}: {m.template_count[template]} {TIMES} {kinds} (switch)"
+            tier = Box(template, [("label", label), ("shape", quote("plain")),
+                                  ("fillcolor", quote("transparent")),
+                                  ("tooltip", quote(tip))], members[0][1].order)
+            at = boxes.index(members[0][1])
+            for _first, box in members:
+                boxes.remove(box)
+            boxes.insert(at, tier)
+            port.update({box.id: (template, f"p{first}") for first, box in members})
+        edges[:] = [to_ports(port, e, ":s", ":n") for e in edges]
