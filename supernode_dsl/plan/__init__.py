@@ -123,14 +123,23 @@ def deployment_spec(model: Model, name: str | None = None
     """The deployment ``name`` of ``model`` and its serving parameters, as the planner reads
     them (the only deployment when ``name`` is None).  Raises
     :class:`~supernode_dsl.diagnostics.CmxError` (E025 and the deployment's own errors)."""
+    dep, workload, _ = _read_spec(model, name, calibrated=False)
+    return dep, workload
+
+
+def _read_spec(model: Model, name: str | None, calibrated: bool
+               ) -> tuple[DeploymentSpec, Workload, Calibration | None]:
+    """The deployment, its serving parameters and (when ``calibrated``) the calibration it
+    names, with every error of the three reported together."""
     spec, models = _choose(model, name)
     sink = DiagnosticSink()
     dep = read_deployment(spec, models, sink)
     workload = read_workload(spec, sink)
+    calibration = _calibration(model, spec, sink) if calibrated else None
     sink.raise_if_errors()
     if dep is None or workload is None:  # read_* return None only after an error
-        raise RuntimeError("deployment_spec: no deployment and no error")
-    return dep, workload
+        raise RuntimeError("no deployment and no error")
+    return dep, workload, calibration
 
 
 def _loads(dep: DeploymentSpec, req: PlanRequest) -> np.ndarray:
@@ -204,14 +213,8 @@ def plan_deployment(model: Model, g: nx.Graph, request: PlanRequest | None = Non
 
 def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
     """:func:`plan_deployment` on checked arguments."""
-    spec, models = _choose(model, req.deployment)
+    dep, workload, calibration = _read_spec(model, req.deployment, calibrated=True)
     sink = DiagnosticSink()
-    dep = read_deployment(spec, models, sink)
-    workload = read_workload(spec, sink)
-    calibration = _calibration(model, spec, sink)
-    sink.raise_if_errors()
-    if dep is None or workload is None:  # read_* return None only after an error
-        raise RuntimeError("plan_deployment: no deployment and no error")
     perfect = req.perfect_balance if req.perfect_balance is not None else \
         (workload.perfect_balance and req.loads is None)
     workload = dataclasses.replace(workload, perfect_balance=perfect)

@@ -193,11 +193,7 @@ def read_loads(path: str | Path, layers: int | None = None,
 
     Raises :class:`~supernode_dsl.diagnostics.CmxError` (E021) otherwise.
     """
-    try:
-        data = read_bytes(Path(path), "E021")
-    except OSError as err:
-        raise _fail(f"cannot read '{path}': {err.strerror or err}") from None
-    loads = parse_loads(data, str(path))
+    loads = parse_loads(read_bytes(Path(path), "E021"), str(path))
     if layers is not None and experts is not None:
         return check_loads(loads, str(path), (layers, experts))
     return loads
