@@ -9,6 +9,7 @@ units: ``28 GB/s``) and instance counts.  No pygls here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,12 +174,23 @@ def _segment(node: A.Segment, ref: A.Ref, owner: A.TypeDecl | None, decls: Decla
     child: A.ChildDecl | None = None
     for seg in ref.segments[: ref.segments.index(node) + 1]:
         declaring = scope
-        child = next((c for c in scope.children if c.name == seg.name), None) if scope else None
+        child = next((c for c in _children(scope) if c.name == seg.name), None) if scope else None
         if child is None:
             return Symbol("instance", node.name, here, None, None, scope)
         scope = decls.types.get(child.type_ref.name)
     child = present(child, "the instance's declaration")
     return Symbol("instance", node.name, here, child.name_span, child, declaring)
+
+
+def _children(decl: A.TypeDecl) -> Iterator[A.ChildDecl]:
+    """Every child a type declares, those of its ``if`` blocks (both branches, in source
+    order) included: the editor cannot know which branch a use of the type takes."""
+    yield from decl.children
+    pending = list(decl.blocks)
+    while pending:
+        block = pending.pop(0)
+        yield from block.children
+        pending[:0] = [*block.blocks, *([block.orelse] if block.orelse else [])]
 
 
 def _attr_context(chain: tuple[object, ...], stmt: A.AttrStmt) -> object:

@@ -196,7 +196,9 @@ class AstBuilder(Transformer[Token, Any]):
     def else_block(self, meta: Meta, ch: list[Any]) -> _Else:
         if len(ch) == 1 and isinstance(ch[0], A.IfBlock):
             return _Else(ch[0])  # `else if`: the nested block is the else branch
-        true = A.Bool(True, self._span(meta))
+        # the implied condition sits on the `else` keyword, not over the whole branch, so
+        # a position lookup inside the branch reaches its statements
+        true = A.Bool(True, Span(self.source, meta.line, meta.column, meta.line, meta.column + 4))
         return _Else(self.if_block(meta, [true, *ch]))
 
     def type_decl(self, meta: Meta, ch: list[Any]) -> A.TypeDecl:
