@@ -527,8 +527,6 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path,
             _fail(err.diagnostics)
     for w in caught:
         click.echo(f"cmx: warning: {w.message}", err=True)
-    if isinstance(data, FileTree) and str(output) == "-":
-        _fail([Diagnostic("E026", f"{emitter.name} writes a directory of files: give -o DIR")])
     _write(ctx.model, [(output, data)], inputs)
 
 

@@ -404,9 +404,15 @@ def write_outputs(outputs: Sequence[Output], inputs: Iterable[str | Path] = ()) 
     """Write every output of a command, all or none (see the module's description).
 
     Raises :class:`OutputConflict` or :class:`CmxError` (``E031``, ``E032``) as
-    :func:`check_outputs`, and ``E032`` when a write fails; then no output file has changed
-    (standard output, written last before the renames, may hold part of its data).
+    :func:`check_outputs`, ``E032`` for a :class:`FileTree` given standard output (a
+    directory has no single stream), and ``E032`` when a write fails; then no output file
+    has changed (standard output, written last before the renames, may hold part of its
+    data).
     """
+    for out in outputs:
+        if _is_stdout(out.path) and isinstance(out.data, FileTree):
+            raise _error("E032", f"cannot write a directory of {len(out.data.files)} files to "
+                         "standard output; give -o DIR")
     check_outputs([o.path for o in outputs], inputs)
     staged: list[_Staged] = []
     current: Output | None = None

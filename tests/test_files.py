@@ -77,6 +77,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                                f"{t}/missing-dir/t.json"], None),
         "trace-is-plan": (["plan", TINY, "-o", f"{t}/plan.json", "--trace",
                            f"{t}/plan.json"], None),
+        "tree-to-stdout": (["emit", "chakra-et", TINY, "--plan", "tests/golden/plan/tiny.plan.json",
+                            "-O", "role=decode", "-o", "-"], None),
         "out-special": (["compile", f"{t}/small.cmx", "-o", str(special), "--format",
                          "node-link"], None),
     }
@@ -129,6 +131,12 @@ def test_an_output_that_is_an_input_or_another_output_is_a_usage_error(runs: Run
 def test_a_failed_command_leaves_every_output_untouched(runs: Runs) -> None:
     assert_input_error(runs("trace-missing-dir"), "E032")
     assert (runs.tmp / "plan.json").read_bytes() == KEEP
+
+
+def test_a_directory_of_files_is_refused_on_standard_output(runs: Runs) -> None:
+    proc = runs("tree-to-stdout")
+    assert_input_error(proc, "E032")
+    assert "files to standard output; give -o DIR" in proc.stderr and proc.stdout == ""
 
 
 def test_a_device_or_fifo_output_is_refused_and_kept(runs: Runs) -> None:
@@ -229,6 +237,18 @@ def test_writer_stages_everything_or_writes_nothing(tmp_path: Path,
     assert info.value.codes == ["E032"] and "No space left" in str(info.value)
     assert a.read_bytes() == KEEP and not b.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_writer_refuses_a_directory_on_standard_output(tmp_path: Path,
+                                                       capfdbinary: pytest.CaptureFixture[bytes]
+                                                       ) -> None:
+    a = tmp_path / "a.json"
+    a.write_bytes(KEEP)
+    tree = files.FileTree({"0.et": b"x", "1.et": b"y"})
+    with pytest.raises(CmxError) as info:
+        write_outputs([Output(a, "new"), Output("-", tree)])
+    assert info.value.codes == ["E032"] and "directory of 2 files" in str(info.value)
+    assert a.read_bytes() == KEEP and capfdbinary.readouterr().out == b""
 
 
 def test_writer_puts_back_what_a_failed_rename_replaced(tmp_path: Path,
