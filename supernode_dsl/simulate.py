@@ -119,6 +119,7 @@ class StepComparison:
     """A simulated step next to the plan's estimate of the same events."""
 
     role: str
+    instance: int
     layers: int
     npus: int
     simulated_us: float
@@ -127,7 +128,8 @@ class StepComparison:
 
     def to_json(self) -> dict[str, object]:
         """The comparison as ``cmx simulate --json`` prints it."""
-        return {"role": self.role, "layers": self.layers, "npus": self.npus,
+        return {"role": self.role, "instance": self.instance, "layers": self.layers,
+                "npus": self.npus,
                 "simulated_us": round(self.simulated_us, 3),
                 "estimate_us": round(self.estimate_us, 3),
                 "simulated_over_estimate": round(self.simulated_us / self.estimate_us, 4)
@@ -138,7 +140,8 @@ class StepComparison:
         """One line for people."""
         what = "whole step" if self.layers <= 0 else f"layers 0-{self.layers - 1}"
         diff = (self.simulated_us / self.estimate_us - 1) * 100 if self.estimate_us else 0.0
-        return (f"{self.role} step ({what}, {self.npus} NPUs): ASTRA-sim "
+        return (f"{self.role} step ({what}, instance {self.instance}, {self.npus} NPUs): "
+                f"ASTRA-sim "
                 f"{self.simulated_us:,.1f} us, estimate {self.estimate_us:,.1f} us "
                 f"({diff:+.1f} %)")
 
@@ -155,5 +158,6 @@ def simulate_step(ctx: EmitContext, binary: Path, timeout: float | None = None
         bundle = Path(tmp) / "bundle"
         write_outputs([Output(bundle, tree)])
         result = run_astra_sim(binary, bundle, npus, timeout)
-    return StepComparison(estimate["role"], estimate["layers"], npus, result.step_ns / 1e3,
+    return StepComparison(estimate["role"], estimate["instance"], estimate["layers"], npus,
+                          result.step_ns / 1e3,
                           float(estimate["estimate_us"]), str(binary))
