@@ -26,7 +26,7 @@ from supernode_dsl.diagnostics import CmxError
 from supernode_dsl.emit.base import EmitContext, Emitter, emit_error
 from supernode_dsl.emit.chakra.network import InstanceNetwork, instance_network
 from supernode_dsl.emit.chakra.step import StepWorkload, step_workload
-from supernode_dsl.emit.chakra.wire import trace_bytes
+from supernode_dsl.emit.chakra.wire import ALL_TO_ALL, trace_bytes
 from supernode_dsl.emit.options import Option, choice_option, int_option
 from supernode_dsl.emit.simulators import (
     UNIT,
@@ -134,9 +134,16 @@ class ChakraEtEmitter(Emitter):
         files["remote_memory.json"] = _REMOTE_MEMORY.encode()
         files["estimate.json"] = (json.dumps(
             {"role": step.role, "instance": ctx.value(INSTANCE), "layers": step.layers,
-             "estimate_us": round(step.estimate_us, 3), "plan": ctx.plan_file},
+             "estimate_us": round(step.estimate_us, 3), "all_to_alls": _all_to_alls(step),
+             "plan": ctx.plan_file},
             indent=2) + "\n").encode()
         return FileTree(files)
+
+
+def _all_to_alls(step: StepWorkload) -> int:
+    """The most all-to-all nodes in one rank's trace."""
+    return max((sum(1 for n in nodes if n.comm_type == ALL_TO_ALL) for nodes in step.traces),
+               default=0)
 
 
 def _network_header(ctx: EmitContext, network: InstanceNetwork) -> list[str]:
