@@ -52,7 +52,7 @@ INSTANCE = int_option("instance", "which instance of the role (from 1): its NPUs
 #: path latency (astra-sim c459ab6 ``Sys::generate_collective``, astra-sim/system/Sys.cc:775-
 #: 1040); a dispatch or combine is one message per peer, and one chunk is what the kernels
 #: send: a direct all-to-all of 2 MiB over 320 dies is then the bytes over the bandwidth plus
-#: one path latency (12.47 us against 12.56 us by hand), with 4 chunks 17.86 us and 8 times
+#: one path latency (12.47 us against 12.56 us by hand), with 4 chunks 17.86 us and 6-8 times
 #: the wall time (docs/validation.md).
 DATASET_SPLITS = int_option("dataset_splits", "system.json preferred-dataset-splits", 1,
                             minimum=1)
