@@ -551,9 +551,10 @@ def calibrate_cmd(file: Path, output: Path) -> None:
 @click.option("--plan", "plan_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="A plan from `cmx plan`.")
 @click.option("-O", "--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="chakra-et's options: role=decode|prefill, layers=N, unit=die|accelerator.")
-@click.option("--astra-sim", "binary", help="ASTRA-sim analytical binary (default: "
-              "$CMX_ASTRA_SIM).")
+              help="chakra-et's options: role=decode|prefill, instance=K, layers=N, "
+              "unit=die|accelerator.")
+@click.option("--astra-sim", "binary", help="ASTRA-sim analytical binary, e.g. "
+              "AstraSim_Analytical_Congestion_Aware (default: $CMX_ASTRA_SIM).")
 @click.option("--timeout", type=click.FloatRange(min=1), help="Give up after this many s.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_path: Path,
@@ -562,7 +563,12 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
     """Simulate one serving step of the plan with ASTRA-sim (the `chakra-et` workload) and
     print its time next to the plan's estimate."""
     from supernode_dsl.emit.chakra import ChakraEtEmitter
-    from supernode_dsl.simulate import SimulationError, find_binary, simulate_step
+    from supernode_dsl.simulate import (
+        SimulationError,
+        back_end_warning,
+        find_binary,
+        simulate_step,
+    )
 
     opts = _emit_options(ChakraEtEmitter, options)
     try:
@@ -581,6 +587,9 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
             _fail([Diagnostic("E029", str(err))])
         except CmxError as err:
             _fail(err.diagnostics)
+    unaware = back_end_warning(result)
+    if unaware is not None:
+        click.echo(render(unaware), err=True)
     click.echo(info_json(result.to_json()) if as_json else result.line(), nl=not as_json)
 
 

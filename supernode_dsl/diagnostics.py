@@ -68,6 +68,7 @@ CODES: dict[str, str] = {
     "W001": "parameter used where an index variable looks meant",
     "W002": "pair matched from both ends of a link pattern",
     "W003": "degenerate cut query",
+    "W004": "all-to-all simulated on a back end that does not share links",
 }
 
 

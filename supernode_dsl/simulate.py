@@ -22,15 +22,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from supernode_dsl.diagnostics import Diagnostic, Severity
 from supernode_dsl.emit.base import EmitContext
 from supernode_dsl.emit.chakra import TRACE_PREFIX, ChakraEtEmitter
 from supernode_dsl.files import Output, write_outputs
 
 __all__ = ["ENV_BINARY", "SimulationError", "SimulationResult", "StepComparison",
-           "find_binary", "parse_finished", "run_astra_sim", "simulate_step"]
+           "back_end_warning", "find_binary", "parse_finished", "run_astra_sim",
+           "simulate_step"]
 
 #: The environment variable naming the ASTRA-sim binary when ``--astra-sim`` is not given.
 ENV_BINARY = "CMX_ASTRA_SIM"
+#: The name ASTRA-sim's build gives its congestion-unaware analytical binary
+#: (``AstraSim_Analytical_Congestion_Unaware``), the back end that gives every message in
+#: flight the whole link.
+UNAWARE = "Congestion_Unaware"
 
 _FINISHED = re.compile(r"sys\[(\d+)\] finished, (\d+) cycles, exposed communication (\d+) "
                        r"cycles")
@@ -119,26 +125,30 @@ class StepComparison:
     """A simulated step next to the plan's estimate of the same events."""
 
     role: str
+    instance: int
     layers: int
     npus: int
     simulated_us: float
     estimate_us: float
     binary: str
+    all_to_alls: int = 0
 
     def to_json(self) -> dict[str, object]:
         """The comparison as ``cmx simulate --json`` prints it."""
-        return {"role": self.role, "layers": self.layers, "npus": self.npus,
+        return {"role": self.role, "instance": self.instance, "layers": self.layers,
+                "npus": self.npus,
                 "simulated_us": round(self.simulated_us, 3),
                 "estimate_us": round(self.estimate_us, 3),
                 "simulated_over_estimate": round(self.simulated_us / self.estimate_us, 4)
                 if self.estimate_us else None,
-                "astra_sim": self.binary}
+                "all_to_alls": self.all_to_alls, "astra_sim": self.binary}
 
     def line(self) -> str:
         """One line for people."""
         what = "whole step" if self.layers <= 0 else f"layers 0-{self.layers - 1}"
         diff = (self.simulated_us / self.estimate_us - 1) * 100 if self.estimate_us else 0.0
-        return (f"{self.role} step ({what}, {self.npus} NPUs): ASTRA-sim "
+        return (f"{self.role} step ({what}, instance {self.instance}, {self.npus} NPUs): "
+                f"ASTRA-sim "
                 f"{self.simulated_us:,.1f} us, estimate {self.estimate_us:,.1f} us "
                 f"({diff:+.1f} %)")
 
@@ -155,5 +165,18 @@ def simulate_step(ctx: EmitContext, binary: Path, timeout: float | None = None
         bundle = Path(tmp) / "bundle"
         write_outputs([Output(bundle, tree)])
         result = run_astra_sim(binary, bundle, npus, timeout)
-    return StepComparison(estimate["role"], estimate["layers"], npus, result.step_ns / 1e3,
-                          float(estimate["estimate_us"]), str(binary))
+    return StepComparison(estimate["role"], estimate["instance"], estimate["layers"], npus,
+                          result.step_ns / 1e3, float(estimate["estimate_us"]), str(binary),
+                          int(estimate["all_to_alls"]))
+
+
+def back_end_warning(result: StepComparison) -> Diagnostic | None:
+    """W004 when ``result`` ran all-to-alls on ASTRA-sim's congestion-unaware binary: it
+    gives every message the whole link, so a direct all-to-all lasts one message's latency
+    whatever its size (docs/emitters-simulators.md, "Limits of ASTRA-sim")."""
+    if result.all_to_alls == 0 or UNAWARE not in Path(result.binary).name:
+        return None
+    return Diagnostic("W004", f"{Path(result.binary).name} does not share links: its "
+                      f"{result.all_to_alls} all-to-all(s) per rank last one message's "
+                      "latency whatever their size; use AstraSim_Analytical_Congestion_Aware",
+                      severity=Severity.WARNING)

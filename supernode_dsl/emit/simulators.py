@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,11 +79,13 @@ __all__ = [
     "collapse",
     "export_planes",
     "forwarding",
+    "network_yml",
     "npu_units",
     "ns3_delay",
     "ns3_rate",
     "numbered",
     "role_instance_npus",
+    "system_json",
     "unit_owner",
     "yaml_text",
 ]
@@ -153,17 +155,23 @@ class AstraNetworkEmitter(Emitter):
 
     def emit(self, ctx: EmitContext) -> str:
         result = _collapse_for(ctx)
-        dims = result.dimensions
-        data = {
-            "topology": [d.topology for d in dims],
-            "npus_count": [d.npus for d in dims],
-            "bandwidth": [_astra_bandwidth(d.bandwidth) for d in dims],
-            "latency": [d.latency for d in dims],
-        }
-        _warn_zero_latency(ctx, "dimension(s)", sum(1 for d in dims if d.latency == 0))
-        lines = [*_header(ctx, "ASTRA-sim network.yml", result),
-                 "units: bandwidth GiB/s (2^30 B/s, which ASTRA-sim calls GB/s), latency ns"]
-        return yaml_text(data, lines)
+        return network_yml(ctx, result.dimensions, _header(ctx, "ASTRA-sim network.yml",
+                                                            result))
+
+
+def network_yml(ctx: EmitContext, dims: Sequence[Dimension], header: list[str]) -> str:
+    """``network.yml`` of ``dims`` (bandwidth converted to GiB/s) under the comment lines
+    ``header``; a :class:`ZeroLatencyWarning` for dimensions of latency 0."""
+    data = {
+        "topology": [d.topology for d in dims],
+        "npus_count": [d.npus for d in dims],
+        "bandwidth": [_astra_bandwidth(d.bandwidth) for d in dims],
+        "latency": [d.latency for d in dims],
+    }
+    _warn_zero_latency(ctx, "dimension(s)", sum(1 for d in dims if d.latency == 0))
+    lines = [*header,
+             "units: bandwidth GiB/s (2^30 B/s, which ASTRA-sim calls GB/s), latency ns"]
+    return yaml_text(data, lines)
 
 
 class ZeroLatencyWarning(UserWarning):
@@ -203,32 +211,34 @@ class AstraSystemEmitter(Emitter):
 
     def emit(self, ctx: EmitContext) -> str:
         result = _collapse_for(ctx)
-        policy = ctx.value(SCHEDULING_POLICY)
-        opt = ctx.value(COLLECTIVE_OPTIMIZATION)
-        chunks = ctx.value(ACTIVE_CHUNKS)
-        splits = ctx.value(DATASET_SPLITS)
-        ar = [_IMPL[d.topology][0] for d in result.dimensions]
-        a2a = [_IMPL[d.topology][1] for d in result.dimensions]
-        data: dict[str, Any] = {
-            "scheduling-policy": policy,
-            "endpoint-delay": 10,
-            "active-chunks-per-dimension": chunks,
-            "preferred-dataset-splits": splits,
-            "all-reduce-implementation": ar,
-            "all-gather-implementation": ar,
-            "reduce-scatter-implementation": ar,
-            "all-to-all-implementation": a2a,
-            "collective-optimization": opt,
-            "local-reduction-delay": 1,
-            "boost-mode": 0,
-            "roofline-enabled": 0,
-        }
-        first = device_attrs(ctx.graph, result.units[0])  # inherited facts too
-        if "hbm_bw" in first:
-            data["local-mem-bw"] = round(float(first["hbm_bw"]) / _GB, 6)
-        if "compute.bf16" in first:
-            data["peak-perf"] = round(float(first["compute.bf16"]) / 1e12, 6)
-        return document_json(data)
+        return system_json(ctx, result.dimensions, result.units[0])
+
+
+def system_json(ctx: EmitContext, dims: Sequence[Dimension], first: str) -> str:
+    """``system.json`` for a network of ``dims`` (``astra-system``'s options read from
+    ``ctx``), with the memory bandwidth and peak of the NPU ``first``."""
+    ar = [_IMPL[d.topology][0] for d in dims]
+    a2a = [_IMPL[d.topology][1] for d in dims]
+    data: dict[str, Any] = {
+        "scheduling-policy": ctx.value(SCHEDULING_POLICY),
+        "endpoint-delay": 10,
+        "active-chunks-per-dimension": ctx.value(ACTIVE_CHUNKS),
+        "preferred-dataset-splits": ctx.value(DATASET_SPLITS),
+        "all-reduce-implementation": ar,
+        "all-gather-implementation": ar,
+        "reduce-scatter-implementation": ar,
+        "all-to-all-implementation": a2a,
+        "collective-optimization": ctx.value(COLLECTIVE_OPTIMIZATION),
+        "local-reduction-delay": 1,
+        "boost-mode": 0,
+        "roofline-enabled": 0,
+    }
+    facts = device_attrs(ctx.graph, first)  # inherited facts too
+    if "hbm_bw" in facts:
+        data["local-mem-bw"] = round(float(facts["hbm_bw"]) / _GB, 6)
+    if "compute.bf16" in facts:
+        data["peak-perf"] = round(float(facts["compute.bf16"]) / 1e12, 6)
+    return document_json(data)
 
 
 

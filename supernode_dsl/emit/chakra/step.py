@@ -83,10 +83,11 @@ class _Rank:
 
 
 def step_workload(plan: PlanDocument, dep: DeploymentSpec, role: str,
-                  instance_npus: Sequence[Sequence[int]], npus: int, layers: int = 0,
+                  instance_npus: Mapping[int, Sequence[int]], npus: int, layers: int = 0,
                   perfect_balance: bool = False) -> StepWorkload:
     """The workload of one step of ``role``: ``instance_npus[i][rank]`` is the NPU id of
-    rank ``rank`` of instance ``i``, ``npus`` the number of NPUs of the network;
+    rank ``rank`` of the role's instance ``i`` (0-based; the instances simulated, in the
+    order their groups are numbered), ``npus`` the number of NPUs of the network;
     ``layers`` > 0 keeps only the events of transformer layers ``0..layers-1`` (no MTP
     module, no output head); ``perfect_balance`` (the deployment's ``balance.perfect``, as
     the estimate reads it) gives every rank the mean load.  E026 for a role the plan lacks
@@ -106,7 +107,7 @@ def step_workload(plan: PlanDocument, dep: DeploymentSpec, role: str,
     tokens = _tokens_per_microbatch(plan, body)
     kept = {s.device_kind: [e for e in s.events if keep(e)] for s in body.pipeline.schedule}
     traces: list[tuple[TraceNode, ...]] = [()] * npus
-    for i, ids in enumerate(instance_npus):
+    for i, ids in instance_npus.items():
         for position, npu in enumerate(ids):
             rank = ranks[(i, position)]
             traces[npu] = _trace(rank, kept[rank.schedule.device_kind], dep.model, spec,
@@ -153,7 +154,7 @@ def _loads(plan: PlanDocument, body: RolePlan) -> np.ndarray:
                          f"{err.diagnostics[0].message}") from None
 
 
-def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.ndarray | None,
+def _ranks(body: RolePlan, instance_npus: Mapping[int, Sequence[int]], loads: np.ndarray | None,
            tp: int) -> tuple[dict[tuple[int, int], _Rank], dict[str, tuple[int, ...]]]:
     """Every rank's schedule, load (over the mean; the mean without ``loads``) and groups,
     and the groups (instance groups first, keys from 1 as ASTRA-sim requires, then the
@@ -170,10 +171,12 @@ def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.nda
         mean = per_die.mean(axis=1, keepdims=True)
         relative = np.divide(per_die, mean, out=relative, where=mean > 0)
     groups: dict[str, tuple[int, ...]] = {}
-    for ids in instance_npus:
-        groups[str(len(groups) + 1)] = tuple(sorted(ids))
+    ep_key: dict[int, str] = {}
+    for i, ids in instance_npus.items():
+        ep_key[i] = str(len(groups) + 1)
+        groups[ep_key[i]] = tuple(sorted(ids))
     ranks: dict[tuple[int, int], _Rank] = {}
-    for i, ids in enumerate(instance_npus):
+    for i, ids in instance_npus.items():
         devices = body.instance_devices[i]
         slots = p.instance_slot_devices[i]
         die_of = {slots[k * p.slots_per_device]: k for k in range(layout.num_dies)}
@@ -186,7 +189,7 @@ def _ranks(body: RolePlan, instance_npus: Sequence[Sequence[int]], loads: np.nda
             is_shared = dev in shared
             load = relative[:, die_of[dev]] if dev in die_of else np.ones(relative.shape[0])
             ranks[(i, position)] = _Rank(schedules[1] if is_shared else schedules[0],
-                                         tuple(float(x) for x in load), is_shared, str(i + 1),
+                                         tuple(float(x) for x in load), is_shared, ep_key[i],
                                          tp_keys[position // tp] if tp_keys else "")
     return ranks, groups
 
