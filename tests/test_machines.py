@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,11 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import supernode_dsl as cmx
-from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.diagnostics import CmxError, DiagnosticSink
 from supernode_dsl.graph.devices import attachments, device_attrs, scale_up_plane
-from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan import PlanRequest, plan_deployment, role_contexts, validate_plan
 from supernode_dsl.plan.devices import device_table, ep_unit
+from supernode_dsl.plan.document.role import Pipeline
 from supernode_dsl.plan.serving import pipeline as pl
+from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
 from supernode_dsl.plan.serving.hardware import device_facts
 from supernode_dsl.plan.serving.ops import Op
 from supernode_dsl.plan.spec import read_deployment
@@ -241,6 +244,62 @@ def test_h800_decode_computes_on_every_sm_one_microbatch_at_a_time(
                    and c["start_us"] < e["start_us"] + e["dur_us"]
                    and e["start_us"] < c["start_us"] + c["dur_us"]
                    for c in layer for e in layer)
+
+
+@pytest.fixture(scope="module")
+def h800_contexts() -> dict[str, RoleContext]:
+    model = cmx.compile_file(TOPOLOGIES / "deepseek-v3-h800.cmx")
+    return role_contexts(model, cmx.build_graph(model))
+
+
+def test_collective_tables_are_read_at_the_instance_ep_size(
+        h800_contexts: dict[str, RoleContext]) -> None:
+    """DeepEP's figures by EP size (nvidia.cmx): decode's EP144 lies between the measured
+    EP128 and EP256 (interpolated in log EP), prefill's EP32 is a measured point."""
+    decode = dict(h800_contexts["decode"].paths.collective_efficiency)
+    prefill = dict(h800_contexts["prefill"].paths.collective_efficiency)
+    t = math.log(144 / 128) / math.log(256 / 128)
+    assert decode["ib_dispatch_ll"] == pytest.approx(39 / 50)
+    assert decode["ib_combine_ll"] == pytest.approx(39 / 50 + t * (40 - 39) / 50)
+    assert prefill["ib_dispatch_ll"] == pytest.approx(41 / 50)
+    assert prefill["ib_dispatch"] == pytest.approx(44 / 50)
+    assert prefill["ib_combine"] == pytest.approx(47 / 50)
+    # held at the table's end outside it: EP64 is the largest normal-kernel point
+    assert decode["ib_dispatch"] == pytest.approx(46 / 50)
+
+
+def test_h800_prefill_computes_on_the_sms_its_collectives_leave(
+        h800_contexts: dict[str, RoleContext]) -> None:
+    """``prefill.comm_cores = 24`` (DeepSeek's prefill profile): with two microbatches the
+    computation holds 108 of 132 SMs, so a compute-bound op lasts 132/108 as long; one
+    microbatch computes alone, on every SM."""
+    ctx = h800_contexts["prefill"]
+    assert ctx.workload.prefill_comm_cores == 24
+    alone = replace(ctx, workload=replace(ctx.workload, prefill_comm_cores=0))
+    _, held = prefill_estimate(ctx, 16384)
+    _, free = prefill_estimate(alone, 16384)
+    assert held.split == {"compute": {"sm": 108}, "comm": {"sm": 24}}
+    assert free.split == {"compute": {"sm": 132}, "comm": {}}
+
+    def attention(p: Pipeline) -> float:
+        return next(e.dur_us for e in p.schedule[0].events if e.name == "attention")
+
+    assert attention(held) == pytest.approx(attention(free) * 132 / 108)
+    one = replace(ctx, workload=replace(ctx.workload, prefill_microbatches=1))
+    _, single = prefill_estimate(one, 16384)
+    assert single.split == {"compute": {"sm": 132}, "comm": {}}
+    # (one microbatch: every prompt at once, twice the work of one of two)
+    assert attention(single) == pytest.approx(2 * attention(free))
+
+
+def test_comm_cores_on_a_core_split_part_is_refused() -> None:
+    text = TINY.read_text(encoding="utf-8").replace(
+        "    decode.instances = 1\n", "    decode.instances = 1\n    decode.comm_cores = 2\n")
+    model = cmx.compile_string(text)
+    with pytest.raises(CmxError, match="E022") as err:
+        plan_deployment(model, cmx.build_graph(model))
+    assert "'decode.comm_cores' applies to parts that overlap microbatches as " \
+        "comm_overlap" in str(err.value)
 
 
 def test_an_undeclared_overlap_is_comm_overlap_and_an_assumption() -> None:

@@ -43,7 +43,7 @@ from supernode_dsl.plan.serving.calibrate import (
     relative_band,
 )
 from supernode_dsl.plan.serving.estimate import RoleContext
-from supernode_dsl.plan.serving.hardware import device_facts
+from supernode_dsl.plan.serving.hardware import DeviceFacts, device_facts
 from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
@@ -282,7 +282,28 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
+    _check_comm_cores(workload, alloc, facts, sink)
     return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use)
+
+
+def _check_comm_cores(workload: Workload, alloc: RoleAllocation, facts: DeviceFacts,
+                      sink: DiagnosticSink) -> None:
+    """E022 unless ``<role>.comm_cores`` leaves the computation at least one core of the
+    device's first family, on a part whose microbatches overlap as ``comm_overlap`` (a
+    ``core_split`` part splits its cores between its streams by the planner's search)."""
+    role = alloc.role.name
+    comm = workload.comm_cores(role)
+    if not comm:
+        return
+    family, total = facts.matrix_cores
+    if (facts.overlap or "comm_overlap") != "comm_overlap":
+        sink.error("E022", f"'{role}.comm_cores' applies to parts that overlap microbatches "
+                   f"as comm_overlap; {facts.type_name} declares '{facts.overlap}'",
+                   alloc.role.span_of("comm_cores"))
+    elif comm >= total:
+        sink.error("E022", f"'{role}.comm_cores' is {comm}: {facts.type_name} has "
+                   f"{total} {family or 'declared'} core(s), and the computation needs one",
+                   alloc.role.span_of("comm_cores"))
 
 
 def _calibration(model: Model, spec: Spec, sink: DiagnosticSink) -> Calibration | None:
