@@ -206,10 +206,11 @@ def _secs(op: Op) -> float:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(_OPS, min_size=1, max_size=6), min_size=1, max_size=4),
-       st.integers(1, 4))
+       st.integers(1, 4), st.booleans())
 def test_comm_overlap_never_computes_two_microbatches_at_once(
-        layers: list[list[Op]], microbatches: int) -> None:
-    sched = pl.schedule(pl.comm_overlap_streams(list(enumerate(layers))), microbatches, _secs)
+        layers: list[list[Op]], microbatches: int, across_layers: bool) -> None:
+    sched = pl.schedule(pl.comm_overlap_streams(list(enumerate(layers))), microbatches, _secs,
+                        across_layers)
     computing = sorted((e.start, e.end, e.microbatch) for e in sched.events
                        if e.stream == pl.COMPUTE_STREAM)
     for (_, end, _), (start, _, _) in itertools.pairwise(computing):
@@ -300,6 +301,23 @@ def test_comm_cores_on_a_core_split_part_is_refused() -> None:
         plan_deployment(model, cmx.build_graph(model))
     assert "'decode.comm_cores' applies to parts that overlap microbatches as " \
         "comm_overlap" in str(err.value)
+
+
+def test_h800_decode_goes_on_into_the_next_layer_while_the_other_microbatch_combines(
+        h800_plan: dict[str, Any]) -> None:
+    """DeepSeek's dual-microbatch decode: the attention of one microbatch's next layer runs
+    while the other microbatch's combine is in flight (the computation after a layer's last
+    collective and before the next layer's first is one stage)."""
+    events = h800_plan["roles"]["decode"]["pipeline"]["schedule"][0]["events"]
+
+    def first(name: str, mb: int, layer: int) -> dict[str, Any]:
+        return next(e for e in events if (e["name"], e["microbatch"], e["layer"])
+                    == (name, mb, layer))
+
+    combine = first("combine", 1, 10)
+    attention = first("attention", 0, 11)
+    assert attention["start_us"] < combine["start_us"] + combine["dur_us"]
+    assert attention["start_us"] + attention["dur_us"] > combine["start_us"]
 
 
 def test_an_undeclared_overlap_is_comm_overlap_and_an_assumption() -> None:

@@ -234,8 +234,8 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     patched = _with_waits(per_kind, expert_s)
     if overlap:
         patched = [comm_overlap_streams(layers) for layers in patched]
-    return [(name, schedule(layers, m, secs)) for name, layers in zip(names, patched,
-                                                                       strict=True)]
+    return [(name, schedule(layers, m, secs, across_layers=overlap))
+            for name, layers in zip(names, patched, strict=True)]
 
 
 def _candidates(ctx: RoleContext) -> list[Split]:
