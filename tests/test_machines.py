@@ -293,14 +293,21 @@ def test_h800_prefill_computes_on_the_sms_its_collectives_leave(
     assert attention(single) == pytest.approx(2 * attention(free))
 
 
-def test_comm_cores_on_a_core_split_part_is_refused() -> None:
-    text = TINY.read_text(encoding="utf-8").replace(
-        "    decode.instances = 1\n", "    decode.instances = 1\n    decode.comm_cores = 2\n")
-    model = cmx.compile_string(text)
+@pytest.mark.parametrize(("path", "edit", "message"), [
+    (TINY, ("    decode.instances = 1\n", "    decode.instances = 1\n    decode.comm_cores = 2\n"),
+     "'decode.comm_cores' applies to parts that overlap microbatches as comm_overlap"),
+    (ROOT / "tests" / "errors" / "e022_comm_cores_take_every_core.cmx",
+     ("cores.sm = 8; ", ""), "'prefill.comm_cores' needs the cores of Gpu, which declares "
+     "no cores.*"),
+], ids=["core_split", "no_cores"])
+def test_comm_cores_the_part_cannot_give_are_refused(path: Path, edit: tuple[str, str],
+                                                     message: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert edit[0] in text
+    model = cmx.compile_string(text.replace(*edit))
     with pytest.raises(CmxError, match="E022") as err:
         plan_deployment(model, cmx.build_graph(model))
-    assert "'decode.comm_cores' applies to parts that overlap microbatches as " \
-        "comm_overlap" in str(err.value)
+    assert message in str(err.value)
 
 
 def test_h800_decode_goes_on_into_the_next_layer_while_the_other_microbatch_combines(

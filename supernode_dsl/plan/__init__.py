@@ -282,28 +282,34 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
-    _check_comm_cores(workload, alloc, facts, sink)
+    if not _comm_cores_fit(workload, alloc, facts, sink):
+        return None
     return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use)
 
 
-def _check_comm_cores(workload: Workload, alloc: RoleAllocation, facts: DeviceFacts,
-                      sink: DiagnosticSink) -> None:
-    """E022 unless ``<role>.comm_cores`` leaves the computation at least one core of the
-    device's first family, on a part whose microbatches overlap as ``comm_overlap`` (a
-    ``core_split`` part splits its cores between its streams by the planner's search)."""
+def _comm_cores_fit(workload: Workload, alloc: RoleAllocation, facts: DeviceFacts,
+                    sink: DiagnosticSink) -> bool:
+    """Whether ``<role>.comm_cores`` (if declared) leaves the computation at least one core
+    of the device's first family, on a part whose microbatches overlap as
+    ``comm_overlap`` (a ``core_split`` part splits its cores between its streams by the
+    planner's search); E022 at the attribute if not."""
     role = alloc.role.name
     comm = workload.comm_cores(role)
-    if not comm:
-        return
     family, total = facts.matrix_cores
+    why = ""
+    if not comm:
+        return True
     if (facts.overlap or "comm_overlap") != "comm_overlap":
-        sink.error("E022", f"'{role}.comm_cores' applies to parts that overlap microbatches "
-                   f"as comm_overlap; {facts.type_name} declares '{facts.overlap}'",
-                   alloc.role.span_of("comm_cores"))
+        why = (f"applies to parts that overlap microbatches as comm_overlap; "
+               f"{facts.type_name} declares '{facts.overlap}'")
+    elif not family:
+        why = f"needs the cores of {facts.type_name}, which declares no cores.*"
     elif comm >= total:
-        sink.error("E022", f"'{role}.comm_cores' is {comm}: {facts.type_name} has "
-                   f"{total} {family or 'declared'} core(s), and the computation needs one",
-                   alloc.role.span_of("comm_cores"))
+        why = f"is {comm}: {facts.type_name} has {total} {family} core(s), and the " \
+            "computation needs one"
+    if why:
+        sink.error("E022", f"'{role}.comm_cores' {why}", alloc.role.span_of("comm_cores"))
+    return not why
 
 
 def _calibration(model: Model, spec: Spec, sink: DiagnosticSink) -> Calibration | None:
