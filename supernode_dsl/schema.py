@@ -160,6 +160,7 @@ _ROLE_ATTRS: Final[dict[str, Kind]] = {
     "sequences_per_device": COUNT,
     "hbm_reserve": BYTES,      # activations and workspace held back per device
     "microbatches": COUNT,     # 0: the planner chooses; otherwise a fixed count
+    "comm_cores": COUNT,       # cores the collectives hold while microbatches overlap them
 }
 
 #: Attributes only one role has.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,11 +20,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import supernode_dsl as cmx
-from supernode_dsl.diagnostics import DiagnosticSink
+from supernode_dsl.diagnostics import CmxError, DiagnosticSink
 from supernode_dsl.graph.devices import attachments, device_attrs, scale_up_plane
-from supernode_dsl.plan import PlanRequest, plan_deployment, validate_plan
+from supernode_dsl.plan import PlanRequest, plan_deployment, role_contexts, validate_plan
 from supernode_dsl.plan.devices import device_table, ep_unit
+from supernode_dsl.plan.document.role import Pipeline
 from supernode_dsl.plan.serving import pipeline as pl
+from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
 from supernode_dsl.plan.serving.hardware import device_facts
 from supernode_dsl.plan.serving.ops import Op
 from supernode_dsl.plan.spec import read_deployment
@@ -203,10 +206,11 @@ def _secs(op: Op) -> float:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(_OPS, min_size=1, max_size=6), min_size=1, max_size=4),
-       st.integers(1, 4))
+       st.integers(1, 4), st.booleans())
 def test_comm_overlap_never_computes_two_microbatches_at_once(
-        layers: list[list[Op]], microbatches: int) -> None:
-    sched = pl.schedule(pl.comm_overlap_streams(list(enumerate(layers))), microbatches, _secs)
+        layers: list[list[Op]], microbatches: int, across_layers: bool) -> None:
+    sched = pl.schedule(pl.comm_overlap_streams(list(enumerate(layers))), microbatches, _secs,
+                        across_layers)
     computing = sorted((e.start, e.end, e.microbatch) for e in sched.events
                        if e.stream == pl.COMPUTE_STREAM)
     for (_, end, _), (start, _, _) in itertools.pairwise(computing):
@@ -241,6 +245,86 @@ def test_h800_decode_computes_on_every_sm_one_microbatch_at_a_time(
                    and c["start_us"] < e["start_us"] + e["dur_us"]
                    and e["start_us"] < c["start_us"] + c["dur_us"]
                    for c in layer for e in layer)
+
+
+@pytest.fixture(scope="module")
+def h800_contexts() -> dict[str, RoleContext]:
+    model = cmx.compile_file(TOPOLOGIES / "deepseek-v3-h800.cmx")
+    return role_contexts(model, cmx.build_graph(model))
+
+
+def test_collective_tables_are_read_at_the_instance_ep_size(
+        h800_contexts: dict[str, RoleContext]) -> None:
+    """DeepEP's figures by EP size (nvidia.cmx): decode's EP144 lies between the measured
+    EP128 and EP256 (interpolated in log EP), prefill's EP32 is a measured point."""
+    decode = dict(h800_contexts["decode"].paths.collective_efficiency)
+    prefill = dict(h800_contexts["prefill"].paths.collective_efficiency)
+    t = math.log(144 / 128) / math.log(256 / 128)
+    assert decode["ib_dispatch_ll"] == pytest.approx(39 / 50)
+    assert decode["ib_combine_ll"] == pytest.approx(39 / 50 + t * (40 - 39) / 50)
+    assert prefill["ib_dispatch_ll"] == pytest.approx(41 / 50)
+    assert prefill["ib_dispatch"] == pytest.approx(44 / 50)
+    assert prefill["ib_combine"] == pytest.approx(47 / 50)
+    # held at the table's end outside it: EP64 is the largest normal-kernel point
+    assert decode["ib_dispatch"] == pytest.approx(46 / 50)
+
+
+def test_h800_prefill_computes_on_the_sms_its_collectives_leave(
+        h800_contexts: dict[str, RoleContext]) -> None:
+    """``prefill.comm_cores = 24`` (DeepSeek's prefill profile): with two microbatches the
+    computation holds 108 of 132 SMs, so a compute-bound op lasts 132/108 as long; one
+    microbatch computes alone, on every SM."""
+    ctx = h800_contexts["prefill"]
+    assert ctx.workload.prefill_comm_cores == 24
+    alone = replace(ctx, workload=replace(ctx.workload, prefill_comm_cores=0))
+    _, held = prefill_estimate(ctx, 16384)
+    _, free = prefill_estimate(alone, 16384)
+    assert held.split == {"compute": {"sm": 108}, "comm": {"sm": 24}}
+    assert free.split == {"compute": {"sm": 132}, "comm": {}}
+
+    def attention(p: Pipeline) -> float:
+        return next(e.dur_us for e in p.schedule[0].events if e.name == "attention")
+
+    assert attention(held) == pytest.approx(attention(free) * 132 / 108)
+    one = replace(ctx, workload=replace(ctx.workload, prefill_microbatches=1))
+    _, single = prefill_estimate(one, 16384)
+    assert single.split == {"compute": {"sm": 132}, "comm": {}}
+    # (one microbatch: every prompt at once, twice the work of one of two)
+    assert attention(single) == pytest.approx(2 * attention(free))
+
+
+@pytest.mark.parametrize(("path", "edit", "message"), [
+    (TINY, ("    decode.instances = 1\n", "    decode.instances = 1\n    decode.comm_cores = 2\n"),
+     "'decode.comm_cores' applies to parts that overlap microbatches as comm_overlap"),
+    (ROOT / "tests" / "errors" / "e022_comm_cores_take_every_core.cmx",
+     ("cores.sm = 8; ", ""), "'prefill.comm_cores' needs the cores of Gpu, which declares "
+     "no cores.*"),
+], ids=["core_split", "no_cores"])
+def test_comm_cores_the_part_cannot_give_are_refused(path: Path, edit: tuple[str, str],
+                                                     message: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert edit[0] in text
+    model = cmx.compile_string(text.replace(*edit))
+    with pytest.raises(CmxError, match="E022") as err:
+        plan_deployment(model, cmx.build_graph(model))
+    assert message in str(err.value)
+
+
+def test_h800_decode_goes_on_into_the_next_layer_while_the_other_microbatch_combines(
+        h800_plan: dict[str, Any]) -> None:
+    """DeepSeek's dual-microbatch decode: the attention of one microbatch's next layer runs
+    while the other microbatch's combine is in flight (the computation after a layer's last
+    collective and before the next layer's first is one stage)."""
+    events = h800_plan["roles"]["decode"]["pipeline"]["schedule"][0]["events"]
+
+    def first(name: str, mb: int, layer: int) -> dict[str, Any]:
+        return next(e for e in events if (e["name"], e["microbatch"], e["layer"])
+                    == (name, mb, layer))
+
+    combine = first("combine", 1, 10)
+    attention = first("attention", 0, 11)
+    assert attention["start_us"] < combine["start_us"] + combine["dur_us"]
+    assert attention["start_us"] + attention["dur_us"] > combine["start_us"]
 
 
 def test_an_undeclared_overlap_is_comm_overlap_and_an_assumption() -> None:

@@ -155,14 +155,16 @@ _OPS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 2),
 
 
 @settings(max_examples=60, deadline=None)
-@given(layers=st.lists(_OPS, min_size=1, max_size=5), microbatches=st.integers(1, 4))
+@given(layers=st.lists(_OPS, min_size=1, max_size=5), microbatches=st.integers(1, 4),
+       across_layers=st.booleans())
 def test_schedule_is_a_valid_list_schedule(layers: list[list[tuple[str, int, float]]],
-                                           microbatches: int) -> None:
+                                           microbatches: int, across_layers: bool) -> None:
     """No stream runs two ops at once, every microbatch runs its ops in order, and the step
-    lies between the busiest stream's work and the sum of all work."""
+    lies between the busiest stream's work and the sum of all work (stages merged across
+    layers or not)."""
     plan = [(i, [Op(f"op{j}", s, stage, comm_s=d) for j, (s, stage, d) in enumerate(ops)])
             for i, ops in enumerate(layers)]
-    sched = schedule(plan, microbatches, lambda op: op.comm_s)
+    sched = schedule(plan, microbatches, lambda op: op.comm_s, across_layers)
     by_stream: dict[str, list[tuple[float, float]]] = {}
     by_mb: dict[int, list[tuple[float, float]]] = {}
     for e in sched.events:

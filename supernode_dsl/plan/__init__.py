@@ -43,7 +43,7 @@ from supernode_dsl.plan.serving.calibrate import (
     relative_band,
 )
 from supernode_dsl.plan.serving.estimate import RoleContext
-from supernode_dsl.plan.serving.hardware import device_facts
+from supernode_dsl.plan.serving.hardware import DeviceFacts, device_facts
 from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
@@ -282,7 +282,34 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
         sink.error("E022", f"{alloc.role.name}: {err}", alloc.role.span)
         return None
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
+    if not _comm_cores_fit(workload, alloc, facts, sink):
+        return None
     return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use)
+
+
+def _comm_cores_fit(workload: Workload, alloc: RoleAllocation, facts: DeviceFacts,
+                    sink: DiagnosticSink) -> bool:
+    """Whether ``<role>.comm_cores`` (if declared) leaves the computation at least one core
+    of the device's first family, on a part whose microbatches overlap as
+    ``comm_overlap`` (a ``core_split`` part splits its cores between its streams by the
+    planner's search); E022 at the attribute if not."""
+    role = alloc.role.name
+    comm = workload.comm_cores(role)
+    family, total = facts.matrix_cores
+    why = ""
+    if not comm:
+        return True
+    if (facts.overlap or "comm_overlap") != "comm_overlap":
+        why = (f"applies to parts that overlap microbatches as comm_overlap; "
+               f"{facts.type_name} declares '{facts.overlap}'")
+    elif not family:
+        why = f"needs the cores of {facts.type_name}, which declares no cores.*"
+    elif comm >= total:
+        why = f"is {comm}: {facts.type_name} has {total} {family} core(s), and the " \
+            "computation needs one"
+    if why:
+        sink.error("E022", f"'{role}.comm_cores' {why}", alloc.role.span_of("comm_cores"))
+    return not why
 
 
 def _calibration(model: Model, spec: Spec, sink: DiagnosticSink) -> Calibration | None:

@@ -45,6 +45,7 @@ from supernode_dsl.plan.serving.pipeline import (
     COMPUTE_STREAM,
     Schedule,
     comm_overlap_streams,
+    is_communication,
     schedule,
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
@@ -160,8 +161,14 @@ def _kinds(ctx: RoleContext, tokens: float, requests: float, context: float,
 
 
 def _shares(ctx: RoleContext, split: Split) -> dict[str, float]:
+    """The share of the cores each stream holds (a stream not named: all of them)."""
     _, total = ctx.facts.matrix_cores
-    if split.microbatches < 2 or not split.first_cores:
+    if split.microbatches < 2:
+        return {}
+    if ctx.overlap == "comm_overlap":
+        comm = ctx.workload.comm_cores(ctx.role.name)
+        return {COMPUTE_STREAM: 1 - comm / total} if comm else {}
+    if not split.first_cores:
         return {}
     f = split.first_cores / total
     return {"attention": f, "moe": 1 - f}
@@ -213,20 +220,22 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
                 for k in range(len(names))]
 
     known: dict[Op, float] = {}   # layers of one kind repeat the same ops
+    overlap = ctx.overlap == "comm_overlap"
 
     def secs(op: Op) -> float:
         found = known.get(op)
         if found is None:
-            found = known[op] = op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+            stream = COMPUTE_STREAM if overlap and not is_communication(op) else op.stream
+            found = known[op] = op_seconds(op, ctx.facts, shares.get(stream, 1.0))
         return found
 
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")
                  for layer, ops in layers} for layers in per_kind]
     patched = _with_waits(per_kind, expert_s)
-    if ctx.overlap == "comm_overlap":
+    if overlap:
         patched = [comm_overlap_streams(layers) for layers in patched]
-    return [(name, schedule(layers, m, secs)) for name, layers in zip(names, patched,
-                                                                       strict=True)]
+    return [(name, schedule(layers, m, secs, across_layers=overlap))
+            for name, layers in zip(names, patched, strict=True)]
 
 
 def _candidates(ctx: RoleContext) -> list[Split]:
@@ -269,7 +278,12 @@ def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
     cores = dict(ctx.facts.cores)
     _, total = ctx.facts.matrix_cores
     if ctx.overlap == "comm_overlap":
-        return {COMPUTE_STREAM: cores, COMM_STREAM: {}}
+        family, _ = ctx.facts.matrix_cores
+        comm = ctx.workload.comm_cores(ctx.role.name) if split.microbatches > 1 else 0
+        if not comm:
+            return {COMPUTE_STREAM: cores, COMM_STREAM: {}}
+        return {COMPUTE_STREAM: {**cores, family: cores[family] - comm},
+                COMM_STREAM: {family: comm}}
     if ctx.role.name == "prefill":
         families = list(cores.items())
         out: dict[str, dict[str, int]] = {"cube": dict(families[:1])}

@@ -39,6 +39,14 @@ class Workload:
     prefill_microbatches: int
     host_time: float = 0.0   # s of host work per step not hidden behind the device's
     host_declared: bool = False  # whether the deployment declares host_time
+    decode_comm_cores: int = 0   # cores decode's collectives hold beside the computation
+    prefill_comm_cores: int = 0
+
+    def comm_cores(self, role: str) -> int:
+        """The cores (of the device's first family) that ``role``'s collective kernels hold
+        while its microbatches overlap them with computation (``<role>.comm_cores``; 0:
+        none, as DeepEP's low-latency kernels)."""
+        return self.decode_comm_cores if role == "decode" else self.prefill_comm_cores
 
 
 def _value(spec: Spec, name: str, default: float) -> float:
@@ -75,6 +83,8 @@ def read_workload(spec: Spec, sink: DiagnosticSink) -> Workload:
         prefill_microbatches=int(_value(spec, "prefill.microbatches", 0)),
         host_time=_value(spec, "workload.host_time", 0.0),
         host_declared=spec.get("workload.host_time") is not None,
+        decode_comm_cores=int(_value(spec, "decode.comm_cores", 0)),
+        prefill_comm_cores=int(_value(spec, "prefill.comm_cores", 0)),
     )
     _check(spec, w, sink)
     return w

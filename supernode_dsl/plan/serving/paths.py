@@ -61,8 +61,19 @@ def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts,
         remote_nodes = distinct(nodes) * (nodes - 1) / nodes
         forward = (keys.index("remote"), keys.index("node"),
                    min(1.0, remote_nodes / remote_devices) if remote_devices else 1.0)
-    return CommPaths(tuple(routes), _collective(facts.efficiency, True),
+    return CommPaths(tuple(routes), _collective_efficiency(facts, len(devices)),
                      _collective(facts.overhead, False), forward)
+
+
+def _collective_efficiency(facts: DeviceFacts, ep: int) -> tuple[tuple[str, float], ...]:
+    """The part's measured collective efficiencies: its scalars, then its tables by EP
+    size read at ``ep`` (a table replaces a scalar of the same name)."""
+    values = dict(_collective(facts.efficiency, True))
+    tables = dict.fromkeys(key.rsplit(".", 1)[0] for key in facts.efficiency if "." in key)
+    for name, _ in _collective(dict.fromkeys(tables, 0.0), True):
+        if facts.curve(name):
+            values[name] = facts.eff_at(name, ep)
+    return tuple(values.items())
 
 
 def _collective(values: Mapping[str, float], per_plane: bool

@@ -12,11 +12,13 @@ microbatch, op).
   vector and copy work of different microbatches overlap.
 * ``comm_overlap`` (GPU): :func:`comm_overlap_streams` puts every op that computes or reads
   memory on one compute stream holding every core and every communication op on one
-  communication stream; a stage ends wherever a layer switches between the two.  With two
-  microbatches the dispatch of one runs while the other computes, and the compute of two
-  microbatches never runs at once: DeepSeek's decode on H800, where after the RDMA messages
-  are issued "all GPU SMs are freed" for the other microbatch's computation
-  (github deepseek-ai/profile-data, README, Decoding).
+  communication stream; a stage ends wherever a layer switches between the two, and the
+  schedule runs a layer's last stage and the next layer's first as one
+  (``across_layers``).  With two microbatches the dispatch of one runs while the other
+  computes, a microbatch goes on into its next layer while the other's combine is in
+  flight, and the compute of two microbatches never runs at once: DeepSeek's decode on
+  H800, where after the RDMA messages are issued "all GPU SMs are freed" for the other
+  microbatch's computation (github deepseek-ai/profile-data, README, Decoding).
 """
 
 from __future__ import annotations
@@ -73,24 +75,57 @@ class Schedule:
         return out
 
 
+#: One stage of one layer: (layer index, its ops with their durations).
+_Block = tuple[int, list[tuple[Op, float]]]
+
+
 def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
-             seconds: Callable[[Op], float]) -> Schedule:
+             seconds: Callable[[Op], float], across_layers: bool = False) -> Schedule:
     """List-schedule ``layers`` (layer index, ops of one microbatch) for ``microbatches``
-    equal microbatches; ``seconds`` gives an op's duration."""
+    equal microbatches; ``seconds`` gives an op's duration.
+
+    Each stream takes its ops in the order (layer, stage, microbatch, op).  With
+    ``across_layers`` the last stage of a layer of several stages and the next layer's
+    first run as one stage when both are on one and the same stream (``comm_overlap``: the
+    computation after a layer's last collective and before the next layer's first), so one
+    microbatch goes on into the next layer while another still waits for its collective,
+    and the computation of the microbatches alternates between collectives.  A layer of
+    one stage (a dense layer in decode) is not merged with its neighbours."""
     free: dict[str, float] = {}
     ready = [0.0] * microbatches
     events: list[Event] = []
-    for layer, ops in layers:
-        durations = [seconds(o) for o in ops]
-        stages = sorted({o.stage for o in ops})
-        for stage in stages:
-            members = [(o, d) for o, d in zip(ops, durations, strict=True) if o.stage == stage]
-            for mb in range(microbatches):
+    for block in _blocks(layers, seconds, across_layers):
+        for mb in range(microbatches):
+            for layer, members in block:
                 for op, dur in members:
                     start = max(free.get(op.stream, 0.0), ready[mb])
                     events.append(Event(op.name, op.stream, mb, layer, start, dur))
                     free[op.stream] = ready[mb] = start + dur
     return Schedule(tuple(events), max(ready, default=0.0))
+
+
+def _blocks(layers: Sequence[tuple[int, Sequence[Op]]], seconds: Callable[[Op], float],
+            across_layers: bool) -> list[list[_Block]]:
+    """The stages of ``layers`` in order, each a list of (layer, ops) parts: one part, or
+    with ``across_layers`` the last stage of a layer of several stages and the next
+    layer's first, on one stream."""
+    out: list[list[_Block]] = []
+    several = False          # whether the previous layer had more than one stage
+    for layer, ops in layers:
+        durations = [seconds(o) for o in ops]
+        stages = sorted({o.stage for o in ops})
+        for i, stage in enumerate(stages):
+            members = [(o, d) for o, d in zip(ops, durations, strict=True) if o.stage == stage]
+            if across_layers and i == 0 and several and _one_stream(out[-1][-1][1], members):
+                out[-1].append((layer, members))
+            else:
+                out.append([(layer, members)])
+        several = len(stages) > 1
+    return out
+
+
+def _one_stream(a: list[tuple[Op, float]], b: list[tuple[Op, float]]) -> bool:
+    return len({o.stream for o, _ in a + b}) == 1
 
 
 def is_communication(op: Op) -> bool:
