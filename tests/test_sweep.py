@@ -14,6 +14,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from supernode_dsl.sweep import (
     GridError,
@@ -58,6 +60,19 @@ def test_pareto_front() -> None:
     pts = [_pt(1000, 20), _pt(900, 30), _pt(2000, 40), _pt(2000, 40), _pt(None, None),
            _pt(2500, 60)]
     assert pareto_front(pts) == [0, 2, 3, 5]
+
+
+_SMALL = st.one_of(st.none(), st.integers(0, 6))  # few values: many ties and equal points
+
+
+@given(st.lists(st.tuples(_SMALL, st.integers(0, 6)), max_size=30))
+def test_pareto_front_is_the_definition(pts: list[tuple[int | None, int]]) -> None:
+    # the one-pass front equals "not beaten by any other point", ties and failed points too
+    results = [_pt(tps, lat) for tps, lat in pts]
+    ok = [(i, t, v) for i, (t, v) in enumerate(pts) if t is not None]
+    want = [i for i, t, v in ok
+            if not any(t2 >= t and v2 <= v and (t2 > t or v2 < v) for _, t2, v2 in ok)]
+    assert pareto_front(results) == want
 
 
 def _spec(out: Path, backend: str = "local") -> SweepSpec:

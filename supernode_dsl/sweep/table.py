@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -81,14 +83,23 @@ def table_csv(axes: list[str], results: Iterable[PointResult], front: list[int])
 
 def pareto_front(results: list[PointResult], y: str = "tpot_ms") -> list[int]:
     """Indices (grid order) of the points no other point beats on both decode tokens/s per
-    NPU (higher is better) and ``y`` (``tpot_ms`` or ``ttft_ms``, lower is better)."""
-    pts = [(i, r.metrics["decode_tokens_per_s_per_npu"], r.metrics[y])
-           for i, r in enumerate(results)
-           if r.metrics and r.metrics["decode_tokens_per_s_per_npu"] is not None
-           and r.metrics[y] is not None]
+    NPU (higher is better) and ``y`` (``tpot_ms`` or ``ttft_ms``, lower is better); equal
+    points are all kept.
+
+    One sort and one pass (O(n log n), so the front of a cluster-sized sweep is not the
+    driver's bottleneck): going down in tokens/s, a point is on the front when its latency
+    is below that of every point with more tokens/s and not above that of any point with
+    the same tokens/s."""
+    pts = sorted((-r.metrics["decode_tokens_per_s_per_npu"], r.metrics[y], i)
+                 for i, r in enumerate(results)
+                 if r.metrics and r.metrics["decode_tokens_per_s_per_npu"] is not None
+                 and r.metrics[y] is not None)
     front = []
-    for i, tps, lat in pts:
-        beaten = any(t >= tps and v <= lat and (t > tps or v < lat) for _, t, v in pts)
-        if not beaten:
-            front.append(i)
-    return front
+    best = math.inf  # the lowest latency among points with more tokens/s
+    for _, group in itertools.groupby(pts, key=lambda p: p[0]):
+        same = list(group)  # sorted by latency: the first is the group's lowest
+        lowest = same[0][1]
+        if lowest < best:
+            front += [i for _, lat, i in same if lat == lowest]
+            best = lowest
+    return sorted(front)
