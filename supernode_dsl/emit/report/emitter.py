@@ -1,14 +1,19 @@
-"""The ``report`` emitter: ``cmx emit report FILE [--plan P] -o r.html`` (and ``cmx report``,
-which runs it) writes the page of :func:`~supernode_dsl.emit.report.page.report_html`."""
+"""The ``report`` emitter: ``cmx emit report FILE [--plan P] [-O sweep=DIR] -o r.html`` (and
+``cmx report``, which runs it) writes the page of
+:func:`~supernode_dsl.emit.report.page.report_html`."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
+from supernode_dsl.diagnostics import Diagnostic, DiagnosticWarning, Severity
+from supernode_dsl.elaborate import Model
 from supernode_dsl.emit.base import EmitContext, Emitter
 from supernode_dsl.emit.options import Option, choice_option, optional_text_option
 from supernode_dsl.emit.report.common import ReportInputs, declared_deployments
 from supernode_dsl.emit.report.page import report_html
+from supernode_dsl.sweep.table import SweepTable, load_table, sources_digest
 
 __all__ = ["EMITTERS", "ReportEmitter"]
 
@@ -18,6 +23,9 @@ EXPERT_LOADS = optional_text_option(
     "expert_loads", "measured loads [MoE layers x routed experts] for the heatmaps and, "
     "without --plan, the planner: SGLang {\"logical_count\": ...} JSON, .npy or .csv "
     "(default: equal loads)")
+SWEEP = optional_text_option(
+    "sweep", "a cmx sweep output folder (or its table.json): its Pareto plot and front in "
+    "section 7")
 DIAGRAMS = choice_option("diagrams", "yes = the Graphviz drawings, no = leave them out",
                          ("yes", "no"))
 
@@ -27,19 +35,23 @@ class ReportEmitter(Emitter):
 
     The deployment sections show the ``--plan`` given, else a plan made here of the
     file's deployment (``-O deployment=NAME`` when it declares several; none when it
-    declares none); ``-O expert_loads=PATH`` draws the heatmaps with measured loads.
-    E021 when the loads do not fit the plan."""
+    declares none); ``-O expert_loads=PATH`` draws the heatmaps with measured loads;
+    ``-O sweep=DIR`` adds the sweep's section.  E021 when the loads do not fit the plan,
+    E038 when the sweep's table cannot be read, a W006 warning when the sweep was made of
+    other source files than this topology's."""
 
     name = "report"
     description = ("self-contained HTML report: summary, diagrams, bandwidth, deployment, "
                    "pipeline timeline, performance")
-    options: ClassVar[tuple[Option[Any], ...]] = (DEPLOYMENT, EXPERT_LOADS, DIAGRAMS)
+    options: ClassVar[tuple[Option[Any], ...]] = (DEPLOYMENT, EXPERT_LOADS, SWEEP, DIAGRAMS)
     suffix = ".html"
 
     def emit(self, ctx: EmitContext) -> str:
         from supernode_dsl.plan import PlanRequest, plan_deployment
         from supernode_dsl.plan.loads import read_loads
 
+        sweep_path = ctx.value(SWEEP)
+        sweep = _read_sweep(sweep_path, ctx.model) if sweep_path else None
         loads_path = ctx.value(EXPERT_LOADS)
         loads = read_loads(loads_path) if loads_path else None
         plan = ctx.plan
@@ -49,7 +61,20 @@ class ReportEmitter(Emitter):
                                    PlanRequest(deployment=deployment, loads=loads))
         return report_html(ctx.model, ctx.graph, ReportInputs(
             source=ctx.source, plan=plan, loads=loads, plan_name=ctx.plan_file or None,
-            loads_name=loads_path or None, diagrams=ctx.value(DIAGRAMS) == "yes"))
+            loads_name=loads_path or None, diagrams=ctx.value(DIAGRAMS) == "yes",
+            sweep=sweep, sweep_name=sweep_path or None))
+
+
+def _read_sweep(path: str, model: Model) -> SweepTable:
+    """The sweep table at ``path`` (E038); W006 when its sources differ from ``model``'s
+    (edited since the sweep, or another file's sweep)."""
+    table = load_table(path)
+    if table.sources != sources_digest(model.files):
+        warnings.warn(DiagnosticWarning(Diagnostic(
+            "W006", f"the sweep in '{path}' was made of other source files than "
+            f"'{model.files[0]}' (edited since?): section 7 shows that sweep's figures",
+            severity=Severity.WARNING)), stacklevel=2)
+    return table
 
 
 EMITTERS: tuple[type[Emitter], ...] = (ReportEmitter,)
