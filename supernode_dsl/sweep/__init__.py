@@ -27,6 +27,7 @@ from supernode_dsl.sweep.point import METRICS, PointResult
 from supernode_dsl.sweep.table import (
     PointStore,
     SweepTable,
+    load_table,
     pareto_front,
     point_key,
     read_table,
@@ -36,7 +37,8 @@ from supernode_dsl.sweep.table import (
 )
 
 __all__ = ["METRICS", "Axis", "BackendError", "GridError", "PointResult", "SweepResult",
-           "SweepSpec", "SweepTable", "parse_axis", "read_table", "run_sweep"]
+           "SweepSpec", "SweepTable", "load_table", "parse_axis", "read_table", "run_sweep",
+           "sources_digest"]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class ReportEmitter(Emitter):
 
     name = "report"
     description = ("self-contained HTML report: summary, diagrams, bandwidth, deployment, "
-                   "pipeline timeline, performance")
+                   "pipeline timeline, performance, a sweep's Pareto front")
     options: ClassVar[tuple[Option[Any], ...]] = (DEPLOYMENT, EXPERT_LOADS, SWEEP, DIAGRAMS)
     suffix = ".html"
 
@@ -51,7 +51,7 @@ class ReportEmitter(Emitter):
         from supernode_dsl.plan.loads import read_loads
 
         sweep_path = ctx.value(SWEEP)
-        sweep = _read_sweep(sweep_path, ctx.model) if sweep_path else None
+        sweep = _read_sweep(sweep_path, ctx.model, ctx.source) if sweep_path else None
         loads_path = ctx.value(EXPERT_LOADS)
         loads = read_loads(loads_path) if loads_path else None
         plan = ctx.plan
@@ -65,14 +65,14 @@ class ReportEmitter(Emitter):
             sweep=sweep, sweep_name=sweep_path or None))
 
 
-def _read_sweep(path: str, model: Model) -> SweepTable:
-    """The sweep table at ``path`` (E038); W006 when its sources differ from ``model``'s
-    (edited since the sweep, or another file's sweep)."""
+def _read_sweep(path: str, model: Model, source: str) -> SweepTable:
+    """The sweep table at ``path`` (E038); W006 when its sources differ from those of
+    ``model``, compiled from ``source`` (edited since the sweep, or another file's sweep)."""
     table = load_table(path)
     if table.sources != sources_digest(model.files):
         warnings.warn(DiagnosticWarning(Diagnostic(
-            "W006", f"the sweep in '{path}' was made of other source files than "
-            f"'{model.files[0]}' (edited since?): section 7 shows that sweep's figures",
+            "W006", f"the sweep in '{path}' was made of other source files than '{source}' "
+            "and its imports (edited since the sweep?): section 7 shows that sweep's figures",
             severity=Severity.WARNING)), stacklevel=2)
     return table
 
