@@ -20,6 +20,7 @@ Usage::
 
     nice -n 10 python benchmarks/sweep.py              # both backends, 2 local workers
     python benchmarks/sweep.py --backends local        # one backend
+    python benchmarks/sweep.py --keep /tmp/sw          # keep the sweeps in /tmp/sw/BACKEND
     python benchmarks/sweep.py --axes "-p decode_batch_per_npu=16:96:16"   # another grid
 """
 
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--stage-points", type=int, default=3,
                     help="points planned in-process for the per-stage times (0: skip)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "sweep.json")
+    ap.add_argument("--keep", type=Path, help="write the sweeps into DIR/BACKEND and keep "
+                    "them (default: a temporary folder)")
     args = ap.parse_args()
     backends = args.backends.split(",")
     result: dict[str, Any] = {"machine": machine(), "commit": git_rev(), "axes": args.axes,
@@ -97,13 +100,16 @@ def main() -> None:
         sample = [{"decode_batch_per_npu": str(b)} for b in (32, 64, 96, 128, 160)]
         result["per_point"] = stage_times(sample[:args.stage_points])
     with tempfile.TemporaryDirectory(prefix="cmx-sweep-bench-") as tmp:
-        runs = [run_backend(b, args.axes, args.jobs, Path(tmp) / b) for b in backends]
+        work = args.keep or Path(tmp)
+        if any((work / b).exists() for b in backends):
+            raise SystemExit(f"{work}: remove the earlier sweeps first (points are resumed)")
+        runs = [run_backend(b, args.axes, args.jobs, work / b) for b in backends]
         result["runs"] = runs
         if len(backends) > 1:
-            first = Path(tmp) / backends[0]
             result["identical"] = {
-                name: all((first / name).read_bytes() == (Path(tmp) / b / name).read_bytes()
-                          for b in backends[1:]) for name in OUTPUTS}
+                name: all((work / backends[0] / name).read_bytes()
+                          == (work / b / name).read_bytes() for b in backends[1:])
+                for name in OUTPUTS}
     args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     print("| backend | points | wall s | points/s | CPU s (reaped) | load |")
     print("|---|---|---|---|---|---|")
