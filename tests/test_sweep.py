@@ -213,9 +213,9 @@ def _svg(text: str) -> str:
 def test_report_with_sweep(local_sweep: tuple[Path, bytes], tmp_path: Path) -> None:
     out, _ = local_sweep
     html = tmp_path / "r.html"
-    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "report", str(DEPLOY),
-                           "--sweep", str(out), "-o", str(html)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit", "report", str(DEPLOY),
+                           "-O", f"sweep={out}", "-O", "diagrams=no", "-o", str(html)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "W006" not in proc.stderr  # the sweep of this very file
     page = html.read_text()
@@ -244,11 +244,12 @@ def test_report_sweep_warnings_and_errors(local_sweep: tuple[Path, bytes],
     assert proc.returncode == 0, proc.stderr
     assert "cmx: warning[W006]: the sweep in" in proc.stderr
     assert '<section id="sweep">' in html.read_text()
-    # E038: a broken table is located, nothing is written, no traceback
+    # E038 (cmx report --sweep): a broken table is located, nothing is written, no traceback
     bad = tmp_path / "table.json"
     bad.write_text(table.decode().replace('"pareto_front": [\n  0,', '"pareto_front": [\n  7,'))
     html.unlink()
-    proc = subprocess.run([*cmd, "-O", f"sweep={tmp_path}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "report", str(CM384),
+                           "--sweep", str(tmp_path), "-o", str(html)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "error[E038]: pareto_front: not the Pareto" in proc.stderr
     assert f"{bad}:" in proc.stderr and "Traceback" not in proc.stderr and not html.exists()
