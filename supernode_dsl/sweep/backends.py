@@ -9,10 +9,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from supernode_dsl.sweep.point import PointResult, evaluate_point
 
-__all__ = ["BackendError", "run_local", "run_ray"]
+__all__ = ["POLL_S", "BackendError", "run_local", "run_ray"]
 
 Job = tuple[int, dict[str, str]]
-_POLL_S = 0.25  # how often the Ray backend collects finished points
+POLL_S = 0.25  # how often the Ray backend collects finished points
 
 
 class BackendError(RuntimeError):
@@ -55,7 +55,7 @@ def run_ray(file: str, deployment: str | None, jobs: list[Job], address: str | N
         while pending:
             # whatever is ready within the poll interval: one wait per interval, not one
             # per point (each wait scans the pending list)
-            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=_POLL_S)
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
             for ref in ready:
                 yield refs[ref], ray.get(ref)
     finally:
