@@ -761,7 +761,8 @@ def lsp_cmd() -> None:
               metavar="NAME=V1,V2|LO:HI:STEP", help="A swept parameter (repeat for a grid).")
 @click.option("--deployment", help="The deployment to plan when the file declares several.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of points.jsonl (finished points), table.csv and table.json.")
+              help="Folder of points.jsonl (finished points), table.csv, table.json and "
+                   "pareto.svg.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Local processes or Ray tasks.")
 @click.option("--address", help="Ray cluster (--backend ray): ray://HOST:10001 or auto.")
@@ -772,7 +773,10 @@ def lsp_cmd() -> None:
 def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tuple[str, ...],
               deployment: str | None, output: Path, backend: str, address: str | None,
               jobs: int | None, pareto_y: str) -> None:
-    """Plan FILE's deployment at every point of a grid of parameters, in parallel."""
+    """Plan FILE's deployment at every point of a grid of parameters, in parallel.
+
+    `cmx report FILE --sweep OUTPUT -o report.html` shows the sweep's Pareto plot and front.
+    """
     from supernode_dsl.sweep.cli import sweep_main
 
     try:
