@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_report import Page
 
 from supernode_dsl.diagnostics import CmxError, SourceText
 from supernode_dsl.plan.document.locate import locate
@@ -219,6 +220,10 @@ def test_report_with_sweep(local_sweep: tuple[Path, bytes], tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert "W006" not in proc.stderr  # the sweep of this very file
     page = html.read_text()
+    checked = Page()  # every element closed in order, as the report's own tests check
+    checked.feed(page)
+    checked.close()
+    assert not checked.errors and not checked.stack
     section = page[page.index('<section id="sweep">'):]
     assert '<a href="#sweep">7. Design-space sweep</a>' in page
     # the plot is the sweep's pareto.svg, inlined without the namespace URL
