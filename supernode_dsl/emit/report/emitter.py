@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from supernode_dsl.diagnostics import Diagnostic, DiagnosticWarning, Severity
@@ -62,7 +63,13 @@ class ReportEmitter(Emitter):
         return report_html(ctx.model, ctx.graph, ReportInputs(
             source=ctx.source, plan=plan, loads=loads, plan_name=ctx.plan_file or None,
             loads_name=loads_path or None, diagrams=ctx.value(DIAGRAMS) == "yes",
-            sweep=sweep, sweep_name=sweep_path or None))
+            sweep=sweep, sweep_name=_sweep_folder(sweep_path) if sweep_path else None))
+
+
+def _sweep_folder(path: str) -> str:
+    """The sweep's folder, the name the page shows, when ``path`` is its ``table.json``."""
+    p = PurePath(path)
+    return str(p.parent) if p.name == "table.json" and str(p.parent) != "." else path
 
 
 def _read_sweep(path: str, model: Model, source: str) -> SweepTable:
