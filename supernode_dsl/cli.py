@@ -22,7 +22,7 @@ import networkx as nx
 
 from supernode_dsl import compile_file, compile_string
 from supernode_dsl import schema as S
-from supernode_dsl.diagnostics import CmxError, Diagnostic, Span, render
+from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticWarning, Span, render
 from supernode_dsl.elaborate import Limits, Model
 from supernode_dsl.emit import (
     EmitContext,
@@ -526,7 +526,8 @@ def _run_emitter(emitter: Emitter, ctx: EmitContext, output: Path,
         except CmxError as err:
             _fail(err.diagnostics)
     for w in caught:
-        click.echo(f"cmx: warning: {w.message}", err=True)
+        shown = isinstance(w.message, DiagnosticWarning)  # already "cmx: warning[CODE]: ..."
+        click.echo(str(w.message) if shown else f"cmx: warning: {w.message}", err=True)
     _write(ctx.model, [(output, data)], inputs)
 
 
@@ -598,17 +599,22 @@ def simulate_cmd(file: Path, defines: tuple[str, ...], max_instances: int, plan_
 @_deployment_options
 @click.option("--plan", "plan_path", type=click.Path(dir_okay=False, path_type=Path),
               help="A plan from `cmx plan` to show (default: plan the file's deployment).")
+@click.option("--sweep", "sweep_path", type=click.Path(path_type=Path),
+              help="A `cmx sweep` output folder (or its table.json): adds its Pareto plot "
+                   "and front as section 7.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="HTML file to write ('-' for standard output).")
 def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
                loads_path: Path | None, plan_path: Path | None, deployment: str | None,
-               output: Path) -> None:
+               sweep_path: Path | None, output: Path) -> None:
     """Write one self-contained HTML report of FILE: summary, diagrams, bandwidth, and the
-    deployment's expert-load heatmaps and memory budget (from --plan or the file's own).
+    deployment's expert-load heatmaps and memory budget (from --plan or the file's own),
+    and with --sweep the sweep's Pareto plot and front.
     The same page as `cmx emit report` (this command runs that emitter)."""
     from supernode_dsl.emit.report import ReportEmitter
 
-    _check_outputs([output], [file, loads_path, plan_path])
+    sweep_table = sweep_path / "table.json" if sweep_path and sweep_path.is_dir() else sweep_path
+    _check_outputs([output], [file, loads_path, plan_path, sweep_table])
     model = _model(file, defines, max_instances)
     g = _graph(model)
     try:
@@ -617,11 +623,12 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
             plan = _read_plan(plan_path, model, g, file)
     except CmxError as err:
         _fail(err.diagnostics)
-    given = {"deployment": deployment, "expert_loads": str(loads_path) if loads_path else None}
+    given = {"deployment": deployment, "expert_loads": str(loads_path) if loads_path else None,
+             "sweep": str(sweep_path) if sweep_path else None}
     options = {k: v for k, v in given.items() if v is not None}
     _run_emitter(ReportEmitter(), EmitContext(model, g, plan, str(file), options,
                                               plan_file=str(plan_path) if plan_path else ""),
-                 output, [loads_path, plan_path])
+                 output, [loads_path, plan_path, sweep_table])
 
 
 def _check_outputs(outputs: Sequence[Path | None], inputs: Sequence[Path | None]) -> None:
@@ -761,7 +768,8 @@ def lsp_cmd() -> None:
               metavar="NAME=V1,V2|LO:HI:STEP", help="A swept parameter (repeat for a grid).")
 @click.option("--deployment", help="The deployment to plan when the file declares several.")
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of points.jsonl (finished points), table.csv and table.json.")
+              help="Folder of points.jsonl (finished points), table.csv, table.json and "
+                   "pareto.svg.")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
               show_default=True, help="Local processes or Ray tasks.")
 @click.option("--address", help="Ray cluster (--backend ray): ray://HOST:10001 or auto.")
@@ -772,7 +780,10 @@ def lsp_cmd() -> None:
 def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tuple[str, ...],
               deployment: str | None, output: Path, backend: str, address: str | None,
               jobs: int | None, pareto_y: str) -> None:
-    """Plan FILE's deployment at every point of a grid of parameters, in parallel."""
+    """Plan FILE's deployment at every point of a grid of parameters, in parallel.
+
+    `cmx report FILE --sweep OUTPUT -o report.html` shows the sweep's Pareto plot and front.
+    """
     from supernode_dsl.sweep.cli import sweep_main
 
     try:

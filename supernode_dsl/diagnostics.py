@@ -23,6 +23,7 @@ __all__ = [
     "CmxError",
     "Diagnostic",
     "DiagnosticSink",
+    "DiagnosticWarning",
     "Severity",
     "SourceText",
     "Span",
@@ -65,10 +66,12 @@ CODES: dict[str, str] = {
     "E030": "input file too large",
     "E031": "not a regular file",
     "E032": "cannot write output",
+    "E038": "bad sweep table",
     "W001": "parameter used where an index variable looks meant",
     "W002": "pair matched from both ends of a link pattern",
     "W003": "degenerate cut query",
     "W004": "all-to-all simulated on a back end that does not share links",
+    "W006": "sweep of other sources",
 }
 
 
@@ -154,6 +157,15 @@ def render(diag: Diagnostic) -> str:
             lines.append(f"{nspan.file}:{nspan.line}:{nspan.col}: note: {text}")
             lines.extend(_caret_block(nspan))
     return "\n".join(lines)
+
+
+class DiagnosticWarning(UserWarning):
+    """A warning diagnostic issued through :mod:`warnings` (by an emitter); ``cmx`` prints
+    it rendered (``cmx: warning[CODE]: message``)."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(render(diagnostic))
+        self.diagnostic = diagnostic
 
 
 class CmxError(Exception):

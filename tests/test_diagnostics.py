@@ -36,8 +36,9 @@ ERRORS_DIR = Path(__file__).resolve().parent / "errors"
 
 #: Codes that only the CLI's inputs can produce: queries (test_cli.py), expert-loads and
 #: previous-plan files and the --deployment choice (test_plan.py), emit requests (test_emit*.py),
-#: writing outputs (test_files.py), ASTRA-sim runs (test_consumer_chakra.py).
-CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026", "E029", "E032"}
+#: writing outputs (test_files.py), ASTRA-sim runs (test_consumer_chakra.py), sweep tables
+#: (test_sweep.py).
+CLI_ONLY_CODES = {"E020", "E021", "E024", "E025", "E026", "E029", "E032", "E038"}
 
 #: Codes that only calls of the Python API can produce: wrong argument types (test_api.py).
 API_ONLY_CODES = {"E028"}

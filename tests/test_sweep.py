@@ -7,14 +7,21 @@ each); the Ray test runs only where Ray is installed (``pip install -e '.[ray]'`
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_report import Page
 
+from supernode_dsl.diagnostics import CmxError, SourceText
+from supernode_dsl.plan.document.locate import locate
 from supernode_dsl.sweep import (
     GridError,
     PointResult,
@@ -23,10 +30,17 @@ from supernode_dsl.sweep import (
     run_sweep,
 )
 from supernode_dsl.sweep.grid import grid_points
-from supernode_dsl.sweep.table import pareto_front
+from supernode_dsl.sweep.table import (
+    load_table,
+    pareto_front,
+    read_table,
+    sources_digest,
+    table_json,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "topologies" / "deepseek-r1-cloudmatrix384.cmx"
+CM384 = ROOT / "topologies" / "cloudmatrix384.cmx"
 
 
 def test_axes_lists_and_ranges() -> None:
@@ -58,6 +72,19 @@ def test_pareto_front() -> None:
     pts = [_pt(1000, 20), _pt(900, 30), _pt(2000, 40), _pt(2000, 40), _pt(None, None),
            _pt(2500, 60)]
     assert pareto_front(pts) == [0, 2, 3, 5]
+
+
+_SMALL = st.one_of(st.none(), st.integers(0, 6))  # few values: many ties and equal points
+
+
+@given(st.lists(st.tuples(_SMALL, st.integers(0, 6)), max_size=30))
+def test_pareto_front_is_the_definition(pts: list[tuple[int | None, int]]) -> None:
+    # the one-pass front equals "not beaten by any other point", ties and failed points too
+    results = [_pt(tps, lat) for tps, lat in pts]
+    ok = [(i, t, v) for i, (t, v) in enumerate(pts) if t is not None]
+    want = [i for i, t, v in ok
+            if not any(t2 >= t and v2 <= v and (t2 > t or v2 < v) for _, t2, v2 in ok)]
+    assert pareto_front(results) == want
 
 
 def _spec(out: Path, backend: str = "local") -> SweepSpec:
@@ -139,3 +166,95 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "error[E015]" in unknown.stderr
     assert "Traceback" not in bad_axis.stderr + unknown.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---- the table read back (E038), and the sweep in the report (section 7) -----------------
+
+def test_table_read_back(local_sweep: tuple[Path, bytes]) -> None:
+    # what the sweep wrote reads back to the same table, and writes the same bytes again
+    out, table = local_sweep
+    read = load_table(out)
+    assert read.axes == ("decode_batch_per_npu",) and read.defines == (("tpot_slo_ms", "50"),)
+    assert read.front == (0, 1) and read.pareto_y == "tpot_ms"
+    assert read.sources == sources_digest(_files())
+    assert table_json(read).encode() == table
+
+
+@pytest.mark.parametrize(("edit", "where", "message"), [
+    (lambda d: d.update(points=None), ("points",), "points: expected a list of points"),
+    (lambda d: d["points"][1].update(tpot_ms="fast"), ("points", 1, "tpot_ms"),
+     "points[1].tpot_ms: expected a number or null"),
+    (lambda d: d["points"][1].pop("decode_batch_per_npu"), ("points", 1),
+     "points[1]: no 'decode_batch_per_npu'"),
+    (lambda d: d["points"][0].update(point=1), ("points", 0, "point"),
+     "points[0].point: expected 0"),
+    (lambda d: d.update(pareto_front=[1]), ("pareto_front",),
+     "pareto_front: not the Pareto front of the points (edited?)"),
+    (lambda d: d.update(pareto_y="latency"), ("pareto_y",), "pareto_y: expected tpot_ms"),
+])
+def test_table_errors(local_sweep: tuple[Path, bytes], edit: Any, where: tuple[Any, ...],
+                      message: str) -> None:
+    doc = json.loads(local_sweep[1])
+    edit(doc)
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    with pytest.raises(CmxError) as err:
+        read_table(SourceText("t.json", text), "E038")
+    d = err.value.diagnostics[0]
+    assert d.code == "E038" and d.message.startswith(message), d.message
+    assert d.span is not None and (d.span.line, d.span.col) == locate(text, where)[:2]
+    with pytest.raises(CmxError) as err:  # not JSON at all: located at the syntax error
+        read_table(SourceText("t.json", '{"axes": [}'), "E038")
+    assert err.value.diagnostics[0].span is not None
+
+
+def _svg(text: str) -> str:
+    return text[text.index("<svg"):text.index("</svg>") + len("</svg>")]
+
+
+def test_report_with_sweep(local_sweep: tuple[Path, bytes], tmp_path: Path) -> None:
+    out, _ = local_sweep
+    html = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "emit", "report", str(DEPLOY),
+                           "-O", f"sweep={out}", "-O", "diagrams=no", "-o", str(html)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "W006" not in proc.stderr  # the sweep of this very file
+    page = html.read_text()
+    checked = Page()  # every element closed in order, as the report's own tests check
+    checked.feed(page)
+    checked.close()
+    assert not checked.errors and not checked.stack
+    section = page[page.index('<section id="sweep">'):]
+    assert '<a href="#sweep">7. Design-space sweep</a>' in page
+    # the plot is the sweep's pareto.svg, inlined without the namespace URL
+    drawn = (out / "pareto.svg").read_text().replace(' xmlns="http://www.w3.org/2000/svg"', "")
+    assert _svg(section) == _svg(drawn) and "http" not in section
+    # the axes with their values, the fixed define, and the two front points in a table
+    assert "<tr><td>decode_batch_per_npu</td><td>32, 96</td></tr>" in section
+    assert "<tr><td>tpot_slo_ms (every point)</td><td>50</td></tr>" in section
+    front = section[section.index('<table class="sweep-front">'):]
+    rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>", front)
+    assert rows == [("0", "32"), ("1", "96")]
+
+
+def test_report_sweep_warnings_and_errors(local_sweep: tuple[Path, bytes],
+                                          tmp_path: Path) -> None:
+    # W006: the sweep of another file is shown, with a warning
+    out, table = local_sweep
+    html = tmp_path / "r.html"
+    cmd = [sys.executable, "-m", "supernode_dsl", "emit", "report", str(CM384), "-O",
+           "diagrams=no", "-o", str(html)]
+    proc = subprocess.run([*cmd, "-O", f"sweep={out / 'table.json'}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "cmx: warning[W006]: the sweep in" in proc.stderr
+    assert '<section id="sweep">' in html.read_text()
+    # E038 (cmx report --sweep): a broken table is located, nothing is written, no traceback
+    bad = tmp_path / "table.json"
+    bad.write_text(table.decode().replace('"pareto_front": [\n  0,', '"pareto_front": [\n  7,'))
+    html.unlink()
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "report", str(CM384),
+                           "--sweep", str(tmp_path), "-o", str(html)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "error[E038]: pareto_front: not the Pareto" in proc.stderr
+    assert f"{bad}:" in proc.stderr and "Traceback" not in proc.stderr and not html.exists()

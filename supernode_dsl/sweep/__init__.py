@@ -26,14 +26,19 @@ from supernode_dsl.sweep.plot import pareto_svg
 from supernode_dsl.sweep.point import METRICS, PointResult
 from supernode_dsl.sweep.table import (
     PointStore,
+    SweepTable,
+    load_table,
     pareto_front,
     point_key,
+    read_table,
+    sources_digest,
     table_csv,
     table_json,
 )
 
 __all__ = ["METRICS", "Axis", "BackendError", "GridError", "PointResult", "SweepResult",
-           "SweepSpec", "parse_axis", "run_sweep"]
+           "SweepSpec", "SweepTable", "load_table", "parse_axis", "read_table", "run_sweep",
+           "sources_digest"]
 
 
 @dataclass(frozen=True)
@@ -105,12 +110,13 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
         done += 1
         if progress:
             progress(done, len(points))
-    results = [store.done[k] for k in keys]
-    front = pareto_front(results, spec.pareto_y)
-    axes = [a.name for a in spec.axes]
+    results = tuple(store.done[k] for k in keys)
+    front = tuple(pareto_front(list(results), spec.pareto_y))
+    axes = tuple(a.name for a in spec.axes)
+    table = SweepTable(axes, spec.defines, spec.deployment, spec.pareto_y,
+                       sources_digest(files), results, front)
     out = (spec.output / "table.csv", spec.output / "table.json", spec.output / "pareto.svg")
-    write_outputs([Output(out[0], table_csv(axes, results, front)),  # all three or none
-                   Output(out[1], table_json(axes, results, front)),
-                   Output(out[2], pareto_svg(results, front, spec.pareto_y))])
-    return SweepResult(tuple(results), tuple(front), len(todo), out)
-
+    write_outputs([Output(out[0], table_csv(list(axes), results, list(front))),  # all or none
+                   Output(out[1], table_json(table)),
+                   Output(out[2], pareto_svg(list(results), list(front), spec.pareto_y))])
+    return SweepResult(results, front, len(todo), out)

@@ -9,9 +9,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from supernode_dsl.sweep.point import PointResult, evaluate_point
 
-__all__ = ["BackendError", "run_local", "run_ray"]
+__all__ = ["POLL_S", "BackendError", "run_local", "run_ray"]
 
 Job = tuple[int, dict[str, str]]
+POLL_S = 0.25  # how often the Ray backend collects finished points
 
 
 class BackendError(RuntimeError):
@@ -52,7 +53,9 @@ def run_ray(file: str, deployment: str | None, jobs: list[Job], address: str | N
         refs = {task.remote(file, d, deployment): i for i, d in jobs}
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            # whatever is ready within the poll interval: one wait per interval, not one
+            # per point (each wait scans the pending list)
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=POLL_S)
             for ref in ready:
                 yield refs[ref], ray.get(ref)
     finally:

@@ -13,14 +13,22 @@ __all__ = ["pareto_svg"]
 _W, _H, _L, _B, _PAD = 640, 400, 70, 50, 20
 
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    step = (hi - lo) / n if hi > lo else 1.0
-    return [lo + i * step for i in range(n + 1)]
+def _ticks(hi: float) -> list[tuple[float, str]]:
+    """Round ticks from 0 to ``hi`` (1, 2, 2.5 or 5 x 10^k apart, about six) and their
+    labels: the report's tick rule, so this plot reads like the page's other charts."""
+    from supernode_dsl.emit.report.common import nice_ticks, tick_text  # report imports us
+
+    ticks = nice_ticks(0.0, hi, 5)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    return [(t, tick_text(t, step)) for t in ticks]
 
 
-def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms") -> str:
+def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms", *,
+               namespace: bool = True) -> str:
     """An SVG scatter plot of ``results`` (``y``: the latency on the x axis) with ``front``
-    (indices) highlighted and joined."""
+    (indices) highlighted and joined.  ``namespace=False`` leaves out the ``xmlns``
+    declaration (for inlining in HTML5, which does not need it: the report's page holds no
+    URL); the drawing is otherwise the same bytes."""
     key = "decode_tokens_per_s_per_npu"
     pts = [(i, r.metrics[y], r.metrics[key]) for i, r in enumerate(results)
            if r.metrics and r.metrics.get(y) is not None and r.metrics.get(key) is not None]
@@ -33,17 +41,18 @@ def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms")
     def sy(v: float) -> float:
         return _H - _B - (v - y0) / (y1 - y0) * (_H - _B - _PAD)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart pareto" role="img" '
+    xmlns = ' xmlns="http://www.w3.org/2000/svg"' if namespace else ""
+    out = [f'<svg{xmlns} class="chart pareto" role="img" '
            f'width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" font-family="sans-serif" '
            f'font-size="11">',
            f"<title>Pareto front: decode tokens/s per NPU against {escape(y)}</title>",
            f'<line x1="{_L}" y1="{_H - _B}" x2="{_W - _PAD}" y2="{_H - _B}" stroke="#000"/>',
            f'<line x1="{_L}" y1="{_PAD}" x2="{_L}" y2="{_H - _B}" stroke="#000"/>']
-    for t in _ticks(x0, x1):
+    for t, text in _ticks(x1):
         out.append(f'<text x="{sx(t):.1f}" y="{_H - _B + 15}" text-anchor="middle">'
-                   f"{t:.3g}</text>")
-    for t in _ticks(y0, y1):
-        out.append(f'<text x="{_L - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{t:.4g}</text>')
+                   f"{text}</text>")
+    for t, text in _ticks(y1):
+        out.append(f'<text x="{_L - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{text}</text>')
     label = "TPOT (ms)" if y == "tpot_ms" else "TTFT (ms)"
     out.append(f'<text x="{(_L + _W) / 2:.0f}" y="{_H - 12}" text-anchor="middle">'
                f"{label}</text>")

@@ -3,7 +3,8 @@ topology and its deployment.
 
 Entry point: :func:`report_html`.  The page (template ``codegen/report/report.html.j2``,
 rendered with HTML autoescape: every SVG chart is built as :class:`markupsafe.Markup` by the
-function that draws it, every other value is escaped) has six sections, one module each:
+function that draws it, every other value is escaped) has six sections (seven with a
+sweep), one module each:
 
 1. summary: root instance, instance counts by category and type, global parameters;
 2. topology diagrams: the Graphviz supernode view, the view of the first node and one view
@@ -24,6 +25,10 @@ function that draws it, every other value is escaped) has six sections, one modu
    the deployment's serving block (workload, role split, KV transfer, P/D mapping, cache
    pool and the effect of prefix reuse).
 
+7. design-space sweep, only when a ``cmx sweep`` table is given (``ReportInputs.sweep``): its
+   axes, the Pareto plot (the sweep's own drawing, :func:`supernode_dsl.sweep.plot.pareto_svg`)
+   and the front as a table.
+
 Without a deployment, or with a plan from before the serving planner (schema 1.0), sections
 5 and 6 hold a short note instead.
 
@@ -33,9 +38,9 @@ deterministic: the same inputs give the same bytes (no timestamps, no absolute p
 are named by their base name only).
 
 Modules: :mod:`~.summary`, :mod:`~.diagrams`, :mod:`~.bandwidth`, :mod:`~.deployment`,
-:mod:`~.pipeline` and :mod:`~.performance` (sections 1 to 6), :mod:`~.common` (inputs, number
-formatting, op colours and chart helpers shared by the sections), :mod:`~.page` (the whole
-page) and :mod:`~.emitter` (the ``report`` emitter).
+:mod:`~.pipeline`, :mod:`~.performance` and :mod:`~.sweep` (sections 1 to 7),
+:mod:`~.common` (inputs, number formatting, op colours and chart helpers shared by the
+sections), :mod:`~.page` (the whole page) and :mod:`~.emitter` (the ``report`` emitter).
 """
 
 from supernode_dsl.emit.report.common import (

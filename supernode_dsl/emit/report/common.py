@@ -16,6 +16,7 @@ import numpy as np
 
 from supernode_dsl.elaborate import Model
 from supernode_dsl.plan.document import PlanDocument
+from supernode_dsl.sweep.table import SweepTable
 
 __all__ = [
     "NO_DEPLOYMENT",
@@ -53,6 +54,8 @@ class ReportInputs:
     plan_name: str | None = None
     loads_name: str | None = None
     diagrams: bool = True
+    sweep: SweepTable | None = None
+    sweep_name: str | None = None
 
 
 def declared_deployments(model: Model) -> list[str]:

@@ -1,5 +1,5 @@
-"""The whole page: :func:`report_context` gathers the six sections, :func:`report_html`
-renders them with ``codegen/report/report.html.j2``."""
+"""The whole page: :func:`report_context` gathers the six sections (seven with a sweep),
+:func:`report_html` renders them with ``codegen/report/report.html.j2``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from supernode_dsl.emit.report.diagrams import diagrams_section
 from supernode_dsl.emit.report.performance import performance_section
 from supernode_dsl.emit.report.pipeline import pipeline_section
 from supernode_dsl.emit.report.summary import summary_section
+from supernode_dsl.emit.report.sweep import sweep_section
 from supernode_dsl.emit.templates import render
 
 __all__ = [
@@ -37,6 +38,7 @@ def report_context(model: Model, g: nx.Graph, inputs: ReportInputs) -> dict[str,
         "deployment": deployment_section(inputs.plan, inputs),
         "pipeline": pipeline_section(inputs.plan),
         "performance": performance_section(inputs.plan),
+        "sweep": sweep_section(inputs.sweep, base_name(inputs.sweep_name)),
     }
 
 
