@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_option_instance_picks_the_instance() -> None:
     graph = cmx.build_graph(model)
     plan = plan_deployment(model, graph, PlanRequest())
 
-    def emit(instance: str) -> dict[str, bytes]:
+    def emit(instance: str) -> Mapping[str, bytes]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ChakraEtEmitter().emit(EmitContext(
