@@ -217,7 +217,8 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     def secs(op: Op) -> float:
         found = known.get(op)
         if found is None:
-            found = known[op] = op_seconds(op, ctx.facts, shares.get(op.stream, 1.0))
+            share = 1.0 if op.once else shares.get(op.stream, 1.0)   # holds every core
+            found = known[op] = op_seconds(op, ctx.facts, share)
         return found
 
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")

@@ -58,6 +58,9 @@ class Op:
     comm_s: float = 0.0   # seconds of communication (does not depend on cores)
     rows: float = 0.0     # the shape the efficiency tables are read at (see above)
     kernels: int = 1      # kernels this op stands for (consecutive vector kernels merged)
+    #: a step-level op (the output head, sampling): it runs once per step on the whole
+    #: device, after every microbatch's layers, over the tokens of all of them
+    once: bool = False
 
 
 #: The efficiency of memory traffic of an op kind: its own ``<kind>_memory`` (a GEMM
@@ -327,16 +330,17 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
     projection) when ``mtp``, then the output head and sampling; as (layer index, ops)
     pairs, the head's index -1.
 
-    The head runs once per step over every token that needs logits (decode: each request's
-    tokens, the speculative one included; prefill: the last token of each prompt), in the
-    ``embedding`` precision; its weights are read once per step, shared by the step's
-    ``microbatches``.  Sampling reads the logits (BF16)."""
+    The head runs once per step (``Op.once``: after every microbatch, on the whole device)
+    over every token that needs logits in the step's ``microbatches`` (decode: each
+    request's tokens, the speculative one included; prefill: the last token of each
+    prompt), in the ``embedding`` precision, reading its weights once.  Sampling reads the
+    logits (BF16)."""
     out: list[tuple[int, list[Op]]] = []
-    head_tokens = s.tokens if not s.prefill else s.requests
+    head_tokens = (s.tokens if not s.prefill else s.requests) * max(1, s.microbatches)
     head = a.vocab * a.hidden
     stream = streams(s.prefill)[0]
-    lm = gemm("lm_head", stream, 0, head_tokens * head, head / max(1, s.microbatches),
-              a.bytes_of("embedding"), a.precision.get("embedding", "bf16"), head_tokens)
+    lm = gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
+              a.precision.get("embedding", "bf16"), head_tokens)
     sample = vector("sampling", stream, 0, head_tokens * a.vocab * ACTIVATION_BYTES,
                     head_tokens * 8, head_tokens)
     if mtp and a.mtp_layers:
@@ -345,7 +349,7 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
                   a.precision.get("attention", "bf16"), s.tokens)
         out.append((a.layers, [eh, *attention_ops(a, moe_shape, paths),
                                *moe_ops(a, moe_shape, paths)]))
-    out.append((-1, [lm, sample]))
+    out.append((-1, [replace(lm, once=True), replace(sample, once=True)]))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import networkx as nx
 
@@ -10,7 +11,7 @@ from supernode_dsl.plan.devices import Device
 from supernode_dsl.plan.serving.hardware import DeviceFacts, route
 from supernode_dsl.plan.serving.ops import COLLECTIVE_KERNELS, CommPaths
 
-__all__ = ["instance_paths", "relays"]
+__all__ = ["instance_paths", "relays", "with_collective_facts"]
 
 
 def relays(source: Device, source_group: Sequence[Device], target: Device,
@@ -63,6 +64,13 @@ def instance_paths(g: nx.Graph, devices: Sequence[Device], facts: DeviceFacts,
                    min(1.0, remote_nodes / remote_devices) if remote_devices else 1.0)
     return CommPaths(tuple(routes), _collective(facts.efficiency, True),
                      _collective(facts.overhead, False), forward)
+
+
+def with_collective_facts(paths: CommPaths, facts: DeviceFacts) -> CommPaths:
+    """``paths`` with its collective kernels' measured figures taken from ``facts`` again
+    (after a calibration has set some of them)."""
+    return replace(paths, collective_efficiency=_collective(facts.efficiency, True),
+                   collective_overhead=_collective(facts.overhead, False))
 
 
 def _collective(values: Mapping[str, float], per_plane: bool

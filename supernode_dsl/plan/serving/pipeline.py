@@ -76,7 +76,8 @@ class Schedule:
 def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
              seconds: Callable[[Op], float]) -> Schedule:
     """List-schedule ``layers`` (layer index, ops of one microbatch) for ``microbatches``
-    equal microbatches; ``seconds`` gives an op's duration."""
+    equal microbatches; ``seconds`` gives an op's duration.  A step-level op
+    (``Op.once``) runs once, after every microbatch and stream (:func:`_run_once`)."""
     free: dict[str, float] = {}
     ready = [0.0] * microbatches
     events: list[Event] = []
@@ -87,10 +88,28 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
             members = [(o, d) for o, d in zip(ops, durations, strict=True) if o.stage == stage]
             for mb in range(microbatches):
                 for op, dur in members:
+                    if op.once:
+                        if mb == 0:
+                            _run_once(op, dur, layer, free, ready, events)
+                        continue
                     start = max(free.get(op.stream, 0.0), ready[mb])
                     events.append(Event(op.name, op.stream, mb, layer, start, dur))
                     free[op.stream] = ready[mb] = start + dur
     return Schedule(tuple(events), max(ready, default=0.0))
+
+
+def _run_once(op: Op, dur: float, layer: int, free: dict[str, float], ready: list[float],
+              events: list[Event]) -> None:
+    """Place a step-level op (``op.once``): it waits for every microbatch and every stream,
+    holds the whole device (recorded as microbatch 0 on its own stream), and every
+    microbatch and stream continues after it."""
+    start = max([*free.values(), *ready, 0.0])
+    events.append(Event(op.name, op.stream, 0, layer, start, dur))
+    end = start + dur
+    for stream in free:
+        free[stream] = end
+    free[op.stream] = end
+    ready[:] = [end] * len(ready)
 
 
 def is_communication(op: Op) -> bool:
