@@ -23,7 +23,14 @@ from supernode_dsl.emit.plansummary import plan_summary
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment, validate_plan
 from supernode_dsl.plan.document.codec import dump
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
-from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, layer_ops, op_seconds
+from supernode_dsl.plan.serving.ops import (
+    CommPaths,
+    LayerShape,
+    Op,
+    layer_ops,
+    op_seconds,
+    transfer,
+)
 from supernode_dsl.plan.serving.pipeline import schedule
 from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
 from supernode_dsl.plan.spec import ModelArch, read_deployment
@@ -266,6 +273,17 @@ def test_the_summary_says_when_a_latency_target_is_missed() -> None:
     prefill = next(line for line in plan_summary(plan) if "prefill:" in line)
     assert "(misses the TTFT target)" in prefill
     assert not any("misses" in line for line in plan_summary(_doc(H800)))
+
+
+def test_a_collective_pays_no_kernel_fixed_time_of_its_own() -> None:
+    """A transfer's fixed time is its collective's (in ``comm_s``); the parts' per-kernel
+    ``overhead.*`` never adds to it."""
+    facts = DeviceFacts("D", {"bf16": 1e15}, 64e9, 1e12, {"aic": 24}, {},
+                        overhead={"gemm": 10e-6, "op": 5e-6})
+    assert op_seconds(transfer("dispatch", "moe", 1, 70e-6), facts, 0.5) == \
+        pytest.approx(70e-6)
+    assert op_seconds(Op("gate", "moe", 1, ops=1e6), facts, 1.0) == \
+        pytest.approx(1e6 / 1e15 + 10e-6)
 
 
 def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:
