@@ -24,11 +24,13 @@ from supernode_dsl.plan.serving.calibrate import (
     COLLECTIVE_FIGURES,
     END_TO_END,
     FIGURES,
+    Calibration,
     Measurement,
     calibrated_context,
     figure_seconds,
     read_calibration,
 )
+from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import DeviceFacts, interpolate
 from supernode_dsl.plan.serving.ops import Op, op_seconds
 
@@ -67,7 +69,7 @@ def test_an_end_to_end_figure_is_refused_as_input(tmp_path: Path) -> None:
     assert any(d.code == "E022" and "validation only" in d.message for d in sink.diagnostics)
 
 
-def _decode(cal):  # type: ignore[no-untyped-def]
+def _decode(cal: Calibration) -> RoleContext:
     topo = compile_file(FITTED.parent / cal.topology, {})
     return role_contexts(topo, build_graph(topo), cal.deployment)["decode"]
 
