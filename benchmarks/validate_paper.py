@@ -25,7 +25,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +119,8 @@ def calibration_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from supernode_dsl.diagnostics import DiagnosticSink
     from supernode_dsl.plan import role_contexts
     from supernode_dsl.plan.serving.calibrate import (
-        apply_fitted,
+        COLLECTIVE_FIGURES,
+        calibrated_context,
         figure_seconds,
         read_calibration,
     )
@@ -131,16 +131,17 @@ def calibration_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     assert cal is not None
     topo = cmx.compile_file(ROOT / CM384)
     ctx = role_contexts(topo, cmx.build_graph(topo), cal.deployment)["decode"]
-    ctx = replace(ctx, facts=apply_fitted(ctx.facts, dict(cal.fitted)))
+    ctx = calibrated_context(ctx, dict(cal.fitted))
     rows = []
     for m in cal.measurements:
         est = figure_seconds(ctx, m)
+        conditions = f"EP{m.ep}, {m.tokens:g} tokens per rank" \
+            if m.figure in COLLECTIVE_FIGURES else \
+            f"batch {m.batch}/NPU, MTP {'on' if m.mtp else 'off'}, {m.microbatches} " \
+            f"microbatches, attention stream {m.split} cube cores"
         rows.append({"row": m.name, "figure": m.figure, "measured_us": m.value * 1e6,
                      "estimate_us": est * 1e6, "ratio": est / m.value,
-                     "conditions": f"batch {m.batch}/NPU, MTP {'on' if m.mtp else 'off'}, "
-                                   f"{m.microbatches} microbatches, attention stream "
-                                   f"{m.split} cube cores",
-                     "source": m.source})
+                     "conditions": conditions, "source": m.source})
     values = dict(cal.fitted)
     params = [{"attr": p.attr, "low": p.low, "high": p.high, "fitted": values[p.attr],
                "why": p.why} for p in cal.free]

@@ -214,6 +214,7 @@ CALIBRATION_ATTRS: Final[dict[str, Kind]] = {
     "part": str, "topology": str, "deployment": str,
     "measure.*": TIME, "batch.*": COUNT, "mtp.*": bool, "microbatches.*": COUNT,
     "split.*": COUNT, "figure.*": str, "source.*": str, "why.*": str, "residual.*": COUNT,
+    "ep.*": COUNT, "tokens.*": COUNT,
 }
 
 

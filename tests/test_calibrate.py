@@ -21,12 +21,16 @@ from supernode_dsl.diagnostics import DiagnosticSink
 from supernode_dsl.graph import build_graph
 from supernode_dsl.plan import role_contexts
 from supernode_dsl.plan.serving.calibrate import (
+    COLLECTIVE_FIGURES,
     END_TO_END,
     FIGURES,
-    apply_fitted,
+    Calibration,
+    Measurement,
+    calibrated_context,
     figure_seconds,
     read_calibration,
 )
+from supernode_dsl.plan.serving.estimate import RoleContext
 from supernode_dsl.plan.serving.hardware import DeviceFacts, interpolate
 from supernode_dsl.plan.serving.ops import Op, op_seconds
 
@@ -65,15 +69,58 @@ def test_an_end_to_end_figure_is_refused_as_input(tmp_path: Path) -> None:
     assert any(d.code == "E022" and "validation only" in d.message for d in sink.diagnostics)
 
 
+def _decode(cal: Calibration) -> RoleContext:
+    topo = compile_file(FITTED.parent / cal.topology, {})
+    return role_contexts(topo, build_graph(topo), cal.deployment)["decode"]
+
+
 def test_fitted_residuals_are_what_the_model_gives_now() -> None:
     cal, _ = _read(FITTED)
     assert cal is not None
-    topo = compile_file(FITTED.parent / cal.topology, {})
-    ctx = role_contexts(topo, build_graph(topo), cal.deployment)["decode"]
-    ctx = type(ctx)(**{**ctx.__dict__, "facts": apply_fitted(ctx.facts, dict(cal.fitted))})
-    m = next(m for m in cal.measurements if m.name == "layer_mtp")
-    residual = dict(cal.residuals)["layer_mtp"]
-    assert figure_seconds(ctx, m) / m.value - 1 == pytest.approx(residual, abs=1e-4)
+    ctx = calibrated_context(_decode(cal), dict(cal.fitted))
+    for name in ("layer_mtp", "dispatch_ep32", "combine_ep256"):
+        m = next(m for m in cal.measurements if m.name == name)
+        residual = dict(cal.residuals)[name]
+        assert figure_seconds(ctx, m) / m.value - 1 == pytest.approx(residual, abs=1e-4)
+
+
+def test_the_shipped_fit_includes_the_papers_collective_measurements() -> None:
+    """Decode's dispatch and combine at EP 8-256 (operator level) are inputs, and they set
+    the low-latency kernels' fixed time and rate of every estimate made with the fit."""
+    cal, _ = _read(FITTED)
+    assert cal is not None
+    collectives = [m for m in cal.measurements if m.figure in COLLECTIVE_FIGURES]
+    assert sorted({m.ep for m in collectives}) == [8, 16, 32, 64, 128, 256]
+    assert {p.attr for p in cal.free} >= {"overhead.dispatch_ll", "overhead.combine_ll"}
+    ctx = calibrated_context(_decode(cal), dict(cal.fitted))
+    assert dict(ctx.paths.collective_overhead)["dispatch_ll"] == pytest.approx(
+        dict(cal.fitted)["overhead.dispatch_ll"])
+
+
+def test_a_collective_figure_is_its_fixed_time_plus_its_messages_at_its_rate() -> None:
+    """At EP n with t tokens per rank a rank sends and receives t x distinct-ranks messages;
+    the figure grows with the ranks a token reaches (not with n itself) and by the
+    declared fixed time."""
+    cal, _ = _read(INPUT)
+    assert cal is not None
+    base = _decode(cal)
+    m = Measurement("d", 100e-6, "dispatch", 0, False, 1, 0, "", ep=256, tokens=128)
+    small = calibrated_context(base, {"overhead.dispatch_ll": 10e-6})
+    large = calibrated_context(base, {"overhead.dispatch_ll": 30e-6})
+    assert figure_seconds(large, m) - figure_seconds(small, m) == pytest.approx(20e-6)
+    fewer = Measurement("d8", 100e-6, "dispatch", 0, False, 1, 0, "", ep=8, tokens=128)
+    assert figure_seconds(small, fewer) < figure_seconds(small, m)
+
+
+def test_a_collective_figure_needs_its_ranks_and_tokens(tmp_path: Path) -> None:
+    text = INPUT.read_text().replace("    ep.dispatch_ep8      = 8\n", "")
+    assert "ep.dispatch_ep8 " not in text
+    bad = tmp_path / "bad.cmx"
+    bad.write_text(text)
+    cal, sink = _read(bad)
+    assert cal is None
+    assert any(d.code == "E022" and "'ep.dispatch_ep8'" in d.message
+               for d in sink.diagnostics)
 
 
 def test_efficiency_tables_interpolate_in_log_size_and_hold_their_ends() -> None:

@@ -23,7 +23,14 @@ from supernode_dsl.emit.plansummary import plan_summary
 from supernode_dsl.plan import PlanDocument, PlanRequest, plan_deployment, validate_plan
 from supernode_dsl.plan.document.codec import dump
 from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
-from supernode_dsl.plan.serving.ops import CommPaths, LayerShape, Op, layer_ops, op_seconds
+from supernode_dsl.plan.serving.ops import (
+    CommPaths,
+    LayerShape,
+    Op,
+    layer_ops,
+    op_seconds,
+    transfer,
+)
 from supernode_dsl.plan.serving.pipeline import schedule
 from supernode_dsl.plan.serving.roles import RoleRates, pd_mapping, role_split
 from supernode_dsl.plan.spec import ModelArch, read_deployment
@@ -181,6 +188,36 @@ def test_schedule_is_a_valid_list_schedule(layers: list[list[tuple[str, int, flo
     assert sum(sched.layer_spans().values()) == pytest.approx(sched.step)
 
 
+@settings(max_examples=40, deadline=None)
+@given(layers=st.lists(_OPS, min_size=1, max_size=4), microbatches=st.integers(1, 4),
+       head=st.floats(0.1, 5))
+def test_a_step_level_op_runs_once_after_every_microbatch_and_stream(
+        layers: list[list[tuple[str, int, float]]], microbatches: int, head: float) -> None:
+    """A step-level op (``once``, the output head) runs once, after every microbatch's
+    layers and every stream's work, and adds exactly its own time to the step."""
+    plan = [(i, [Op(f"op{j}", s, stage, comm_s=d) for j, (s, stage, d) in enumerate(ops)])
+            for i, ops in enumerate(layers)]
+    before = schedule(plan, microbatches, lambda op: op.comm_s)
+    step = [*plan, (-1, [Op("lm_head", "a", 0, comm_s=head, once=True)])]
+    sched = schedule(step, microbatches, lambda op: op.comm_s)
+    heads = [e for e in sched.events if e.name == "lm_head"]
+    assert len(heads) == 1
+    assert heads[0].start == pytest.approx(before.step)
+    assert sched.step == pytest.approx(before.step + head)
+
+
+def test_the_head_runs_once_per_step_on_the_whole_device(cm384: dict[str, Any]) -> None:
+    """Every device kind's schedule holds one output head, whatever the microbatch count,
+    and nothing else runs beside it."""
+    for role in ("decode", "prefill"):
+        for kind in cm384["roles"][role]["pipeline"]["schedule"]:
+            heads = [e for e in kind["events"] if e["name"] == "lm_head"]
+            assert len(heads) == 1, (role, kind["device_kind"])
+            start = heads[0]["start_us"]
+            assert all(e["start_us"] + e["dur_us"] <= start + 1e-3
+                       for e in kind["events"] if e["layer"] >= 0)
+
+
 def test_ttft_target_picks_the_most_prompts_that_meet_it() -> None:
     plan = _plan(CM384, ttft_slo_ms="2500", prefill_tokens_per_npu="0")
     assert validate_plan(plan) == []
@@ -240,6 +277,17 @@ def test_the_summary_says_when_a_latency_target_is_missed() -> None:
     assert not any("misses" in line for line in plan_summary(_doc(H800)))
 
 
+def test_a_collective_pays_no_kernel_fixed_time_of_its_own() -> None:
+    """A transfer's fixed time is its collective's (in ``comm_s``); the parts' per-kernel
+    ``overhead.*`` never adds to it."""
+    facts = DeviceFacts("D", {"bf16": 1e15}, 64e9, 1e12, {"aic": 24}, {},
+                        overhead={"gemm": 10e-6, "op": 5e-6})
+    assert op_seconds(transfer("dispatch", "moe", 1, 70e-6), facts, 0.5) == \
+        pytest.approx(70e-6)
+    assert op_seconds(Op("gate", "moe", 1, ops=1e6), facts, 1.0) == \
+        pytest.approx(1e6 / 1e15 + 10e-6)
+
+
 def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:
     """A declared ``overhead.<collective>`` replaces the path latency; a low-latency kernel
     uses its own efficiency, else its family's, else the plane's."""
@@ -259,12 +307,13 @@ def test_a_collective_pays_its_measured_fixed_time_and_rate() -> None:
 def test_decode_dispatch_pays_the_low_latency_kernels_fixed_time(
         cm384: dict[str, Any]) -> None:
     """The shipped Ascend die declares the low-latency kernel's fixed time from
-    DeepEP-Ascend's two measurements; decode's dispatch costs at least that per
-    microbatch."""
+    DeepEP-Ascend's two measurements; the shipped calibration refits it to the paper's own
+    dispatch measurements, and decode's dispatch costs at least that per microbatch."""
     g = cmx.build_graph(_cm384_model())
     die = next(n for n, d in g.nodes(data=True) if d.get("type") == "Ascend910CDie")
-    fixed = g.nodes[die]["overhead.dispatch_ll"]
-    assert fixed == pytest.approx(80e-6 - 32 * 73e-6 / 96)
+    assert g.nodes[die]["overhead.dispatch_ll"] == pytest.approx(80e-6 - 32 * 73e-6 / 96)
+    fixed = cm384["roles"]["decode"]["estimate"]["calibration"]["fitted"][
+        "overhead.dispatch_ll"]
     layer = next(r for r in cm384["roles"]["decode"]["estimate"]["per_layer"]
                  if r["kind"] == "moe")
     microbatches = cm384["roles"]["decode"]["pipeline"]["microbatches"]

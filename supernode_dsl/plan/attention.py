@@ -37,6 +37,7 @@ from supernode_dsl.plan.serving.ops import (
     quantise,
     restage,
     streams,
+    transfer,
     vector,
 )
 from supernode_dsl.units import Quantity
@@ -266,9 +267,9 @@ def _insert_tp(ops: list[Op], messages: tuple[TpMessage, ...], stream: str,
     """Put the first attention collective at ``first_at`` (after the projection) and the
     second before the ``o_in`` vector ops that precede the output projection."""
     first, second = messages
-    ops.insert(first_at, Op(first.name, stream, 0, comm_s=paths.seconds(first.send, first.recv)))
+    ops.insert(first_at, transfer(first.name, stream, 0, paths.seconds(first.send, first.recv)))
     ops.insert(len(ops) - 1 - o_in,
-               Op(second.name, stream, 0, comm_s=paths.seconds(second.send, second.recv)))
+               transfer(second.name, stream, 0, paths.seconds(second.send, second.recv)))
 
 
 #: An attention shape.

@@ -219,8 +219,9 @@ def _trace(rank: _Rank, events: Sequence[ScheduleEvent], arch: ModelArch, role: 
     nodes: list[TraceNode] = []
     for e in ordered:
         nid = len(nodes) + 1
-        deps = tuple(sorted({d for d in (last_mb.get(e.microbatch), last_stream.get(e.stream))
-                             if d is not None}))
+        # the step's own ops (layer -1: the head, once per step) wait for every microbatch
+        waits = last_mb.values() if e.layer < 0 else (last_mb.get(e.microbatch),)
+        deps = tuple(sorted({d for d in (*waits, last_stream.get(e.stream)) if d is not None}))
         if e.name in COMM_OPS:
             if e.name in _MOE_COMM:
                 size, group = _moe_bytes(e, rank, arch, role, tokens), rank.ep_group

@@ -4,12 +4,14 @@ A ``calibration`` declaration (attributes in ``schema.CALIBRATION_ATTRS``) names
 fits (``part``), the deployment it measures (``deployment`` in ``topology``, a path relative
 to the calibration's file), its measurements and its free parameters:
 
-* ``measure.<m>`` a measured time, taken at ``batch.<m>`` requests per NPU with
-  (``mtp.<m>``) or without MTP, ``microbatches.<m>`` microbatches and ``split.<m>`` matrix
-  cores on the attention stream; ``figure.<m>`` is what the estimate computes for it (one of
-  :data:`FIGURES`, each a layer- or stream-level time: no end-to-end figure such as
-  throughput, TPOT or TTFT can be a calibration input); ``source.<m>`` where it was
-  published.
+* ``measure.<m>`` a measured time; ``figure.<m>`` is what the estimate computes for it
+  (one of :data:`FIGURES`, each an operator-, layer- or stream-level time: no end-to-end
+  figure such as throughput, TPOT or TTFT can be a calibration input); ``source.<m>``
+  where it was published.  A layer or stream time is taken at ``batch.<m>`` requests per
+  NPU with (``mtp.<m>``) or without MTP, ``microbatches.<m>`` microbatches and
+  ``split.<m>`` matrix cores on the attention stream; a collective (``dispatch``,
+  ``combine``: decode's low-latency kernels) at ``ep.<m>`` ranks with ``tokens.<m>`` tokens
+  per rank.
 * ``low.<attr>``, ``high.<attr>`` (physical bounds) and ``start.<attr>`` of each free part
   attribute (an ``efficiency.*`` or ``overhead.*``), with ``why.<attr>``.
 
@@ -34,16 +36,21 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Spec
 from supernode_dsl.plan.serving.estimate import RoleContext, Split, decode_schedules
 from supernode_dsl.plan.serving.hardware import DeviceFacts
+from supernode_dsl.plan.serving.ops import COLLECTIVES, LOW_LATENCY, distinct_devices
+from supernode_dsl.plan.serving.paths import with_collective_facts
 from supernode_dsl.units import Quantity
 
 __all__ = [
+    "COLLECTIVE_FIGURES",
     "END_TO_END",
     "FIGURES",
+    "LAYER_FIGURES",
     "Calibration",
     "FreeParameter",
     "Measurement",
     "apply_fitted",
     "calibrate_file",
+    "calibrated_context",
     "figure_seconds",
     "fit",
     "fitted_text",
@@ -51,9 +58,12 @@ __all__ = [
     "relative_band",
 ]
 
-#: What a measurement may be compared with: the mean span of a decode MoE layer, and the
-#: busy time of the attention or the MoE stream per microbatch in a MoE layer.
-FIGURES = ("decode_layer", "attention_stream", "moe_stream")
+#: What a measurement may be compared with: the mean span of a decode MoE layer, the busy
+#: time of the attention or the MoE stream per microbatch in a MoE layer, and one decode
+#: dispatch or combine (the low-latency kernels) on its own.
+LAYER_FIGURES = ("decode_layer", "attention_stream", "moe_stream")
+COLLECTIVE_FIGURES = COLLECTIVES
+FIGURES = (*LAYER_FIGURES, *COLLECTIVE_FIGURES)
 #: Figures that are validation only and never calibration inputs.
 END_TO_END = ("throughput", "tpot", "ttft")
 #: The part attribute families a calibration may fit.
@@ -62,7 +72,9 @@ _FITTABLE = ("efficiency.", "overhead.")
 
 @dataclass(frozen=True)
 class Measurement:
-    """One layer-level measurement and the conditions it was taken at (``value`` in s)."""
+    """One operator- or layer-level measurement and the conditions it was taken at
+    (``value`` in s; ``ep`` and ``tokens``, the ranks and tokens per rank, only for a
+    collective's figure; the others only for a layer's or stream's)."""
 
     name: str
     value: float
@@ -72,6 +84,8 @@ class Measurement:
     microbatches: int
     split: int
     source: str
+    ep: int = 0
+    tokens: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,11 +141,17 @@ def read_calibration(spec: Spec, sink: DiagnosticSink) -> Calibration | None:
                 if figure in END_TO_END else f"must be one of {', '.join(FIGURES)}"
             sink.error("E022", f"'figure.{m}' {why}", spec.span_of(f"figure.{m}"))
             continue
+        ep, tokens = int(_num(spec, f"ep.{m}") or 0), _num(spec, f"tokens.{m}") or 0.0
+        if figure in COLLECTIVE_FIGURES and (ep < 2 or tokens <= 0):
+            sink.error("E022", f"'figure.{m}' = \"{figure}\" needs 'ep.{m}' (2 or more "
+                       f"ranks) and 'tokens.{m}' (tokens per rank, more than 0)",
+                       spec.span_of(f"figure.{m}"))
+            continue
         ms.append(Measurement(
             m, _num(spec, f"measure.{m}") or 0.0, str(figure),
             int(_num(spec, f"batch.{m}") or 0), spec.get(f"mtp.{m}") is True,
             int(_num(spec, f"microbatches.{m}") or 1), int(_num(spec, f"split.{m}") or 0),
-            str(spec.get(f"source.{m}", ""))))
+            str(spec.get(f"source.{m}", "")), ep, tokens))
     free = []
     for attr in _names(spec, "low"):
         low, high = _num(spec, f"low.{attr}"), _num(spec, f"high.{attr}")
@@ -166,25 +186,48 @@ def apply_fitted(facts: DeviceFacts, values: Mapping[str, float]) -> DeviceFacts
     return replace(facts, efficiency=eff, overhead=over)
 
 
+def calibrated_context(ctx: RoleContext, values: Mapping[str, float]) -> RoleContext:
+    """``ctx`` with the part attributes ``values`` set on its device facts and on the
+    collective kernels of its routes."""
+    facts = apply_fitted(ctx.facts, values)
+    devices = ctx.role.npus * ctx.devices_per_npu
+    return replace(ctx, facts=facts, paths=with_collective_facts(ctx.paths, facts, devices))
+
+
+def collective_seconds(ctx: RoleContext, m: Measurement) -> float:
+    """One decode dispatch or combine (low-latency kernel) on its own at ``m.ep`` ranks
+    with ``m.tokens`` tokens per rank and equally loaded experts: every token goes to the
+    distinct ranks its ``top_k`` experts live on (:func:`distinct_devices`, the model's
+    routed experts spread evenly over the ranks), every rank receives as many messages as
+    it sends; the deployment's routes carry them (their mix of classes, not the smaller
+    group's)."""
+    a = ctx.arch
+    messages = m.tokens * distinct_devices(a, m.ep, 1)
+    size = a.dispatch_bytes() if m.figure == "dispatch" else a.combine_bytes()
+    return ctx.paths.seconds(messages * size, messages * size, m.figure + LOW_LATENCY)
+
+
 def figure_seconds(ctx: RoleContext, m: Measurement) -> float:
     """What the estimate gives for measurement ``m`` (s) on the decode role ``ctx``."""
+    if m.figure in COLLECTIVE_FIGURES:
+        return collective_seconds(ctx, m)
     w = replace(ctx.workload, mtp_accept=0.7 if m.mtp else 0.0)
     run = replace(ctx, workload=w)
     scheds = decode_schedules(run, m.batch, Split(m.microbatches, m.split))
-    _, sched = max(scheds, key=lambda kv: kv[1].step)
     moe = [i for i in range(ctx.arch.layers) if ctx.arch.is_moe(i)]
-    if m.figure == "decode_layer":
-        spans = sched.layer_spans()
-        return float(np.mean([spans[i] for i in moe]))
+    if m.figure == "decode_layer":   # a layer lasts as long as on its slowest device kind
+        return max(float(np.mean([s.layer_spans()[i] for i in moe])) for _, s in scheds)
+    # a stream's busy time on the first device kind: the routed-expert die (most of the
+    # EP group; another kind's busy time differs by its share of the combine's wait)
+    _, sched = scheds[0]
     stream = m.figure.removesuffix("_stream")
     busy = sum(e.duration for e in sched.events if e.stream == stream and e.layer in moe)
     return busy / (len(moe) * m.microbatches)
 
 
 def _residuals(cal: Calibration, ctx: RoleContext, x: Sequence[float]) -> np.ndarray:
-    facts = apply_fitted(ctx.facts, {p.attr: float(v) for p, v in zip(cal.free, x,
-                                                                      strict=True)})
-    run = replace(ctx, facts=facts)
+    run = calibrated_context(ctx, {p.attr: float(v) for p, v in zip(cal.free, x,
+                                                                    strict=True)})
     return np.array([figure_seconds(run, m) / m.value - 1 for m in cal.measurements])
 
 
@@ -215,25 +258,31 @@ def _time(v: float) -> str:
     return f"{v * 1e6:.4f} us"
 
 
+def _conditions(m: Measurement) -> list[str]:
+    """The condition attributes of ``m`` as declared (those of its kind of figure)."""
+    if m.figure in COLLECTIVE_FIGURES:
+        return [f"    ep.{m.name} = {m.ep}", f"    tokens.{m.name} = {m.tokens:g}"]
+    return [f"    batch.{m.name} = {m.batch}",
+            f"    mtp.{m.name} = {'true' if m.mtp else 'false'}",
+            f"    microbatches.{m.name} = {m.microbatches}",
+            f"    split.{m.name} = {m.split}"]
+
+
 def fitted_text(cal: Calibration, source: str) -> str:
     """The fitted calibration as a ``.cmx`` declaration: its inputs as declared, then
     ``fitted.<attr>`` and ``residual.<m>`` (with provenance in comments)."""
     q = '"'
     lines = [f"# Written by `cmx calibrate {source}`: bounded least squares over "
              f"{len(cal.free)} free parameter(s)",
-             f"# and {len(cal.measurements)} layer-level measurement(s); do not edit by "
-             "hand (re-run the command).",
+             f"# and {len(cal.measurements)} operator- or layer-level measurement(s); do not "
+             "edit by hand (re-run the command).",
              "", f"calibration {cal.name} {{",
              f"    part       = {q}{cal.part}{q}",
              f"    topology   = {q}{cal.topology}{q}",
              f"    deployment = {q}{cal.deployment}{q}"]
     for m in cal.measurements:
         lines += ["", f"    measure.{m.name} = {_time(m.value)}",
-                  f"    figure.{m.name} = {q}{m.figure}{q}",
-                  f"    batch.{m.name} = {m.batch}",
-                  f"    mtp.{m.name} = {'true' if m.mtp else 'false'}",
-                  f"    microbatches.{m.name} = {m.microbatches}",
-                  f"    split.{m.name} = {m.split}",
+                  f"    figure.{m.name} = {q}{m.figure}{q}", *_conditions(m),
                   f"    source.{m.name} = {q}{m.source}{q}"]
     fitted = dict(cal.fitted)
     for p in cal.free:

@@ -225,8 +225,12 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     def secs(op: Op) -> float:
         found = known.get(op)
         if found is None:
-            stream = COMPUTE_STREAM if overlap and not is_communication(op) else op.stream
-            found = known[op] = op_seconds(op, ctx.facts, shares.get(stream, 1.0))
+            if op.once:
+                share = 1.0   # a step-level op holds every core
+            else:
+                stream = COMPUTE_STREAM if overlap and not is_communication(op) else op.stream
+                share = shares.get(stream, 1.0)
+            found = known[op] = op_seconds(op, ctx.facts, share)
         return found
 
     expert_s = [{layer: sum(secs(o) for o in ops if o.name == "experts")

@@ -24,15 +24,19 @@ from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 if TYPE_CHECKING:  # the model imports its attention kinds, which build on these ops
     from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["ACTIVATION_BYTES", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY", "CommPaths",
-           "LayerShape", "MoeMessages", "Op", "attention_ops", "dense_ops", "distinct_devices",
-           "gemm", "layer_ops", "merge_vector", "moe_messages", "moe_ops", "norm",
-           "op_seconds", "quantise", "restage", "step_ops", "streams", "vector"]
+__all__ = ["ACTIVATION_BYTES", "COLLECTIVE", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY",
+           "CommPaths", "LayerShape", "MoeMessages", "Op", "attention_ops", "dense_ops",
+           "distinct_devices", "gemm", "layer_ops", "merge_vector", "moe_messages", "moe_ops",
+           "norm", "op_seconds", "quantise", "restage", "step_ops", "streams", "transfer",
+           "vector"]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
 #: The suffix of a collective's low-latency kernel (decode), as in ``overhead.dispatch_ll``.
 LOW_LATENCY = "_ll"
+
+#: The op kind of a transfer between devices (:func:`transfer`).
+COLLECTIVE = "collective"
 
 #: Every collective kernel a part may declare figures for: each collective's
 #: high-throughput and low-latency kernel.
@@ -46,18 +50,22 @@ class Op:
     ``kind`` names the efficiency tables that apply: ``gemm`` (matrix multiplies, whose
     efficiency depends on ``rows``, the M of the multiply per weight matrix), ``attention``
     (``rows``: the keys each query attends to) or ``vector`` (element-wise and reduction
-    kernels, costed by the bytes they move)."""
+    kernels, costed by the bytes they move); a ``collective`` (:func:`transfer`) only
+    moves data, its whole time, fixed part included, in ``comm_s``."""
 
     name: str
     stream: str
     stage: int            # ops of one stage run back to back for a microbatch
     ops: float = 0.0      # arithmetic operations
     fmt: str = "bf16"     # their number format
-    kind: str = "gemm"    # which efficiency tables apply: "gemm", "attention" or "vector"
+    kind: str = "gemm"    # "gemm", "attention", "vector" or "collective" (see above)
     hbm_bytes: float = 0.0
     comm_s: float = 0.0   # seconds of communication (does not depend on cores)
     rows: float = 0.0     # the shape the efficiency tables are read at (see above)
     kernels: int = 1      # kernels this op stands for (consecutive vector kernels merged)
+    #: a step-level op (the output head, sampling): it runs once per step on the whole
+    #: device, after every microbatch's layers, over the tokens of all of them
+    once: bool = False
 
 
 #: The efficiency of memory traffic of an op kind: its own ``<kind>_memory`` (a GEMM
@@ -81,14 +89,16 @@ def op_seconds(op: Op, facts: DeviceFacts, share: float) -> float:
     rate sharing, an upper bound for the other, which could use the whole bandwidth once
     alone (checked against a rate-sharing schedule in ``tests/test_calibrate.py``).  A
     peak or a bandwidth the part does not declare contributes no time (the estimate lists
-    them)."""
+    them).  A collective pays no ``overhead.<kind>``: its measured fixed time is part of
+    ``comm_s`` (:meth:`CommPaths.fixed`)."""
     compute = 0.0
     if op.ops:
         peak = facts.peak_of(op.fmt) * facts.eff_at(op.kind, op.rows) * share
         compute = op.ops / peak if peak > 0 else 0.0
     bandwidth = facts.hbm_bw * _memory_eff(facts, op.kind, op.rows) * share
     memory = op.hbm_bytes / bandwidth if op.hbm_bytes and bandwidth > 0 else 0.0
-    fixed = facts.overhead.get(op.kind, facts.overhead.get("op", 0.0)) * op.kernels
+    fixed = 0.0 if op.kind == COLLECTIVE else \
+        facts.overhead.get(op.kind, facts.overhead.get("op", 0.0)) * op.kernels
     return max(compute, memory) + op.comm_s + fixed
 
 
@@ -191,6 +201,13 @@ def gemm(name: str, stream: str, stage: int, macs: float, params: float, nbytes:
               rows=rows)
 
 
+def transfer(name: str, stream: str, stage: int, seconds: float) -> Op:
+    """A collective that moves data between devices for ``seconds`` (from
+    :meth:`CommPaths.seconds`, its fixed time included): no arithmetic, no HBM traffic
+    counted, no kernel fixed time added."""
+    return Op(name, stream, stage, kind=COLLECTIVE, comm_s=seconds)
+
+
 #: Bytes of one activation value between kernels (BF16).
 ACTIVATION_BYTES = 2
 
@@ -248,7 +265,7 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
         # FP32 scores read, (expert, weight) pairs written
         vector("topk", vec, 1, t * a.routed_experts * 4, t * k * 8, t),
         *quantise("quant_dispatch", vec, 1, t, h, a.bytes_of("dispatch")),
-        Op("dispatch", comm_stream, 1, comm_s=paths.seconds(
+        transfer("dispatch", comm_stream, 1, paths.seconds(
             s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
             "dispatch" + kernel)),
     ]
@@ -265,7 +282,7 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
                    pairs * inter * min(nb, ACTIVATION_BYTES), pairs),
         ]
     ops += [
-        Op("combine", comm_stream, 1, comm_s=paths.seconds(
+        transfer("combine", comm_stream, 1, paths.seconds(
             s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
             "combine" + kernel)),
         vector("unpermute", vec, 1, t * k * h * ACTIVATION_BYTES, t * h * ACTIVATION_BYTES, t),
@@ -327,16 +344,17 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
     projection) when ``mtp``, then the output head and sampling; as (layer index, ops)
     pairs, the head's index -1.
 
-    The head runs once per step over every token that needs logits (decode: each request's
-    tokens, the speculative one included; prefill: the last token of each prompt), in the
-    ``embedding`` precision; its weights are read once per step, shared by the step's
-    ``microbatches``.  Sampling reads the logits (BF16)."""
+    The head runs once per step (``Op.once``: after every microbatch, on the whole device)
+    over every token that needs logits in the step's ``microbatches`` (decode: each
+    request's tokens, the speculative one included; prefill: the last token of each
+    prompt), in the ``embedding`` precision, reading its weights once.  Sampling reads the
+    logits (BF16)."""
     out: list[tuple[int, list[Op]]] = []
-    head_tokens = s.tokens if not s.prefill else s.requests
+    head_tokens = (s.tokens if not s.prefill else s.requests) * max(1, s.microbatches)
     head = a.vocab * a.hidden
     stream = streams(s.prefill)[0]
-    lm = gemm("lm_head", stream, 0, head_tokens * head, head / max(1, s.microbatches),
-              a.bytes_of("embedding"), a.precision.get("embedding", "bf16"), head_tokens)
+    lm = gemm("lm_head", stream, 0, head_tokens * head, head, a.bytes_of("embedding"),
+              a.precision.get("embedding", "bf16"), head_tokens)
     sample = vector("sampling", stream, 0, head_tokens * a.vocab * ACTIVATION_BYTES,
                     head_tokens * 8, head_tokens)
     if mtp and a.mtp_layers:
@@ -345,7 +363,7 @@ def step_ops(a: ModelArch, s: LayerShape, mtp: bool, paths: CommPaths,
                   a.precision.get("attention", "bf16"), s.tokens)
         out.append((a.layers, [eh, *attention_ops(a, moe_shape, paths),
                                *moe_ops(a, moe_shape, paths)]))
-    out.append((-1, [lm, sample]))
+    out.append((-1, [replace(lm, once=True), replace(sample, once=True)]))
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 
 import networkx as nx
 
@@ -10,7 +11,7 @@ from supernode_dsl.plan.devices import Device
 from supernode_dsl.plan.serving.hardware import DeviceFacts, route
 from supernode_dsl.plan.serving.ops import COLLECTIVE_KERNELS, CommPaths
 
-__all__ = ["instance_paths", "relays"]
+__all__ = ["instance_paths", "relays", "with_collective_facts"]
 
 
 def relays(source: Device, source_group: Sequence[Device], target: Device,
@@ -74,6 +75,13 @@ def _collective_efficiency(facts: DeviceFacts, ep: int) -> tuple[tuple[str, floa
         if facts.curve(name):
             values[name] = facts.eff_at(name, ep)
     return tuple(values.items())
+
+
+def with_collective_facts(paths: CommPaths, facts: DeviceFacts, ep: int) -> CommPaths:
+    """``paths`` (of an instance of ``ep`` devices) with its collective kernels' measured
+    figures taken from ``facts`` again (after a calibration has set some of them)."""
+    return replace(paths, collective_efficiency=_collective_efficiency(facts, ep),
+                   collective_overhead=_collective(facts.overhead, False))
 
 
 def _collective(values: Mapping[str, float], per_plane: bool

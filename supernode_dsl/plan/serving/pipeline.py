@@ -90,7 +90,9 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
     computation after a layer's last collective and before the next layer's first), so one
     microbatch goes on into the next layer while another still waits for its collective,
     and the computation of the microbatches alternates between collectives.  A layer of
-    one stage (a dense layer in decode) is not merged with its neighbours."""
+    one stage (a dense layer in decode) is not merged with its neighbours.  A step-level op
+    (``Op.once``) runs once, after every microbatch and stream (:func:`_run_once`); its
+    stage is never merged."""
     free: dict[str, float] = {}
     ready = [0.0] * microbatches
     events: list[Event] = []
@@ -98,6 +100,10 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
         for mb in range(microbatches):
             for layer, members in block:
                 for op, dur in members:
+                    if op.once:
+                        if mb == 0:
+                            _run_once(op, dur, layer, free, ready, events)
+                        continue
                     start = max(free.get(op.stream, 0.0), ready[mb])
                     events.append(Event(op.name, op.stream, mb, layer, start, dur))
                     free[op.stream] = ready[mb] = start + dur
@@ -116,7 +122,7 @@ def _blocks(layers: Sequence[tuple[int, Sequence[Op]]], seconds: Callable[[Op], 
         stages = sorted({o.stage for o in ops})
         for i, stage in enumerate(stages):
             members = [(o, d) for o, d in zip(ops, durations, strict=True) if o.stage == stage]
-            if across_layers and i == 0 and several and _one_stream(out[-1][-1][1], members):
+            if across_layers and i == 0 and several and _mergeable(out[-1][-1][1], members):
                 out[-1].append((layer, members))
             else:
                 out.append([(layer, members)])
@@ -124,8 +130,25 @@ def _blocks(layers: Sequence[tuple[int, Sequence[Op]]], seconds: Callable[[Op], 
     return out
 
 
-def _one_stream(a: list[tuple[Op, float]], b: list[tuple[Op, float]]) -> bool:
-    return len({o.stream for o, _ in a + b}) == 1
+def _mergeable(a: list[tuple[Op, float]], b: list[tuple[Op, float]]) -> bool:
+    """Whether stages ``a`` and ``b`` of neighbouring layers may run as one: both on one
+    and the same stream, neither holding a step-level op."""
+    both = a + b
+    return len({o.stream for o, _ in both}) == 1 and not any(o.once for o, _ in both)
+
+
+def _run_once(op: Op, dur: float, layer: int, free: dict[str, float], ready: list[float],
+              events: list[Event]) -> None:
+    """Place a step-level op (``op.once``): it waits for every microbatch and every stream,
+    holds the whole device (recorded as microbatch 0 on its own stream), and every
+    microbatch and stream continues after it."""
+    start = max([*free.values(), *ready, 0.0])
+    events.append(Event(op.name, op.stream, 0, layer, start, dur))
+    end = start + dur
+    for stream in free:
+        free[stream] = end
+    free[op.stream] = end
+    ready[:] = [end] * len(ready)
 
 
 def is_communication(op: Op) -> bool:
