@@ -187,9 +187,9 @@ def test_decode_moe_layer_all_to_all(compiled: dict[Path, tuple[Any, Any, Any]],
 def test_whole_decode_step(compiled: dict[Path, tuple[Any, Any, Any]], path: Path, npus: int,
                            gbps: float, tmp_path: Path) -> None:
     """The whole decode step of one instance (every layer, the MTP module and the head):
-    CloudMatrix384 -14.9 % (its one microbatch puts each all-to-all, about 200 us shorter
-    per MoE layer than the measured kernels, on the critical path), H800 -8.2 %; 20 and 8
-    minutes of ASTRA-sim on the shared machine."""
+    CloudMatrix384 -13.0 % (its one microbatch puts each all-to-all, about 180 us shorter
+    per MoE layer than the measured kernels, on the critical path), H800 -7.0 %; about 5.5
+    and 1.3 minutes of ASTRA-sim on a quiet 2-core machine."""
     tree = _tree(compiled, path, role="decode")
     assert _one_instance_on_one_dimension(tree)["npus_count"] == [npus]
     simulated, estimate = _run(tree, tmp_path, timeout=3600)
