@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import sys
 import threading
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from supernode_dsl.graph import Summary
     from supernode_dsl.plan.document import PlanDocument
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -775,8 +776,21 @@ def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tu
         _fail(err.diagnostics)
 
 
+def console() -> None:
+    """The process entry point (the ``cmx`` script, ``python -m supernode_dsl``): :func:`main`
+    on ``sys.argv``, after telling the cyclic garbage collector that every object made so far
+    (the imported modules: they live until the process exits) need not be walked again.
+
+    Without this, the full collections of a short command (one while elaborating
+    CloudMatrix384, one at interpreter exit) walk every imported module again: 15% of
+    ``cmx check``.  A program that calls :func:`main` itself keeps its collector as it was.
+    """
+    gc.freeze()
+    main()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point."""
+    """Run the ``cmx`` command line on ``argv`` (default ``sys.argv[1:]``); exits."""
     try:
         try:
             cli.main(args=argv, prog_name="cmx")
@@ -808,4 +822,4 @@ def _stdout_failed(err: OSError) -> NoReturn:
 
 
 if __name__ == "__main__":
-    main()
+    console()
