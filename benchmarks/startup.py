@@ -21,6 +21,14 @@ time and peak RSS of that child from ``os.wait4``):
 * ``cmx check topologies/cloudmatrix384.cmx``;
 * ``cmx plan topologies/deepseek-r1-cloudmatrix384.cmx -o FILE`` (target: under 1.5 s).
 
+Bytecode: every child runs with Python's bytecode cache on (``PYTHONDONTWRITEBYTECODE``
+unset, ``PYTHONPYCACHEPREFIX`` a temporary directory), after one uncounted warm-up run of
+every case has filled it: an installed package has its ``.pyc`` files (pip compiles them at
+install, as it did for click, lark and networkx), so neither side pays for compiling source.
+With ``PYTHONDONTWRITEBYTECODE=1`` in the environment (as on the shared machine) and no cache,
+``cmx check`` would compile its ~30 own modules from source on every run (~0.15 s) while the
+floor's site-packages keep their ``.pyc``: ``--no-bytecode-cache`` measures that condition.
+
 The ratio is reported two ways: the ratio of the medians, and the median of the per-round
 ratios (each round runs the floor and ``cmx check`` back to back, so a load burst shifts both).
 Results go to ``benchmarks/startup.json``.
@@ -29,12 +37,14 @@ Usage::
 
     python benchmarks/startup.py              # 10 rounds
     python benchmarks/startup.py --repeat 20
+    python benchmarks/startup.py --no-bytecode-cache   # the environment's bytecode setting
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -88,10 +98,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("startup.json"))
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="leave the environment's bytecode settings as they are")
     args = ap.parse_args()
+    load_before = os.getloadavg()
     packages = imported_by_check()
     py, cmx = sys.executable, cmx_command()
     with tempfile.TemporaryDirectory() as tmp:
+        bytecode = "as in the environment"
+        if not args.no_bytecode_cache:  # the children inherit this process's environment
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+            bytecode = "cached (PYTHONPYCACHEPREFIX, filled by one uncounted run of each case)"
         cases = [
             Case("python -c pass", "startup", [py, "-c", "pass"]),
             Case(f"floor: import {', '.join(packages)}", "startup",
@@ -102,13 +120,16 @@ def main() -> None:
             Case("cmx plan deepseek-r1-cloudmatrix384.cmx", "startup",
                  [*cmx, "plan", str(PLAN_TOPO), "-o", str(Path(tmp) / "plan.json")]),
         ]
-        measure_interleaved([Case("warm-up", "startup", [*cmx, "--help"])], 1)
+        measure_interleaved([Case(f"warm-up: {c.name}", "startup", c.argv) for c in cases], 1)
         measure_interleaved(cases, args.repeat)
     _, floor, nln, check, plan = cases
     result: dict[str, Any] = {
         "machine": machine(),
         "commit": git_rev(),
         "floor_packages": packages,
+        "bytecode": bytecode,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "cases": [c.summary() for c in cases],
         "check_vs_floor": {**_ratio(check, floor), "target": CHECK_TARGET},
         "check_vs_networkx_lark_numpy": _ratio(check, nln),
@@ -117,7 +138,8 @@ def main() -> None:
         "plan_target_s": PLAN_TARGET_S,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"floor: import {', '.join(packages)}")
+    print(f"floor: import {', '.join(packages)}; bytecode {bytecode}; load average "
+          f"{load_before[0]:.1f} before, {result['load_after'][0]:.1f} after")
     print("| case | median s | min s | max s | CPU s (median) | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for c in cases:
