@@ -10,7 +10,7 @@ the hybrid attention and its experts; microbatches overlap compute, vector and c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,6 +46,7 @@ from supernode_dsl.plan.serving.pipeline import (
     Schedule,
     comm_overlap_streams,
     schedule,
+    schedule_step,
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
@@ -199,9 +200,27 @@ def _with_waits(per_kind: list[list[tuple[int, list[Op]]]], seconds: list[dict[i
     return out
 
 
+#: One step's work per device kind: (kind name, (layer, ops) in order), and op durations.
+_Work = tuple[list[tuple[str, list[tuple[int, list[Op]]]]], Callable[[Op], float]]
+
+
 def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
               context: float) -> list[tuple[str, Schedule]]:
     """The schedule of one step on every device kind for ``split``."""
+    kinds, secs = _work(ctx, split, tokens, requests, context)
+    return [(name, schedule(layers, split.microbatches, secs)) for name, layers in kinds]
+
+
+def _step(ctx: RoleContext, split: Split, tokens: float, requests: float,
+          context: float) -> float:
+    """The step of :func:`_simulate` (the slowest device kind's), without its events."""
+    kinds, secs = _work(ctx, split, tokens, requests, context)
+    return max(schedule_step(layers, split.microbatches, secs) for _, layers in kinds)
+
+
+def _work(ctx: RoleContext, split: Split, tokens: float, requests: float,
+          context: float) -> _Work:
+    """What one step under ``split`` runs on every device kind, and how long each op takes."""
     m = split.microbatches
     shares = _shares(ctx, split)
     # the device kinds of every layer (index arch.layers: the MTP module, loaded as the last)
@@ -225,8 +244,7 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     patched = _with_waits(per_kind, expert_s)
     if ctx.overlap == "comm_overlap":
         patched = [comm_overlap_streams(layers) for layers in patched]
-    return [(name, schedule(layers, m, secs)) for name, layers in zip(names, patched,
-                                                                       strict=True)]
+    return list(zip(names, patched, strict=True)), secs
 
 
 def _candidates(ctx: RoleContext) -> list[Split]:
@@ -254,15 +272,14 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
     """The split with the shortest step (ties: fewer microbatches, then fewer first-stream
     cores), its schedules, and the step of every candidate (s)."""
     steps: dict[Split, float] = {}
-    best: tuple[float, Split, list[tuple[str, Schedule]]] | None = None
+    best: tuple[float, Split] | None = None
     for split in _candidates(ctx):
-        scheds = _simulate(ctx, split, tokens, requests, context)
-        step = max(s.step for _, s in scheds)
+        step = _step(ctx, split, tokens, requests, context)
         steps[split] = step
         if best is None or step < best[0] * (1 - 1e-9):
-            best = (step, split, scheds)
-    chosen = present(best, "the best core split")
-    return chosen[1], chosen[2], steps
+            best = (step, split)
+    chosen = present(best, "the best core split")[1]
+    return chosen, _simulate(ctx, chosen, tokens, requests, context), steps
 
 
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:

@@ -28,7 +28,7 @@ from typing import Final
 from supernode_dsl.plan.serving.ops import Op
 
 __all__ = ["COMM_STREAM", "COMPUTE_STREAM", "Event", "Schedule", "comm_overlap_streams",
-           "is_communication", "schedule"]
+           "is_communication", "schedule", "schedule_step"]
 
 #: The streams of the ``comm_overlap`` model.
 COMPUTE_STREAM: Final = "compute"
@@ -77,9 +77,24 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
              seconds: Callable[[Op], float]) -> Schedule:
     """List-schedule ``layers`` (layer index, ops of one microbatch) for ``microbatches``
     equal microbatches; ``seconds`` gives an op's duration."""
+    events: list[Event] = []
+    step = _list_schedule(layers, microbatches, seconds, events.append)
+    return Schedule(tuple(events), step)
+
+
+def schedule_step(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
+                  seconds: Callable[[Op], float]) -> float:
+    """The ``step`` of :func:`schedule` (the same float), without making its events: for
+    comparing candidate splits, most of which are not kept."""
+    return _list_schedule(layers, microbatches, seconds, None)
+
+
+def _list_schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
+                   seconds: Callable[[Op], float],
+                   record: Callable[[Event], None] | None) -> float:
+    """The list schedule of :func:`schedule`: its step, each event given to ``record``."""
     free: dict[str, float] = {}
     ready = [0.0] * microbatches
-    events: list[Event] = []
     for layer, ops in layers:
         durations = [seconds(o) for o in ops]
         stages = sorted({o.stage for o in ops})
@@ -88,9 +103,10 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
             for mb in range(microbatches):
                 for op, dur in members:
                     start = max(free.get(op.stream, 0.0), ready[mb])
-                    events.append(Event(op.name, op.stream, mb, layer, start, dur))
+                    if record is not None:
+                        record(Event(op.name, op.stream, mb, layer, start, dur))
                     free[op.stream] = ready[mb] = start + dur
-    return Schedule(tuple(events), max(ready, default=0.0))
+    return max(ready, default=0.0)
 
 
 def is_communication(op: Op) -> bool:
