@@ -50,3 +50,36 @@ def test_info_imports_scipy_but_not_plan_libraries() -> None:
     mods = imported("info", "--json", "topologies/gb200-nvl72.cmx")
     assert {"scipy", "numpy"} <= mods
     assert not mods & {"jsonschema", "jinja2"}
+
+
+_GC_PROBE = """
+import gc, sys
+from supernode_dsl import cli
+sys.argv = ["cmx", "check", "topologies/gb200-nvl72.cmx"]
+try:
+    cli.console() if {console} else cli.main(sys.argv[1:])
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print(gc.get_freeze_count(), gc.isenabled(), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("console", [True, False])
+def test_only_the_process_entry_point_freezes_the_collector(console: bool) -> None:
+    """``console()`` (the ``cmx`` script) freezes the imported modules out of the cyclic
+    collector's walks; ``main()``, which a program may call, leaves its collector alone."""
+    proc = subprocess.run([sys.executable, "-c", _GC_PROBE.format(console=console)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    frozen, enabled = proc.stderr.split()[-2:]
+    assert (int(frozen) > 10_000) is console
+    assert enabled == "True"
+
+
+
+def test_the_cmx_script_and_python_m_run_the_entry_point() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["cmx"] == "supernode_dsl.cli:console"
+    assert "console()" in (ROOT / "supernode_dsl" / "__main__.py").read_text()
