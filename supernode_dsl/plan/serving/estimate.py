@@ -51,7 +51,7 @@ from supernode_dsl.plan.serving.pipeline import (
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
 __all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
-           "prefill_estimate"]
+           "prefill_estimate", "prefill_step"]
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,14 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
                   ) -> tuple[Split, list[tuple[str, Schedule]], dict[Split, float]]:
     """The split with the shortest step (ties: fewer microbatches, then fewer first-stream
     cores), its schedules, and the step of every candidate (s)."""
+    chosen, steps = _best_split(ctx, tokens, requests, context)
+    return chosen, _simulate(ctx, chosen, tokens, requests, context), steps
+
+
+def _best_split(ctx: RoleContext, tokens: float, requests: float, context: float
+                ) -> tuple[Split, dict[Split, float]]:
+    """The split of :func:`best_pipeline` and the step of every candidate (s), without
+    scheduling any events."""
     steps: dict[Split, float] = {}
     best: tuple[float, Split] | None = None
     for split in _candidates(ctx):
@@ -278,8 +286,7 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
         steps[split] = step
         if best is None or step < best[0] * (1 - 1e-9):
             best = (step, split)
-    chosen = present(best, "the best core split")[1]
-    return chosen, _simulate(ctx, chosen, tokens, requests, context), steps
+    return present(best, "the best core split")[1], steps
 
 
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
@@ -395,11 +402,7 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pip
 def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline]:
     """(estimate, pipeline) of one prefill pass of ``per_npu`` prompt tokens per
     accelerator."""
-    w = ctx.workload
-    tokens = per_npu / ctx.devices_per_npu
-    reused = round(w.prompt_len * w.prefix_reuse)
-    new_per_prompt = w.prompt_len - reused
-    prompts = tokens / w.prompt_len
+    prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
     step = max(s.step for _, s in scheds) + ctx.workload.host_time
     tput = per_npu / step if step else 0.0
@@ -411,3 +414,20 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
         **_figures(ctx, step, tput, scheds),
     )
     return est, pipeline_block(ctx, split, scheds, steps)
+
+
+def _prefill_prompts(ctx: RoleContext, per_npu: int) -> tuple[float, int, int]:
+    """(prompts per device, reused prefix tokens and newly computed tokens per prompt) of a
+    prefill pass of ``per_npu`` prompt tokens per accelerator."""
+    w = ctx.workload
+    reused = round(w.prompt_len * w.prefix_reuse)
+    return per_npu / ctx.devices_per_npu / w.prompt_len, reused, w.prompt_len - reused
+
+
+def prefill_step(ctx: RoleContext, per_npu: int) -> tuple[float, float, int]:
+    """(``step_ms``, ``prompts_per_device``, ``prefix_reused_tokens``) of
+    :func:`prefill_estimate` (the same floats), without its schedules and per-layer table:
+    for tables that compare many prefill passes by their time alone."""
+    prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
+    split, steps = _best_split(ctx, prompts * new_per_prompt, prompts, reused)
+    return (steps[split] + ctx.workload.host_time) * 1e3, prompts, reused
