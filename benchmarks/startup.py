@@ -19,7 +19,19 @@ time and peak RSS of that child from ``os.wait4``):
 * the floor (the discovered packages);
 * ``python -c "import networkx, lark, numpy"``;
 * ``cmx check topologies/cloudmatrix384.cmx``;
-* ``cmx plan topologies/deepseek-r1-cloudmatrix384.cmx -o FILE`` (target: under 1.5 s).
+* ``cmx plan topologies/deepseek-r1-cloudmatrix384.cmx -o FILE`` (target: under 1.5 s);
+* the plan's own floor: every third-party module ``cmx plan`` imports (numpy, scipy's
+  optimize and sparse graph routines, jsonschema besides the check's), imported in the same
+  order by ``importlib`` in one process: what any program that plans with these libraries
+  pays before its own work.
+
+Bytecode: every child runs with Python's bytecode cache on (``PYTHONDONTWRITEBYTECODE``
+unset, ``PYTHONPYCACHEPREFIX`` a temporary directory), after one uncounted warm-up run of
+every case has filled it: an installed package has its ``.pyc`` files (pip compiles them at
+install, as it did for click, lark and networkx), so neither side pays for compiling source.
+With ``PYTHONDONTWRITEBYTECODE=1`` in the environment (as on the shared machine) and no cache,
+``cmx check`` would compile its ~30 own modules from source on every run (~0.15 s) while the
+floor's site-packages keep their ``.pyc``: ``--no-bytecode-cache`` measures that condition.
 
 The ratio is reported two ways: the ratio of the medians, and the median of the per-round
 ratios (each round runs the floor and ``cmx check`` back to back, so a load burst shifts both).
@@ -29,12 +41,14 @@ Usage::
 
     python benchmarks/startup.py              # 10 rounds
     python benchmarks/startup.py --repeat 20
+    python benchmarks/startup.py --no-bytecode-cache   # the environment's bytecode setting
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,26 +64,32 @@ CHECK_TARGET = 1.5  # cmx check / floor
 PLAN_TARGET_S = 1.5
 
 _IMPORTED = """
-import sys
+import json, sys
 from supernode_dsl.cli import main
 try:
-    main(["check", sys.argv[1]])
+    main(sys.argv[1:])
 except SystemExit as stop:
     if stop.code:
         raise
-tops = {m.split(".")[0] for m in sys.modules}
-third = sorted(t for t in tops if t not in sys.stdlib_module_names
-               and not t.startswith("_") and t != "supernode_dsl"
-               and getattr(sys.modules.get(t), "__file__", None))
-print(" ".join(third), file=sys.stderr)
+def third(name):
+    top = name.split(".")[0]
+    return top not in sys.stdlib_module_names and not top.startswith("_") \
+        and top != "supernode_dsl" and getattr(sys.modules.get(name), "__file__", None)
+mods = [m for m in sys.modules if third(m)]
+print(json.dumps([sorted({m.split(".")[0] for m in mods}), mods]), file=sys.stderr)
 """
 
+#: Imports each module named on the command line, in that order (a command's floor).
+_IMPORT_ALL = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)"
 
-def imported_by_check() -> list[str]:
-    """The third-party top-level packages ``cmx check`` of CloudMatrix384 imports."""
-    done = subprocess.run([sys.executable, "-c", _IMPORTED, str(CM384)], cwd=ROOT,
+
+def imported_by(*args: str) -> tuple[list[str], list[str]]:
+    """The third-party packages that ``cmx ARGS`` imports: (top-level names, every module
+    in the order of import)."""
+    done = subprocess.run([sys.executable, "-c", _IMPORTED, *args], cwd=ROOT,
                           capture_output=True, text=True, check=True)
-    return done.stderr.split()
+    tops, mods = json.loads(done.stderr.strip().splitlines()[-1])
+    return tops, mods
 
 
 def _ratio(check: Case, floor: Case) -> dict[str, float]:
@@ -88,10 +108,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=10, help="rounds (default 10)")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("startup.json"))
+    ap.add_argument("--no-bytecode-cache", action="store_true",
+                    help="leave the environment's bytecode settings as they are")
     args = ap.parse_args()
-    packages = imported_by_check()
+    load_before = os.getloadavg()
     py, cmx = sys.executable, cmx_command()
     with tempfile.TemporaryDirectory() as tmp:
+        plan_argv = ["plan", str(PLAN_TOPO), "-o", str(Path(tmp) / "plan.json")]
+        packages, _ = imported_by("check", str(CM384))
+        plan_packages, plan_modules = imported_by(*plan_argv)
+        bytecode = "as in the environment"
+        if not args.no_bytecode_cache:  # the children inherit this process's environment
+            os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+            os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+            bytecode = "cached (PYTHONPYCACHEPREFIX, filled by one uncounted run of each case)"
         cases = [
             Case("python -c pass", "startup", [py, "-c", "pass"]),
             Case(f"floor: import {', '.join(packages)}", "startup",
@@ -99,25 +129,34 @@ def main() -> None:
             Case("import networkx, lark, numpy", "startup",
                  [py, "-c", "import networkx, lark, numpy"]),
             Case("cmx check cloudmatrix384.cmx", "startup", [*cmx, "check", str(CM384)]),
-            Case("cmx plan deepseek-r1-cloudmatrix384.cmx", "startup",
-                 [*cmx, "plan", str(PLAN_TOPO), "-o", str(Path(tmp) / "plan.json")]),
+            Case("cmx plan deepseek-r1-cloudmatrix384.cmx", "startup", [*cmx, *plan_argv]),
+            Case(f"plan's floor: its {len(plan_modules)} third-party modules", "startup",
+                 [py, "-c", _IMPORT_ALL, *plan_modules]),
         ]
-        measure_interleaved([Case("warm-up", "startup", [*cmx, "--help"])], 1)
+        measure_interleaved([Case(f"warm-up: {c.name}", "startup", c.argv) for c in cases], 1)
         measure_interleaved(cases, args.repeat)
-    _, floor, nln, check, plan = cases
+    _, floor, nln, check, plan, plan_floor = cases
     result: dict[str, Any] = {
         "machine": machine(),
         "commit": git_rev(),
         "floor_packages": packages,
+        "bytecode": bytecode,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "cases": [c.summary() for c in cases],
         "check_vs_floor": {**_ratio(check, floor), "target": CHECK_TARGET},
         "check_vs_networkx_lark_numpy": _ratio(check, nln),
         "plan_wall_s_median": statistics.median(r.wall_s for r in plan.runs),
         "plan_cpu_s_median": statistics.median(r.user_s + r.sys_s for r in plan.runs),
         "plan_target_s": PLAN_TARGET_S,
+        "plan_floor_packages": plan_packages,
+        "plan_floor_wall_s_median": statistics.median(r.wall_s for r in plan_floor.runs),
+        "plan_vs_its_floor": _ratio(plan, plan_floor),
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"floor: import {', '.join(packages)}")
+    print(f"plan's floor: the modules of {', '.join(plan_packages)}")
+    print(f"floor: import {', '.join(packages)}; bytecode {bytecode}; load average "
+          f"{load_before[0]:.1f} before, {result['load_after'][0]:.1f} after")
     print("| case | median s | min s | max s | CPU s (median) | peak RSS MiB |")
     print("|---|---|---|---|---|---|")
     for c in cases:
@@ -130,7 +169,9 @@ def main() -> None:
           f"{r['median_round_ratio_wall']:.2f} (median of rounds, wall), "
           f"{r['median_round_ratio_cpu']:.2f} (CPU); target {CHECK_TARGET}")
     print(f"cmx plan: {result['plan_wall_s_median']:.3f} s wall, "
-          f"{result['plan_cpu_s_median']:.3f} s CPU (median); target {PLAN_TARGET_S} s")
+          f"{result['plan_cpu_s_median']:.3f} s CPU (median); target {PLAN_TARGET_S} s; "
+          f"its import floor {result['plan_floor_wall_s_median']:.3f} s wall, plan / floor "
+          f"{result['plan_vs_its_floor']['ratio_of_medians_wall']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,3 +1,3 @@
-from supernode_dsl.cli import main
+from supernode_dsl.cli import console
 
-main()
+console()

@@ -14,20 +14,38 @@
 * :mod:`~supernode_dsl.emit.chakra`: Chakra execution traces of one serving step.
 """
 
-from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, emit_error
-from supernode_dsl.emit.graphs import graphml_text, node_link_text
-from supernode_dsl.emit.jsontext import document_json, info_json
-from supernode_dsl.emit.options import (
-    Option,
-    OptionError,
-    choice_option,
-    int_option,
-    ipv4_option,
-    names_option,
-    optional_text_option,
-    text_option,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from supernode_dsl.files import FileTree, write_atomic
+from supernode_dsl.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from supernode_dsl.emit.base import EmitContext, Emitter, available_emitters, emit_error
+    from supernode_dsl.emit.graphs import graphml_text, node_link_text
+    from supernode_dsl.emit.jsontext import document_json, info_json
+    from supernode_dsl.emit.options import (
+        Option,
+        OptionError,
+        choice_option,
+        int_option,
+        ipv4_option,
+        names_option,
+        optional_text_option,
+        text_option,
+    )
+
+# name -> the module defining it: imported on first use, so that importing one emitter
+# module (or the JSON writers, as `cmx check` does) does not import the others
+_LAZY = {
+    **dict.fromkeys(("EmitContext", "Emitter", "available_emitters", "emit_error"), "base"),
+    **dict.fromkeys(("graphml_text", "node_link_text"), "graphs"),
+    **dict.fromkeys(("document_json", "info_json"), "jsontext"),
+    **dict.fromkeys(("Option", "OptionError", "choice_option", "int_option", "ipv4_option",
+                     "names_option", "optional_text_option", "text_option"), "options"),
+}
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "EmitContext",

@@ -8,20 +8,26 @@ from typing import Any
 __all__ = ["document_json", "info_json"]
 
 
+# Encoders made once: ``json.dumps`` with any non-default argument builds a new encoder per
+# call, which is most of the time of writing a plan (tens of thousands of values).
+_VALUE = json.JSONEncoder()
+_FLAT_LIST = json.JSONEncoder(separators=(", ", ": "))
+
+
 def _compact(value: Any, indent: int) -> str:
     pad = " " * indent
     if isinstance(value, dict):
         if not value:
             return "{}"
-        items = [f'{pad} {json.dumps(k)}: {_compact(value[k], indent + 1)}'
+        items = [f"{pad} {_VALUE.encode(k)}: {_compact(value[k], indent + 1)}"
                  for k in sorted(value)]
         return "{\n" + ",\n".join(items) + f"\n{pad}}}"
     if isinstance(value, list):
         if all(not isinstance(v, dict | list) for v in value):
-            return json.dumps(value, separators=(", ", ": "))
+            return _FLAT_LIST.encode(value)
         items = [f"{pad} {_compact(v, indent + 1)}" for v in value]
         return "[\n" + ",\n".join(items) + f"\n{pad}]"
-    return json.dumps(value)
+    return _VALUE.encode(value)
 
 
 def document_json(data: dict[str, Any]) -> str:

@@ -16,17 +16,16 @@ in its docstring and in ``docs/graph-contract.md``:
   order, ownership and position, and disjoint sets.
 
 The analyses of :mod:`~supernode_dsl.graph.analysis` and :mod:`~supernode_dsl.graph.summary`
-run on numpy and scipy; they are imported on first use of one of their names, so that
-``cmx check`` and ``cmx compile`` (which need none of them) start without numpy and scipy.
+run on numpy and scipy; they, the dimension collapse and the routing check are imported on
+first use of one of their names, so that ``cmx check`` and ``cmx compile`` (which need none
+of them) start without them, numpy and scipy.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from supernode_dsl.graph.build import build_graph
-from supernode_dsl.graph.dimensions import UNIT_CHOICES, Collapse, Dimension, collapse, npu_units
 from supernode_dsl.graph.instances import (
     Segment,
     ancestor,
@@ -36,9 +35,11 @@ from supernode_dsl.graph.instances import (
     segments,
     unit_owner,
 )
-from supernode_dsl.graph.routing import unroutable_pairs
+
+# eager: the module shares its name with the function, which must win in this namespace
 from supernode_dsl.graph.select import PatternError, select
 from supernode_dsl.graph.unionfind import UnionFind
+from supernode_dsl.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from supernode_dsl.graph.analysis import (
@@ -55,6 +56,14 @@ if TYPE_CHECKING:
         plane_summary,
         shortest_path,
     )
+    from supernode_dsl.graph.dimensions import (
+        UNIT_CHOICES,
+        Collapse,
+        Dimension,
+        collapse,
+        npu_units,
+    )
+    from supernode_dsl.graph.routing import unroutable_pairs
     from supernode_dsl.graph.summary import PlaneInfo, Summary, summarize
 
 # name -> the module defining it, for the names imported on first use
@@ -64,6 +73,9 @@ _LAZY = {
                      "plane_arrays", "plane_endpoints", "plane_summary", "shortest_path"),
                     "analysis"),
     **dict.fromkeys(("PlaneInfo", "Summary", "summarize"), "summary"),
+    **dict.fromkeys(("UNIT_CHOICES", "Collapse", "Dimension", "collapse", "npu_units"),
+                    "dimensions"),
+    "unroutable_pairs": "routing",
 }
 
 __all__ = [
@@ -102,11 +114,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """The analysis named ``name``, imported from its module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import networkx as nx
@@ -77,8 +79,10 @@ def _build(model: Model) -> nx.Graph:
     for tpl, base in linked:
         for bundle in tpl.links:
             extras = {k: _plain(v) for k, v in bundle.extras}
-            g.add_edges_from(
-                (paths[base + a], paths[base + b], {
+            # one call per run of pairs with one link count (a bundle is usually one run):
+            # networkx copies the shared attributes into each edge's own dict
+            for n, run in groupby(bundle.pairs, key=itemgetter(2)):
+                g.add_edges_from(((paths[base + a], paths[base + b]) for a, b, _ in run), **{
                     **extras,
                     S.EDGE_PLANE: bundle.plane,
                     S.EDGE_BANDWIDTH: bundle.link_bandwidth * n,
@@ -86,8 +90,6 @@ def _build(model: Model) -> nx.Graph:
                     S.EDGE_LATENCY: bundle.latency,
                     S.EDGE_COUNT: n,
                 })
-                for a, b, n in bundle.pairs
-            )
             total += len(bundle.pairs)
     sink = DiagnosticSink()
     if g.number_of_edges() != total:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,50 +47,85 @@ def plan_schema() -> dict[str, Any]:
 _CERTAIN_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,), "number": (int, float), "string": (str,)}
 _SCALAR_KEYWORDS = frozenset({"type", "minimum"})
+_OBJECT_KEYWORDS = frozenset({"type", "required", "additionalProperties", "properties"})
+
+#: A check that a value certainly satisfies a schema (False: unsure, let jsonschema decide).
+Certain = Callable[[Any], bool]
 
 
-def _scalar_kinds(schema: Any) -> tuple[tuple[type, ...], Any] | None:
-    """(Python types, minimum or None) when ``schema`` is a plain scalar schema
-    (``{"type": ..., "minimum": ...}``), else None."""
+def _scalar_check(schema: Any) -> Certain | None:
+    """The check of a plain scalar schema (``{"type": ..., "minimum": ...}``), else None."""
     if not isinstance(schema, dict) or not set(schema) <= _SCALAR_KEYWORDS:
         return None
     kind = schema.get("type")
     kinds = _CERTAIN_TYPES.get(kind) if isinstance(kind, str) else None
-    return None if kinds is None else (kinds, schema.get("minimum"))
+    if kinds is None:
+        return None
+    low = schema.get("minimum")
+    if low is None:
+        return lambda x: type(x) in kinds
+    return lambda x: type(x) in kinds and x >= low
 
 
-def _certainly_valid(schema: Any, values: list[Any]) -> bool:
-    """True when every one of ``values`` certainly satisfies ``schema``; False when unsure
-    (the schema is not a plain scalar one, or some value may not match it)."""
-    scalar = _scalar_kinds(schema)
-    if scalar is None:
-        return False
-    kinds, low = scalar
-    return all(type(x) in kinds for x in values) and \
-        (low is None or all(x >= low for x in values))
+def _object_check(schema: Any) -> Certain | None:
+    """The check of a closed object of plain scalars (``type: object``, ``required``,
+    ``additionalProperties: false``, ``properties`` each a plain scalar schema; a schedule's
+    events), reached directly or through a local ``{"$ref": "#/$defs/NAME"}``; else None."""
+    if isinstance(schema, dict) and set(schema) == {"$ref"} and \
+            str(schema["$ref"]).startswith("#/$defs/"):
+        schema = plan_schema().get("$defs", {}).get(schema["$ref"][len("#/$defs/"):])
+    if not isinstance(schema, dict) or set(schema) != _OBJECT_KEYWORDS or \
+            schema["type"] != "object" or schema["additionalProperties"] is not False:
+        return None
+    props = {name: _scalar_check(sub) for name, sub in schema["properties"].items()}
+    checks = {name: c for name, c in props.items() if c is not None}
+    if len(checks) != len(props):
+        return None
+    required = frozenset(schema["required"])
+    allowed = frozenset(checks)
+
+    def check(x: Any) -> bool:
+        return type(x) is dict and required <= x.keys() <= allowed and \
+            all(checks[k](v) for k, v in x.items())
+    return check
+
+
+# schema (by identity; the schema is loaded once) -> its check, or None
+_CHECKS: dict[int, tuple[Any, Certain | None]] = {}
+
+
+def _certain(schema: Any) -> Certain | None:
+    """The check that values certainly satisfy ``schema``, None for any other schema."""
+    found = _CHECKS.get(id(schema))
+    if found is None or found[0] is not schema:
+        found = _CHECKS[id(schema)] = (schema, _scalar_check(schema) or _object_check(schema))
+    return found[1]
 
 
 # jsonschema descends into every value, one validator object per step: tens of thousands
 # for a plan's placements and schedules.  The two keywords below skip the values that
-# certainly match a plain scalar schema and hand everything else to jsonschema's own
-# keyword, so the errors and their messages are exactly jsonschema's.
+# certainly match a plain scalar schema (or a closed object of them) and hand everything
+# else to jsonschema's own keyword, so the errors and their messages are exactly
+# jsonschema's.
 
 def _items(validator: Any, items: Any, instance: Any, schema: Any) -> Any:
-    """``items``: an array of scalars that certainly match yields no error at once."""
-    if "prefixItems" not in schema and isinstance(instance, list) \
-            and _certainly_valid(items, instance):
-        return
+    """``items``: an array whose items certainly match yields no error at once."""
+    if "prefixItems" not in schema and isinstance(instance, list):
+        check = _certain(items)
+        if check is not None and all(map(check, instance)):
+            return
     yield from Draft202012Validator.VALIDATORS["items"](validator, items, instance, schema)
 
 
 def _properties(validator: Any, properties: Any, instance: Any, schema: Any) -> Any:
-    """``properties``: a scalar value that certainly matches its schema is not descended
-    into."""
+    """``properties``: a value that certainly matches its schema is not descended into."""
     if not isinstance(instance, dict):
         return
     for name, sub in properties.items():
-        if name in instance and not _certainly_valid(sub, [instance[name]]):
-            yield from validator.descend(instance[name], sub, path=name, schema_path=name)
+        if name in instance:
+            check = _certain(sub)
+            if check is None or not check(instance[name]):
+                yield from validator.descend(instance[name], sub, path=name, schema_path=name)
 
 
 @functools.cache

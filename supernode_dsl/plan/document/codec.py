@@ -67,19 +67,33 @@ def _fields(cls: type) -> tuple[tuple[str, str, Any, int | None, bool], ...]:
 
 #: Scalar types written as they are (floats only where no rounding is declared).
 _UNROUNDED = frozenset({int, float, str, bool, type(None)})
+_PLAIN_SCALARS = _UNROUNDED - {float}
+
+
+@functools.cache
+def _dataclass_fields(cls: type) -> tuple[tuple[str, str, Any, int | None, bool], ...] | None:
+    """:func:`_fields` of ``cls`` when its instances are dataclasses, else None (cached per
+    type: a plan has some 50,000 values to write)."""
+    return _fields(cls) if dataclasses.is_dataclass(cls) else None
 
 
 def dump(value: Any, digits: int | None = None) -> Any:
     """The JSON value of ``value`` (a dataclass, tuple, mapping or scalar)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    cls: type = type(value)
+    if cls is float:
+        return value if digits is None else round(value, digits)
+    if cls in _PLAIN_SCALARS:
+        return value
+    fields = _dataclass_fields(cls)
+    if fields is not None:
         out: dict[str, Any] = {}
-        for attr, name, _, places, omit in _fields(type(value)):
+        for attr, name, _, places, omit in fields:
             v = getattr(value, attr)
             if not (omit and v is None):
                 out[name] = dump(v, places)
         return out
     if isinstance(value, tuple | list):
-        plain = _UNROUNDED if digits is None else _UNROUNDED - {float}
+        plain = _UNROUNDED if digits is None else _PLAIN_SCALARS
         if all(type(v) in plain for v in value):  # arrays of scalars: nothing to convert
             return list(value)
         return [dump(v, digits) for v in value]
@@ -102,37 +116,55 @@ def _kind(value: Any) -> str:
                                                                          type(value).__name__)
 
 
-def _read(tp: Any, data: Any, path: JsonPath) -> Any:
+@functools.cache
+def _shape(tp: Any) -> tuple[str, Any]:
+    """How :func:`_read` reads a value of field type ``tp`` (cached per type): ``object``
+    (a dataclass), ``union`` (whether None is allowed, the other type), ``literal`` (the
+    values), ``array`` (the item type), ``mapping`` (the value type) or ``scalar``."""
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _read_object(tp, data, path)
+        return "object", None
     if origin in (types.UnionType, typing.Union):
         options = typing.get_args(tp)
-        if data is None and type(None) in options:
-            return None
-        inner = [o for o in options if o is not type(None)]
-        return _read(inner[0], data, path)
+        return "union", (type(None) in options,
+                         next(o for o in options if o is not type(None)))
     if origin is typing.Literal:
-        if data not in typing.get_args(tp) or isinstance(data, bool):
-            allowed = ", ".join(repr(a) for a in typing.get_args(tp))
+        return "literal", typing.get_args(tp)
+    if origin is tuple:
+        return "array", typing.get_args(tp)[0]
+    if origin is Mapping or origin is dict:
+        return "mapping", typing.get_args(tp)[1]
+    return "scalar", None
+
+
+def _read(tp: Any, data: Any, path: JsonPath) -> Any:
+    kind, arg = _shape(tp)
+    if kind == "object":
+        return _read_object(tp, data, path)
+    if kind == "union":
+        none_ok, inner = arg
+        if data is None and none_ok:
+            return None
+        return _read(inner, data, path)
+    if kind == "literal":
+        if data not in arg or isinstance(data, bool):
+            allowed = ", ".join(repr(a) for a in arg)
             raise PathError(path, f"{data!r} is not one of {allowed}")
         return data
-    if origin is tuple:
+    if kind == "array":
         if not isinstance(data, list):
             raise PathError(path, f"expected an array, found {_kind(data)}")
-        item = typing.get_args(tp)[0]
-        if item in _CHECKS:  # arrays of scalars (placements, schedules): one pass, no recursion
-            check = _CHECKS[item][0]
+        if arg in _CHECKS:  # arrays of scalars (placements, schedules): one pass, no recursion
+            check = _CHECKS[arg][0]
             for i, v in enumerate(data):
                 if not check(v):
-                    _scalar(item, v, (*path, i))
+                    _scalar(arg, v, (*path, i))
             return tuple(data)
-        return tuple(_read(item, v, (*path, i)) for i, v in enumerate(data))
-    if origin is Mapping or origin is dict:
+        return tuple(_read(arg, v, (*path, i)) for i, v in enumerate(data))
+    if kind == "mapping":
         if not isinstance(data, dict):
             raise PathError(path, f"expected an object, found {_kind(data)}")
-        item = typing.get_args(tp)[1]
-        return {k: _read(item, v, (*path, k)) for k, v in data.items()}
+        return {k: _read(arg, v, (*path, k)) for k, v in data.items()}
     return _scalar(tp, data, path)
 
 
@@ -160,12 +192,17 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+@functools.cache
+def _keys(cls: type) -> frozenset[str]:
+    """The JSON keys of dataclass ``cls``."""
+    return frozenset(name for _, name, _, _, _ in _fields(cls))
+
+
 def _read_object(cls: type, data: Any, path: JsonPath) -> Any:
     if not isinstance(data, dict):
         raise PathError(path, f"expected an object, found {_kind(data)}")
     fields = _fields(cls)
-    known = {name for _, name, _, _, _ in fields}
-    extra = sorted(set(data) - known)
+    extra = sorted(set(data) - _keys(cls))
     if extra:
         raise PathError((*path, extra[0]), "unknown key")
     values: dict[str, Any] = {}

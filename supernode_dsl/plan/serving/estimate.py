@@ -10,7 +10,7 @@ the hybrid attention and its experts; microbatches overlap compute, vector and c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -47,11 +47,12 @@ from supernode_dsl.plan.serving.pipeline import (
     comm_overlap_streams,
     is_communication,
     schedule,
+    schedule_step,
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
 __all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
-           "prefill_estimate"]
+           "prefill_estimate", "prefill_step"]
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,31 @@ def _with_waits(per_kind: list[list[tuple[int, list[Op]]]], seconds: list[dict[i
     return out
 
 
+#: One step's work per device kind: (kind name, (layer, ops) in order), and op durations.
+_Work = tuple[list[tuple[str, list[tuple[int, list[Op]]]]], Callable[[Op], float]]
+
+
 def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
               context: float) -> list[tuple[str, Schedule]]:
     """The schedule of one step on every device kind for ``split``."""
+    kinds, secs = _work(ctx, split, tokens, requests, context)
+    across = ctx.overlap == "comm_overlap"
+    return [(name, schedule(layers, split.microbatches, secs, across_layers=across))
+            for name, layers in kinds]
+
+
+def _step(ctx: RoleContext, split: Split, tokens: float, requests: float,
+          context: float) -> float:
+    """The step of :func:`_simulate` (the slowest device kind's), without its events."""
+    kinds, secs = _work(ctx, split, tokens, requests, context)
+    across = ctx.overlap == "comm_overlap"
+    return max(schedule_step(layers, split.microbatches, secs, across_layers=across)
+               for _, layers in kinds)
+
+
+def _work(ctx: RoleContext, split: Split, tokens: float, requests: float,
+          context: float) -> _Work:
+    """What one step under ``split`` runs on every device kind, and how long each op takes."""
     m = split.microbatches
     shares = _shares(ctx, split)
     # the device kinds of every layer (index arch.layers: the MTP module, loaded as the last)
@@ -238,8 +261,7 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
     patched = _with_waits(per_kind, expert_s)
     if overlap:
         patched = [comm_overlap_streams(layers) for layers in patched]
-    return [(name, schedule(layers, m, secs, across_layers=overlap))
-            for name, layers in zip(names, patched, strict=True)]
+    return list(zip(names, patched, strict=True)), secs
 
 
 def _candidates(ctx: RoleContext) -> list[Split]:
@@ -266,16 +288,22 @@ def best_pipeline(ctx: RoleContext, tokens: float, requests: float, context: flo
                   ) -> tuple[Split, list[tuple[str, Schedule]], dict[Split, float]]:
     """The split with the shortest step (ties: fewer microbatches, then fewer first-stream
     cores), its schedules, and the step of every candidate (s)."""
+    chosen, steps = _best_split(ctx, tokens, requests, context)
+    return chosen, _simulate(ctx, chosen, tokens, requests, context), steps
+
+
+def _best_split(ctx: RoleContext, tokens: float, requests: float, context: float
+                ) -> tuple[Split, dict[Split, float]]:
+    """The split of :func:`best_pipeline` and the step of every candidate (s), without
+    scheduling any events."""
     steps: dict[Split, float] = {}
-    best: tuple[float, Split, list[tuple[str, Schedule]]] | None = None
+    best: tuple[float, Split] | None = None
     for split in _candidates(ctx):
-        scheds = _simulate(ctx, split, tokens, requests, context)
-        step = max(s.step for _, s in scheds)
+        step = _step(ctx, split, tokens, requests, context)
         steps[split] = step
         if best is None or step < best[0] * (1 - 1e-9):
-            best = (step, split, scheds)
-    chosen = present(best, "the best core split")
-    return chosen[1], chosen[2], steps
+            best = (step, split)
+    return present(best, "the best core split")[1], steps
 
 
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
@@ -396,11 +424,7 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pip
 def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline]:
     """(estimate, pipeline) of one prefill pass of ``per_npu`` prompt tokens per
     accelerator."""
-    w = ctx.workload
-    tokens = per_npu / ctx.devices_per_npu
-    reused = round(w.prompt_len * w.prefix_reuse)
-    new_per_prompt = w.prompt_len - reused
-    prompts = tokens / w.prompt_len
+    prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
     step = max(s.step for _, s in scheds) + ctx.workload.host_time
     tput = per_npu / step if step else 0.0
@@ -412,3 +436,20 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
         **_figures(ctx, step, tput, scheds),
     )
     return est, pipeline_block(ctx, split, scheds, steps)
+
+
+def _prefill_prompts(ctx: RoleContext, per_npu: int) -> tuple[float, int, int]:
+    """(prompts per device, reused prefix tokens and newly computed tokens per prompt) of a
+    prefill pass of ``per_npu`` prompt tokens per accelerator."""
+    w = ctx.workload
+    reused = round(w.prompt_len * w.prefix_reuse)
+    return per_npu / ctx.devices_per_npu / w.prompt_len, reused, w.prompt_len - reused
+
+
+def prefill_step(ctx: RoleContext, per_npu: int) -> tuple[float, float, int]:
+    """(``step_ms``, ``prompts_per_device``, ``prefix_reused_tokens``) of
+    :func:`prefill_estimate` (the same floats), without its schedules and per-layer table:
+    for tables that compare many prefill passes by their time alone."""
+    prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
+    split, steps = _best_split(ctx, prompts * new_per_prompt, prompts, reused)
+    return (steps[split] + ctx.workload.host_time) * 1e3, prompts, reused

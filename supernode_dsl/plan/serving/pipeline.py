@@ -30,7 +30,7 @@ from typing import Final
 from supernode_dsl.plan.serving.ops import Op
 
 __all__ = ["COMM_STREAM", "COMPUTE_STREAM", "Event", "Schedule", "comm_overlap_streams",
-           "is_communication", "schedule"]
+           "is_communication", "schedule", "schedule_step"]
 
 #: The streams of the ``comm_overlap`` model.
 COMPUTE_STREAM: Final = "compute"
@@ -93,21 +93,37 @@ def schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
     one stage (a dense layer in decode) is not merged with its neighbours.  A step-level op
     (``Op.once``) runs once, after every microbatch and stream (:func:`_run_once`); its
     stage is never merged."""
+    events: list[Event] = []
+    step = _list_schedule(layers, microbatches, seconds, across_layers, events.append)
+    return Schedule(tuple(events), step)
+
+
+def schedule_step(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
+                  seconds: Callable[[Op], float], across_layers: bool = False) -> float:
+    """The ``step`` of :func:`schedule` (the same float), without making its events: for
+    comparing candidate splits, most of which are not kept."""
+    return _list_schedule(layers, microbatches, seconds, across_layers, None)
+
+
+def _list_schedule(layers: Sequence[tuple[int, Sequence[Op]]], microbatches: int,
+                   seconds: Callable[[Op], float], across_layers: bool,
+                   record: Callable[[Event], None] | None) -> float:
+    """The list schedule of :func:`schedule`: its step, each event given to ``record``."""
     free: dict[str, float] = {}
     ready = [0.0] * microbatches
-    events: list[Event] = []
     for block in _blocks(layers, seconds, across_layers):
         for mb in range(microbatches):
             for layer, members in block:
                 for op, dur in members:
                     if op.once:
                         if mb == 0:
-                            _run_once(op, dur, layer, free, ready, events)
+                            _run_once(op, dur, layer, free, ready, record)
                         continue
                     start = max(free.get(op.stream, 0.0), ready[mb])
-                    events.append(Event(op.name, op.stream, mb, layer, start, dur))
+                    if record is not None:
+                        record(Event(op.name, op.stream, mb, layer, start, dur))
                     free[op.stream] = ready[mb] = start + dur
-    return Schedule(tuple(events), max(ready, default=0.0))
+    return max(ready, default=0.0)
 
 
 def _blocks(layers: Sequence[tuple[int, Sequence[Op]]], seconds: Callable[[Op], float],
@@ -138,12 +154,13 @@ def _mergeable(a: list[tuple[Op, float]], b: list[tuple[Op, float]]) -> bool:
 
 
 def _run_once(op: Op, dur: float, layer: int, free: dict[str, float], ready: list[float],
-              events: list[Event]) -> None:
+              record: Callable[[Event], None] | None) -> None:
     """Place a step-level op (``op.once``): it waits for every microbatch and every stream,
     holds the whole device (recorded as microbatch 0 on its own stream), and every
     microbatch and stream continues after it."""
     start = max([*free.values(), *ready, 0.0])
-    events.append(Event(op.name, op.stream, 0, layer, start, dur))
+    if record is not None:
+        record(Event(op.name, op.stream, 0, layer, start, dur))
     end = start + dur
     for stream in free:
         free[stream] = end

@@ -32,7 +32,7 @@ from supernode_dsl.plan.document.serving import (
     WorkloadSummary,
 )
 from supernode_dsl.plan.serving.cache import PoolServer, cache_pool
-from supernode_dsl.plan.serving.estimate import RoleContext, prefill_estimate
+from supernode_dsl.plan.serving.estimate import RoleContext, prefill_step
 from supernode_dsl.plan.serving.hardware import device_facts, plane_route, route
 from supernode_dsl.plan.serving.params import Workload
 from supernode_dsl.plan.serving.paths import relays
@@ -215,11 +215,9 @@ def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
     out = []
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
-        est, _ = prefill_estimate(c, tokens_per_npu)
-        prompts = present(est.prompts_per_device, "the prefill prompts per device")
-        reused = present(est.prefix_reused_tokens, "the prefill's reused tokens")
+        step_ms, prompts, reused = prefill_step(c, tokens_per_npu)
         load_s = prompts * reused * kv_bytes / load_bw if load_bw else 0.0
-        total_s = est.step_ms / 1e3 + load_s
+        total_s = step_ms / 1e3 + load_s
         out.append(ReuseEffect(share, load_ms=load_s * 1e3, ttft_ms=total_s * 1e3,
                                tokens_per_s_per_npu=tokens_per_npu / total_s))
     return tuple(out)
