@@ -106,10 +106,10 @@ class RoleContext:
         if not self.workload.host_declared:
             out.append("workload.host_time not declared: no host time per step (scheduling, "
                        "sampling launch)")
-        if self.role.name == "decode":
-            out += [f"overhead.{name} not declared: one path latency per {name}"
-                    for name in (c + LOW_LATENCY for c in COLLECTIVES)
-                    if name not in f.overhead]
+        # decode runs the low-latency kernels, prefill the high-throughput ones (ops.moe_ops)
+        kernel = LOW_LATENCY if self.role.name == "decode" else ""
+        out += [f"overhead.{name} not declared: one path latency per {name}"
+                for name in (c + kernel for c in COLLECTIVES) if name not in f.overhead]
         return out
 
     @property
