@@ -36,7 +36,7 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic, DiagnosticSink
 from supernode_dsl.elaborate import Spec
 from supernode_dsl.plan.serving.estimate import RoleContext, Split, decode_schedules
 from supernode_dsl.plan.serving.hardware import DeviceFacts
-from supernode_dsl.plan.serving.ops import COLLECTIVES, LOW_LATENCY, distinct_devices
+from supernode_dsl.plan.serving.ops import COLLECTIVES, collective_kernel, distinct_devices
 from supernode_dsl.plan.serving.paths import with_collective_facts
 from supernode_dsl.units import Quantity
 
@@ -204,7 +204,8 @@ def collective_seconds(ctx: RoleContext, m: Measurement) -> float:
     a = ctx.arch
     messages = m.tokens * distinct_devices(a, m.ep, 1)
     size = a.dispatch_bytes() if m.figure == "dispatch" else a.combine_bytes()
-    return ctx.paths.seconds(messages * size, messages * size, m.figure + LOW_LATENCY)
+    kernel = collective_kernel(m.figure, prefill=False)
+    return ctx.paths.seconds(messages * size, messages * size, kernel)
 
 
 def figure_seconds(ctx: RoleContext, m: Measurement) -> float:

@@ -30,10 +30,10 @@ from supernode_dsl.plan.document.role import (
 from supernode_dsl.plan.serving.hardware import DeviceFacts
 from supernode_dsl.plan.serving.ops import (
     COLLECTIVES,
-    LOW_LATENCY,
     CommPaths,
     LayerShape,
     Op,
+    collective_kernel,
     layer_ops,
     moe_messages,
     op_seconds,
@@ -76,6 +76,12 @@ class RoleContext:
         return self.facts.overlap or "comm_overlap"
 
     @property
+    def comm_overlap(self) -> bool:
+        """Whether :attr:`overlap` is ``comm_overlap`` (one compute stream holding every core
+        beside one communication stream)."""
+        return self.overlap == "comm_overlap"
+
+    @property
     def mtp(self) -> bool:
         """Whether decode verifies one speculative token per request per step."""
         return self.workload.mtp_accept > 0 and self.arch.mtp_layers > 0
@@ -106,10 +112,10 @@ class RoleContext:
         if not self.workload.host_declared:
             out.append("workload.host_time not declared: no host time per step (scheduling, "
                        "sampling launch)")
-        # decode runs the low-latency kernels, prefill the high-throughput ones (ops.moe_ops)
-        kernel = LOW_LATENCY if self.role.name == "decode" else ""
+        prefill = self.role.name == "prefill"
         out += [f"overhead.{name} not declared: one path latency per {name}"
-                for name in (c + kernel for c in COLLECTIVES) if name not in f.overhead]
+                for name in (collective_kernel(c, prefill) for c in COLLECTIVES)
+                if name not in f.overhead]
         return out
 
     @property
@@ -166,7 +172,7 @@ def _shares(ctx: RoleContext, split: Split) -> dict[str, float]:
     _, total = ctx.facts.matrix_cores
     if split.microbatches < 2:
         return {}
-    if ctx.overlap == "comm_overlap":
+    if ctx.comm_overlap:
         comm = ctx.workload.comm_cores(ctx.role.name)
         return {COMPUTE_STREAM: 1 - comm / total} if comm else {}
     if not split.first_cores:
@@ -215,8 +221,7 @@ def _simulate(ctx: RoleContext, split: Split, tokens: float, requests: float,
               context: float) -> list[tuple[str, Schedule]]:
     """The schedule of one step on every device kind for ``split``."""
     kinds, secs = _work(ctx, split, tokens, requests, context)
-    across = ctx.overlap == "comm_overlap"
-    return [(name, schedule(layers, split.microbatches, secs, across_layers=across))
+    return [(name, schedule(layers, split.microbatches, secs, across_layers=ctx.comm_overlap))
             for name, layers in kinds]
 
 
@@ -224,8 +229,7 @@ def _step(ctx: RoleContext, split: Split, tokens: float, requests: float,
           context: float) -> float:
     """The step of :func:`_simulate` (the slowest device kind's), without its events."""
     kinds, secs = _work(ctx, split, tokens, requests, context)
-    across = ctx.overlap == "comm_overlap"
-    return max(schedule_step(layers, split.microbatches, secs, across_layers=across)
+    return max(schedule_step(layers, split.microbatches, secs, across_layers=ctx.comm_overlap)
                for _, layers in kinds)
 
 
@@ -243,7 +247,7 @@ def _work(ctx: RoleContext, split: Split, tokens: float, requests: float,
                 for k in range(len(names))]
 
     known: dict[Op, float] = {}   # layers of one kind repeat the same ops
-    overlap = ctx.overlap == "comm_overlap"
+    overlap = ctx.comm_overlap
 
     def secs(op: Op) -> float:
         found = known.get(op)
@@ -271,7 +275,7 @@ def _candidates(ctx: RoleContext) -> list[Split]:
         counts = [fixed] if fixed else [1, 2, 4]
         return [Split(m, 0) for m in counts]
     counts = [fixed] if fixed else [1, 2, 3]
-    if ctx.overlap == "comm_overlap":
+    if ctx.comm_overlap:
         return [Split(m, 0) for m in counts]
     _, total = ctx.facts.matrix_cores
     step = max(1, total // 12)
@@ -309,7 +313,7 @@ def _best_split(ctx: RoleContext, tokens: float, requests: float, context: float
 def _split_cores(ctx: RoleContext, split: Split) -> dict[str, dict[str, int]]:
     cores = dict(ctx.facts.cores)
     _, total = ctx.facts.matrix_cores
-    if ctx.overlap == "comm_overlap":
+    if ctx.comm_overlap:
         family, _ = ctx.facts.matrix_cores
         comm = ctx.workload.comm_cores(ctx.role.name) if split.microbatches > 1 else 0
         if not comm:

@@ -24,11 +24,34 @@ from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 if TYPE_CHECKING:  # the model imports its attention kinds, which build on these ops
     from supernode_dsl.plan.spec import ModelArch
 
-__all__ = ["ACTIVATION_BYTES", "COLLECTIVE", "COLLECTIVES", "COLLECTIVE_KERNELS", "LOW_LATENCY",
-           "CommPaths", "LayerShape", "MoeMessages", "Op", "attention_ops", "dense_ops",
-           "distinct_devices", "gemm", "layer_ops", "merge_vector", "moe_messages", "moe_ops",
-           "norm", "op_seconds", "quantise", "restage", "step_ops", "streams", "transfer",
-           "vector"]
+__all__ = [
+    "ACTIVATION_BYTES",
+    "COLLECTIVE",
+    "COLLECTIVES",
+    "COLLECTIVE_KERNELS",
+    "LOW_LATENCY",
+    "CommPaths",
+    "LayerShape",
+    "MoeMessages",
+    "Op",
+    "attention_ops",
+    "collective_kernel",
+    "dense_ops",
+    "distinct_devices",
+    "gemm",
+    "layer_ops",
+    "merge_vector",
+    "moe_messages",
+    "moe_ops",
+    "norm",
+    "op_seconds",
+    "quantise",
+    "restage",
+    "step_ops",
+    "streams",
+    "transfer",
+    "vector",
+]
 
 #: The MoE collectives, named as parts name their measured figures (``efficiency.ub_dispatch``).
 COLLECTIVES = ("dispatch", "combine")
@@ -41,6 +64,13 @@ COLLECTIVE = "collective"
 #: Every collective kernel a part may declare figures for: each collective's
 #: high-throughput and low-latency kernel.
 COLLECTIVE_KERNELS = tuple(c + k for c in COLLECTIVES for k in ("", LOW_LATENCY))
+
+
+def collective_kernel(collective: str, prefill: bool) -> str:
+    """The kernel ``collective`` runs on in a role: prefill the high-throughput one
+    (``dispatch``), decode the low-latency one (``dispatch_ll``); parts name their figures
+    for it so (``overhead.dispatch_ll``)."""
+    return collective if prefill else collective + LOW_LATENCY
 
 
 @dataclass(frozen=True)
@@ -256,7 +286,6 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
     vec = "vector" if s.prefill else moe_stream
     ex = a.expert_params
     fmt, nb = a.precision.get("experts", "bf16"), a.bytes_of("experts")
-    kernel = "" if s.prefill else LOW_LATENCY
     h, t, k = a.hidden, s.tokens, a.top_k
     ops = [
         norm("ffn_norm", vec, 1, t, h),
@@ -267,7 +296,7 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
         *quantise("quant_dispatch", vec, 1, t, h, a.bytes_of("dispatch")),
         transfer("dispatch", comm_stream, 1, paths.seconds(
             s.send_tokens * a.dispatch_bytes(), s.recv_tokens * a.dispatch_bytes(),
-            "dispatch" + kernel)),
+            collective_kernel("dispatch", s.prefill))),
     ]
     held = s.routed_experts_held + (a.shared_experts if s.shared_tokens else 0)
     pairs = s.routed_tokens + s.shared_tokens
@@ -284,7 +313,7 @@ def moe_ops(a: ModelArch, s: LayerShape, paths: CommPaths) -> list[Op]:
     ops += [
         transfer("combine", comm_stream, 1, paths.seconds(
             s.recv_tokens * a.combine_bytes(), s.send_tokens * a.combine_bytes(),
-            "combine" + kernel)),
+            collective_kernel("combine", s.prefill))),
         vector("unpermute", vec, 1, t * k * h * ACTIVATION_BYTES, t * h * ACTIVATION_BYTES, t),
     ]
     return restage(ops, s.prefill, 1)
