@@ -618,8 +618,9 @@ def report_cmd(file: Path, defines: tuple[str, ...], max_instances: int,
     The same page as `cmx emit report` (this command runs that emitter)."""
     from supernode_dsl.emit import EmitContext
     from supernode_dsl.emit.report import ReportEmitter
+    from supernode_dsl.sweep.table import table_file
 
-    sweep_table = sweep_path / "table.json" if sweep_path and sweep_path.is_dir() else sweep_path
+    sweep_table = table_file(sweep_path) if sweep_path else None
     _check_outputs([output], [file, loads_path, plan_path, sweep_table])
     model = _model(file, defines, max_instances)
     g = _graph(model)

@@ -12,7 +12,6 @@ not redone when the sweep is run again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -71,10 +70,7 @@ class SweepResult:
 
 def _sweep_id(spec: SweepSpec, files: tuple[str, ...]) -> str:
     """The sweep's identity: the contents of every source file and the deployment."""
-    h = hashlib.sha256(json.dumps([spec.deployment]).encode())
-    for name in files:
-        h.update(Path(name).read_bytes())
-    return h.hexdigest()
+    return sources_digest(files, json.dumps([spec.deployment]).encode())
 
 
 def _runner(spec: SweepSpec, jobs: list[tuple[int, dict[str, str]]]

@@ -31,6 +31,7 @@ __all__ = [
     "read_table",
     "sources_digest",
     "table_csv",
+    "table_file",
     "table_json",
 ]
 
@@ -53,13 +54,21 @@ class SweepTable:
     front: tuple[int, ...]
 
 
-def sources_digest(files: Iterable[str]) -> str:
-    """SHA-256 of the contents of the topology's source files (``Model.files``), in order:
-    the sweep's table records it so a report can tell a sweep of other sources."""
-    h = hashlib.sha256()
+def sources_digest(files: Iterable[str], salt: bytes = b"") -> str:
+    """SHA-256 of ``salt`` then the contents of the topology's source files
+    (``Model.files``), in order: the sweep's table records it (no salt) so a report can tell
+    a sweep of other sources; with the deployment as salt it is the sweep's identity."""
+    h = hashlib.sha256(salt)
     for name in files:
         h.update(Path(name).read_bytes())
     return h.hexdigest()
+
+
+def table_file(path: str | Path) -> Path:
+    """The ``table.json`` meant by ``path``: the file in the sweep folder ``path``, or
+    ``path`` itself."""
+    path = Path(path)
+    return path / "table.json" if path.is_dir() else path
 
 
 def point_key(sweep_id: str, defines: dict[str, str]) -> str:
@@ -234,6 +243,4 @@ def load_table(path: str | Path, code: str = "E038") -> SweepTable:
     """The table of the sweep folder ``path`` (its ``table.json``) or of the ``table.json``
     file ``path``; :class:`CmxError` with ``code`` when it cannot be read or is not a sweep
     table (:func:`read_table`)."""
-    path = Path(path)
-    file = path / "table.json" if path.is_dir() else path
-    return read_table(read_text(file, code), code)
+    return read_table(read_text(table_file(path), code), code)
