@@ -295,11 +295,11 @@ def _comm_cores_fit(workload: Workload, alloc: RoleAllocation, facts: DeviceFact
     planner's search); E022 at the attribute if not."""
     role = alloc.role.name
     comm = workload.comm_cores(role)
-    family, total = facts.matrix_cores
-    why = ""
     if not comm:
         return True
-    if (facts.overlap or "comm_overlap") != "comm_overlap":
+    family, total = facts.matrix_cores
+    why = ""
+    if facts.overlap_mode != "comm_overlap":
         why = (f"applies to parts that overlap microbatches as comm_overlap; "
                f"{facts.type_name} declares '{facts.overlap}'")
     elif not family:

@@ -70,10 +70,8 @@ class RoleContext:
 
     @property
     def overlap(self) -> str:
-        """How microbatches share a device: the part's ``overlap``, else ``comm_overlap``
-        (the cautious one: no two microbatches compute at once, and it needs no core
-        counts)."""
-        return self.facts.overlap or "comm_overlap"
+        """How microbatches share a device (:attr:`DeviceFacts.overlap_mode`)."""
+        return self.facts.overlap_mode
 
     @property
     def comm_overlap(self) -> bool:

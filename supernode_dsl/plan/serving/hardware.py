@@ -54,6 +54,13 @@ class DeviceFacts:
     overlap: str = ""
     forward: str = ""     # "node": high-throughput all-to-all forwards inside the node
 
+    @property
+    def overlap_mode(self) -> str:
+        """How two microbatches share the device: the declared ``overlap``, else
+        ``comm_overlap`` (the cautious one: no two microbatches compute at once, and it needs
+        no core counts)."""
+        return self.overlap or "comm_overlap"
+
     def peak_of(self, fmt: str) -> float:
         """Operations per second in ``fmt`` (or an equal-width format); 0 if none declared."""
         for name in (fmt, *_SAME_WIDTH.get(fmt, ())):
