@@ -59,6 +59,18 @@ def cm384_slo() -> dict[str, Any]:
     return _plan(CM384, tpot_slo_ms="15", decode_batch_per_npu="0")
 
 
+def test_prefill_lists_its_attention_collectives_fixed_time(cm384: dict[str, Any]) -> None:
+    # the hybrid attention's all-gather and all-to-all over the 4 TP dies have no measured
+    # fixed time: each is charged one UB path latency (1.9 us inter-node write, reference
+    # §3), and the estimate says so; decode has no attention collective
+    prefill = cm384["roles"]["prefill"]["estimate"]["assumptions"]
+    for name in ("all_gather", "all_to_all"):
+        assert f"attention {name} over 4 devices: no measured fixed time, one path latency " \
+            "(1.9 us) each" in prefill
+    assert not any(a.startswith("attention ") for a in
+                   cm384["roles"]["decode"]["estimate"]["assumptions"])
+
+
 def test_every_role_has_an_estimate_pipeline_and_kv(cm384: dict[str, Any]) -> None:
     assert validate_plan(cm384) == []
     for name, role in cm384["roles"].items():

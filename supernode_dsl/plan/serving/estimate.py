@@ -110,10 +110,22 @@ class RoleContext:
         if not self.workload.host_declared:
             out.append("workload.host_time not declared: no host time per step (scheduling, "
                        "sampling launch)")
+        return out + self._collective_assumptions()
+
+    def _collective_assumptions(self) -> list[str]:
+        """The collectives whose fixed time the part does not measure, each charged one
+        path latency (the value said, so a latency of 0 declared for want of a source is
+        seen): the MoE kernels, and prefill's attention collectives over its TP group."""
         prefill = self.role.name == "prefill"
-        out += [f"overhead.{name} not declared: one path latency per {name}"
-                for name in (collective_kernel(c, prefill) for c in COLLECTIVES)
-                if name not in f.overhead]
+        latency = f"{self.paths.latency * 1e6:.3g} us"
+        out = [f"overhead.{name} not declared: one path latency ({latency}) per {name}"
+               for name in (collective_kernel(c, prefill) for c in COLLECTIVES)
+               if name not in self.facts.overhead]
+        tp = self.workload.prefill_attention_tp
+        if prefill and tp > 1:
+            names = sorted({m.name for m in self.arch.attention.tp_messages(1.0, tp)})
+            out += [f"attention {name} over {tp} devices: no measured fixed time, one path "
+                    f"latency ({latency}) each" for name in names]
         return out
 
     @property
