@@ -7,6 +7,7 @@ declared bounds, and still reproduce its recorded residuals with the current cos
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from supernode_dsl.plan.serving.calibrate import (
     Calibration,
     Measurement,
     calibrated_context,
+    coverage,
     figure_seconds,
     read_calibration,
 )
@@ -187,3 +189,35 @@ def test_cmx_calibrate_refuses_a_file_without_a_calibration(tmp_path: Path) -> N
                            str(ROOT / "topologies/cloudmatrix384.cmx"), "-o", str(out)],
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 1 and "error[E025]" in done.stderr and not out.exists()
+
+
+def test_coverage_says_where_an_estimate_leaves_the_measurements() -> None:
+    cal, _ = _read(FITTED)
+    assert cal is not None
+    cov = coverage(cal, "DeepSeekR1OnCloudMatrix384")
+    # the four layer-level measurements: batch 96/NPU, two microbatches, MTP on and off
+    assert (cov.batches, cov.microbatches, cov.mtp) == ((96,), (2,), (False, True))
+    assert cov.outside("decode", 96, 2, True) == ()
+    assert cov.outside("decode", 8, 1, True) == ("batch 8/NPU (measured: 96)",
+                                                 "1 microbatch (measured: 2)")
+    # no prefill measurement at all: the role is the one phrase that matters
+    assert cov.outside("prefill", None, 4, False) == ("prefill (measured: decode only)",)
+    other = coverage(cal, "Qwen3OnCloudMatrix384").outside("decode", 96, 2, True)
+    assert other == ("deployment Qwen3OnCloudMatrix384 (measured: "
+                     "DeepSeekR1OnCloudMatrix384)",)
+
+
+def test_plans_carry_the_conditions_outside_the_calibration(tmp_path: Path) -> None:
+    # through the CLI, as a user reads it: the plan's calibration block and the summary
+    out = tmp_path / "plan.json"
+    run = subprocess.run([sys.executable, "-m", "supernode_dsl.cli", "plan",
+                          str(ROOT / "topologies/deepseek-r1-cloudmatrix384.cmx"),
+                          "-D", "decode_batch_per_npu=8", "-o", str(out)],
+                         capture_output=True, text=True, check=True)
+    roles = json.loads(out.read_text())["roles"]
+    assert roles["decode"]["estimate"]["calibration"]["outside"] == [
+        "batch 8/NPU (measured: 96)", "1 microbatch (measured: 2)"]
+    assert roles["prefill"]["estimate"]["calibration"]["outside"] == [
+        "prefill (measured: decode only)"]
+    assert "outside its measurements, band unknown: prefill (measured: decode only)" in \
+        run.stdout

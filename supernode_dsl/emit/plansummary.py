@@ -33,7 +33,9 @@ def _role(name: str, role: RolePlan) -> str:
     cal = est.calibration
     if cal is not None:
         figures += f" \u00b1{cal.band:.0%} (calibration {cal.name}: " \
-            f"{', '.join(sorted(cal.fitted))} fitted; every other term a declared fact)"
+            f"{', '.join(sorted(cal.fitted))} fitted; every other term a declared fact" \
+            + (f"; outside its measurements, band unknown: {'; '.join(cal.outside)})"
+               if cal.outside else ")")
     else:
         figures += " (uncalibrated: declared facts only)"
     return f"{head}: {figures} ({_split(pipe)})"

@@ -38,7 +38,9 @@ from supernode_dsl.plan.document.role import CalibrationUse, ExpertPlacement, Ro
 from supernode_dsl.plan.loads import check_loads
 from supernode_dsl.plan.serving.calibrate import (
     Calibration,
+    Coverage,
     apply_fitted,
+    coverage,
     read_calibration,
     relative_band,
 )
@@ -270,11 +272,13 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
     cannot talk."""
     devices = alloc.instances[0]
     facts = device_facts(g, devices[0].path)
-    use = None
+    use: CalibrationUse | None = None
+    cover: Coverage | None = None
     if calibration is not None and calibration.fitted and calibration.part == facts.type_name:
         facts = apply_fitted(facts, dict(calibration.fitted))
         use = CalibrationUse(name=calibration.name, band=relative_band(calibration),
                              fitted=dict(calibration.fitted))
+        cover = coverage(calibration, dep.name)
     try:
         paths = instance_paths(g, devices, facts,
                                lambda n: distinct_devices(dep.model, n, 1))
@@ -284,7 +288,8 @@ def _context(g: nx.Graph, dep: DeploymentSpec, workload: Workload, alloc: RoleAl
     per_npu = sum(1 for d in devices if d.npu == devices[0].npu)
     if not _comm_cores_fit(workload, alloc, facts, sink):
         return None
-    return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use)
+    return RoleContext(dep.model, alloc.role, workload, facts, paths, imbalance, per_npu, use,
+                       cover)
 
 
 def _comm_cores_fit(workload: Workload, alloc: RoleAllocation, facts: DeviceFacts,

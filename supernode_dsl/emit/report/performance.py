@@ -196,8 +196,10 @@ def _calibration(est: Estimate) -> tuple[str, str]:
     if cal is None:
         return "calibration", "none: every term is a declared fact"
     fitted = ", ".join(f"{k} = {v:.4g}" for k, v in sorted(cal.fitted.items()))
+    outside = f"; this estimate is outside its measurements, band unknown: " \
+        f"{'; '.join(cal.outside)}" if cal.outside else ""
     return "calibration", (f"{cal.name}, band \u00b1{cal.band:.1%} (its largest residual); "
-                           f"fitted: {fitted}; every other term is a declared fact")
+                           f"fitted: {fitted}; every other term is a declared fact{outside}")
 
 
 def _signature(row: LayerEstimate) -> tuple[object, ...]:

@@ -160,12 +160,16 @@ class LayerEstimate:
 @dataclass(frozen=True, kw_only=True)
 class CalibrationUse:
     """The calibration an estimate used: its name, the relative band its residuals leave
-    (the largest |estimate / measurement - 1|), and the part attributes it fitted (every
-    other term is a declared fact, not calibrated)."""
+    (the largest |estimate / measurement - 1|), the part attributes it fitted (every
+    other term is a declared fact, not calibrated), and ``outside``: how this estimate's
+    conditions differ from those the fit's layer-level measurements were taken at (another
+    role, batch, microbatch count, MTP setting or deployment; None when inside them), where
+    the band is not known to hold."""
 
     name: str
     band: float = field(metadata=rounded(6))
     fitted: dict[str, float]
+    outside: tuple[str, ...] | None = field(default=None, metadata=OMIT)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -46,11 +46,13 @@ __all__ = [
     "FIGURES",
     "LAYER_FIGURES",
     "Calibration",
+    "Coverage",
     "FreeParameter",
     "Measurement",
     "apply_fitted",
     "calibrate_file",
     "calibrated_context",
+    "coverage",
     "figure_seconds",
     "fit",
     "fitted_text",
@@ -117,6 +119,58 @@ class Calibration:
     def band(self) -> float:
         """The relative uncertainty the fit leaves: the largest |residual| (0 if none)."""
         return max((abs(r) for _, r in self.residuals), default=0.0)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where a calibration's band holds: the deployment and role its layer-level
+    measurements were taken on, and their conditions (requests per NPU, microbatches, MTP
+    on or off).  ``applied_to`` names the deployment an estimate applies the fit to."""
+
+    deployment: str
+    applied_to: str
+    batches: tuple[int, ...]
+    microbatches: tuple[int, ...]
+    mtp: tuple[bool, ...]
+    role: str = "decode"
+
+    def outside(self, role: str, batch: int | None, microbatches: int,
+                mtp: bool) -> tuple[str, ...]:
+        """How an estimate of ``role`` (decode at ``batch`` requests per NPU, or prefill
+        when ``batch`` is None) with ``microbatches`` and ``mtp`` lies outside the
+        measurements: one phrase per condition the fit never saw (empty: inside them)."""
+        out = []
+        if self.applied_to != self.deployment:
+            out.append(f"deployment {self.applied_to} (measured: {self.deployment})")
+        if role != self.role:
+            return (*out, f"{role} (measured: {self.role} only)")
+        if batch is not None and self.batches and batch not in self.batches:
+            out.append(f"batch {batch}/NPU (measured: {_listed(self.batches)})")
+        if self.microbatches and microbatches not in self.microbatches:
+            out.append(f"{_microbatches(microbatches)} (measured: "
+                       f"{_listed(self.microbatches)})")
+        if self.mtp and mtp not in self.mtp:
+            out.append(f"MTP {'on' if mtp else 'off'} (measured: "
+                       f"{'on' if self.mtp[0] else 'off'})")
+        return tuple(out)
+
+
+def _listed(values: Sequence[int]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _microbatches(n: int) -> str:
+    return f"{n} microbatch" + ("" if n == 1 else "es")
+
+
+def coverage(cal: Calibration, applied_to: str) -> Coverage:
+    """The :class:`Coverage` of ``cal``'s layer-level measurements, for an estimate of the
+    deployment ``applied_to``."""
+    layers = [m for m in cal.measurements if m.figure in LAYER_FIGURES]
+    return Coverage(cal.deployment, applied_to,
+                    tuple(sorted({m.batch for m in layers})),
+                    tuple(sorted({m.microbatches for m in layers})),
+                    tuple(sorted({m.mtp for m in layers})))
 
 
 def _num(spec: Spec, name: str) -> float | None:

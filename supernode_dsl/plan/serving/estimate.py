@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from supernode_dsl.plan.serving.pipeline import (
 )
 from supernode_dsl.plan.spec import ModelArch, RoleSpec
 
+if TYPE_CHECKING:  # the calibration fits estimates, so it imports this module
+    from supernode_dsl.plan.serving.calibrate import Coverage
+
 __all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
            "prefill_estimate", "prefill_step"]
 
@@ -67,6 +70,7 @@ class RoleContext:
     imbalance: np.ndarray          # busiest routed device's load / mean, per MoE layer
     devices_per_npu: int
     calibration: CalibrationUse | None = None   # the fitted values ``facts`` include
+    coverage: Coverage | None = None   # where that calibration's measurements were taken
 
     @property
     def overlap(self) -> str:
@@ -386,16 +390,29 @@ def per_layer(ctx: RoleContext, scheds: Sequence[tuple[str, Schedule]]
 
 
 def _figures(ctx: RoleContext, step: float, tput: float,
-             scheds: Sequence[tuple[str, Schedule]]) -> dict[str, Any]:
-    """The estimate's entries every role has (keyword arguments of :class:`Estimate`)."""
+             scheds: Sequence[tuple[str, Schedule]], split: Split,
+             batch: int | None = None) -> dict[str, Any]:
+    """The estimate's entries every role has (keyword arguments of :class:`Estimate`);
+    ``batch``: decode's requests per accelerator (None for prefill)."""
     return {
         "step_ms": step * 1e3,
         "tokens_per_s_per_npu": tput,
         "tokens_per_s_per_tflops": tput / ctx.npu_tflops if ctx.npu_tflops else 0.0,
         "assumptions": tuple(ctx.assumptions()),
         "per_layer": per_layer(ctx, scheds),
-        "calibration": ctx.calibration,
+        "calibration": _calibration_use(ctx, split, batch),
     }
+
+
+def _calibration_use(ctx: RoleContext, split: Split, batch: int | None
+                     ) -> CalibrationUse | None:
+    """The role's calibration, with the conditions of this estimate that its measurements
+    did not cover (:meth:`Coverage.outside`)."""
+    use, cov = ctx.calibration, ctx.coverage
+    if use is None or cov is None:
+        return use
+    outside = cov.outside(ctx.role.name, batch, split.microbatches, ctx.mtp)
+    return replace(use, outside=outside) if outside else use
 
 
 def decode_schedules(ctx: RoleContext, batch_per_npu: int, split: Split
@@ -430,7 +447,7 @@ def decode_estimate(ctx: RoleContext, batch_per_npu: int) -> tuple[Estimate, Pip
         tokens_per_device_per_step=requests * per_request,
         accepted_tokens_per_step=accepted,
         tpot_ms=tpot * 1e3,
-        **_figures(ctx, step, tput, scheds),
+        **_figures(ctx, step, tput, scheds, split, batch_per_npu),
     )
     return est, pipeline_block(ctx, split, scheds, steps)
 
@@ -447,7 +464,7 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
         prompts_per_device=prompts,
         prefix_reused_tokens=reused,
         ttft_ms=step * 1e3,
-        **_figures(ctx, step, tput, scheds),
+        **_figures(ctx, step, tput, scheds, split),
     )
     return est, pipeline_block(ctx, split, scheds, steps)
 
