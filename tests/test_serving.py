@@ -69,6 +69,8 @@ def test_prefill_lists_its_attention_collectives_fixed_time(cm384: dict[str, Any
             "(1.9 us) each" in prefill
     assert not any(a.startswith("attention ") for a in
                    cm384["roles"]["decode"]["estimate"]["assumptions"])
+    # prefill's causal attention is costed at the mean prompt, and says so
+    assert any(a.startswith("every prompt 4096 tokens (workload.prompt_len)") for a in prefill)
 
 
 def test_every_role_has_an_estimate_pipeline_and_kv(cm384: dict[str, Any]) -> None:

@@ -114,6 +114,10 @@ class RoleContext:
         if not self.workload.host_declared:
             out.append("workload.host_time not declared: no host time per step (scheduling, "
                        "sampling launch)")
+        if self.role.name == "prefill":
+            out.append(f"every prompt {self.workload.prompt_len} tokens (workload.prompt_len): "
+                       "causal attention grows with the square of a prompt's length, so "
+                       "prompts of spread lengths cost more than prompts of their mean")
         return out + self._collective_assumptions()
 
     def _collective_assumptions(self) -> list[str]:
