@@ -783,9 +783,12 @@ def lsp_cmd() -> None:
 @click.option("--pareto", "pareto_y", type=click.Choice(["tpot_ms", "ttft_ms"]),
               default="tpot_ms", show_default=True,
               help="Latency of the front against decode tokens/s per NPU.")
+@click.option("--pareto-per", "pareto_per", multiple=True, metavar="AXIS",
+              help="One front per value of this axis (repeat for several), so points of "
+                   "different workloads (prompt_len) are not compared.")
 def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tuple[str, ...],
               deployment: str | None, output: Path, backend: str, address: str | None,
-              jobs: int | None, pareto_y: str) -> None:
+              jobs: int | None, pareto_y: str, pareto_per: tuple[str, ...]) -> None:
     """Plan FILE's deployment at every point of a grid of parameters, in parallel.
 
     `cmx report FILE --sweep OUTPUT -o report.html` shows the sweep's Pareto plot and front.
@@ -794,7 +797,7 @@ def sweep_cmd(file: Path, defines: tuple[str, ...], max_instances: int, axes: tu
 
     try:
         sweep_main(file, _defines(defines), axes, deployment, output, backend, address, jobs,
-                   pareto_y, Limits(max_instances=max_instances))
+                   pareto_y, Limits(max_instances=max_instances), pareto_per)
     except CmxError as err:
         _fail(err.diagnostics)
 

@@ -258,3 +258,81 @@ def test_report_sweep_warnings_and_errors(local_sweep: tuple[Path, bytes],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "error[E038]: pareto_front: not the Pareto" in proc.stderr
     assert f"{bad}:" in proc.stderr and "Traceback" not in proc.stderr and not html.exists()
+
+
+# ---- one front per workload (--pareto-per) ------------------------------------------------
+
+def _wpt(prompt: str, tps: float, tpot: float) -> PointResult:
+    return PointResult({"prompt_len": prompt},
+                       {"decode_tokens_per_s_per_npu": tps, "tpot_ms": tpot}, None)
+
+
+def test_pareto_front_per_group() -> None:
+    # the short-prompt points beat every long-prompt one; per prompt length each workload
+    # keeps its own front, and the long-prompt tradeoff (2, 3) survives
+    pts = [_wpt("1024", 2000, 20), _wpt("1024", 1000, 30), _wpt("4096", 1500, 40),
+           _wpt("4096", 900, 35)]
+    assert pareto_front(pts) == [0]
+    assert pareto_front(pts, per=("prompt_len",)) == [0, 2, 3]
+
+
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.integers(0, 6), st.integers(0, 6)),
+                max_size=30))
+def test_pareto_front_per_group_is_each_groups_front(
+        pts: list[tuple[str, int, int]]) -> None:
+    results = [PointResult({"w": w}, {"decode_tokens_per_s_per_npu": t, "tpot_ms": v}, None)
+               for w, t, v in pts]
+    want = sorted(i for w in "ab" for i in
+                  [j for j, (w2, t, v) in enumerate(pts) if w2 == w and not any(
+                      w3 == w and t3 >= t and v3 <= v and (t3 > t or v3 < v)
+                      for w3, t3, v3 in pts)])
+    assert pareto_front(results, per=("w",)) == want
+
+
+@pytest.fixture(scope="module")
+def per_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two prompt lengths x two batches, one front per prompt length (4 points)."""
+    out = tmp_path_factory.mktemp("sweep-per")
+    proc = _cmx_sweep(out, "-p", "prompt_len=1024,4096", "-p", "decode_batch_per_npu=32,96",
+                      "-D", "tpot_slo_ms=50", "--jobs", "2", "--pareto-per", "prompt_len")
+    assert proc.returncode == 0, proc.stderr
+    assert "Pareto front per prompt_len of 4: 0, 1, 2, 3" in proc.stdout
+    return out
+
+
+def test_sweep_front_per_workload(per_sweep: Path, tmp_path: Path) -> None:
+    doc = json.loads((per_sweep / "table.json").read_text())
+    assert doc["pareto_per"] == ["prompt_len"] and doc["pareto_front"] == [0, 1, 2, 3]
+    # taken over every point, the long prompts' larger batch is beaten by the short ones'
+    results = load_table(per_sweep).results
+    assert pareto_front(list(results)) != [0, 1, 2, 3]
+    # one joined front per prompt length, each in its colour, named in the legend
+    svg = ET.parse(per_sweep / "pareto.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    assert len({p.get("stroke") for p in svg.findall(f"{ns}polyline")}) == 2
+    assert [t.text for t in svg.findall(f"{ns}text") if t.text and "=" in t.text] == [
+        "prompt_len=1024", "prompt_len=4096"]
+    # the report says the fronts are per group
+    html = tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "supernode_dsl", "report", str(DEPLOY),
+                           "--sweep", str(per_sweep), "-o", str(html)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "in each group of\npoints with the same prompt_len" in html.read_text()
+
+
+def test_pareto_per_must_name_an_axis(per_sweep: Path, tmp_path: Path) -> None:
+    proc = _cmx_sweep(tmp_path / "out", "-p", "decode_batch_per_npu=32,96",
+                      "--pareto-per", "prompt_len")
+    assert proc.returncode == 2 and "--pareto-per prompt_len: not a swept parameter" in \
+        proc.stderr
+    assert not (tmp_path / "out").exists()
+    # a table whose pareto_per is not one of its axes is E038, located
+    doc = json.loads((per_sweep / "table.json").read_text())
+    doc["pareto_per"] = ["output_len"]
+    text = json.dumps(doc, indent=1, sort_keys=True)
+    with pytest.raises(CmxError) as err:
+        read_table(SourceText("t.json", text), "E038")
+    d = err.value.diagnostics[0]
+    assert d.message == "pareto_per[0]: expected one of the axes"
+    assert d.span is not None and (d.span.line, d.span.col) == locate(text, ("pareto_per", 0))[:2]

@@ -43,8 +43,9 @@ __all__ = ["METRICS", "Axis", "BackendError", "GridError", "PointResult", "Sweep
 @dataclass(frozen=True)
 class SweepSpec:
     """What to sweep: ``file``'s ``deployment`` over ``axes`` on top of ``defines``; where
-    (``backend``, ``workers`` for local processes, ``address`` of a Ray cluster) and the
-    latency of the Pareto front (``tpot_ms`` or ``ttft_ms``)."""
+    (``backend``, ``workers`` for local processes, ``address`` of a Ray cluster), the
+    latency of the Pareto front (``tpot_ms`` or ``ttft_ms``) and the axes it is taken per
+    (each combination of their values its own front: one per workload)."""
 
     file: Path
     axes: tuple[Axis, ...]
@@ -55,6 +56,7 @@ class SweepSpec:
     workers: int | None = None
     address: str | None = None
     pareto_y: Literal["tpot_ms", "ttft_ms"] = "tpot_ms"
+    pareto_per: tuple[str, ...] = ()   # axes: one front per combination of their values
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,14 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
 
     ``files`` are the topology's source files (``Model.files``: the sweep's identity, so a
     changed file invalidates the finished points).  ``progress(done, total)`` is called as
-    points finish.  Raises :class:`GridError` (bad axes) and :class:`BackendError`.
+    points finish.  Raises :class:`GridError` (bad axes, a ``pareto_per`` name that is not
+    an axis) and :class:`BackendError`.
     """
+    names = [a.name for a in spec.axes]
+    for name in spec.pareto_per:
+        if name not in names:
+            raise GridError(f"--pareto-per {name}: not a swept parameter (-p: "
+                            f"{', '.join(names)})")
     base = dict(spec.defines)
     points = [{**base, **p} for p in grid_points(spec.axes)]
     sweep_id = _sweep_id(spec, files)
@@ -107,12 +115,13 @@ def run_sweep(spec: SweepSpec, files: tuple[str, ...],
         if progress:
             progress(done, len(points))
     results = tuple(store.done[k] for k in keys)
-    front = tuple(pareto_front(list(results), spec.pareto_y))
+    front = tuple(pareto_front(list(results), spec.pareto_y, spec.pareto_per))
     axes = tuple(a.name for a in spec.axes)
     table = SweepTable(axes, spec.defines, spec.deployment, spec.pareto_y,
-                       sources_digest(files), results, front)
+                       sources_digest(files), results, front, spec.pareto_per)
     out = (spec.output / "table.csv", spec.output / "table.json", spec.output / "pareto.svg")
     write_outputs([Output(out[0], table_csv(list(axes), results, list(front))),  # all or none
                    Output(out[1], table_json(table)),
-                   Output(out[2], pareto_svg(list(results), list(front), spec.pareto_y))])
+                   Output(out[2], pareto_svg(list(results), list(front), spec.pareto_y,
+                                             per=spec.pareto_per))])
     return SweepResult(results, front, len(todo), out)

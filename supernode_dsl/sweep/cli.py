@@ -22,9 +22,11 @@ __all__ = ["sweep_main"]
 
 def sweep_main(file: Path, defines: dict[str, str], axes_text: tuple[str, ...],
                deployment: str | None, output: Path, backend: str, address: str | None,
-               jobs: int | None, pareto_y: str, limits: Limits) -> None:
+               jobs: int | None, pareto_y: str, limits: Limits,
+               pareto_per: tuple[str, ...] = ()) -> None:
     """Run ``cmx sweep``; raises :class:`CmxError` when the file (with the first point's
-    values) does not compile, :class:`click.UsageError` for bad axes or backend."""
+    values) does not compile, :class:`click.UsageError` for bad axes, a ``--pareto-per``
+    that is not an axis, or a bad backend."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -40,7 +42,7 @@ def sweep_main(file: Path, defines: dict[str, str], axes_text: tuple[str, ...],
                      defines=tuple(sorted(defines.items())), deployment=deployment,
                      backend="ray" if backend == "ray" else "local", workers=jobs,
                      address=address, pareto_y="ttft_ms" if pareto_y == "ttft_ms"
-                     else "tpot_ms")
+                     else "tpot_ms", pareto_per=tuple(dict.fromkeys(pareto_per)))
     with Progress("sweep", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("points", total=None)
@@ -48,12 +50,16 @@ def sweep_main(file: Path, defines: dict[str, str], axes_text: tuple[str, ...],
             result = run_sweep(spec, model.files,
                                lambda done, total: bar.update(task, completed=done,
                                                               total=total))
-        except BackendError as err:
+        except (BackendError, GridError) as err:   # GridError: a --pareto-per not swept
             raise click.UsageError(str(err)) from err
     failed = sum(1 for r in result.results if r.error)
     click.echo(f"{len(result.results)} points ({result.computed} computed, "
                f"{len(result.results) - result.computed} already done, {failed} not "
-               f"plannable); Pareto front of {len(result.front)}: "
+               f"plannable); Pareto front{_per(spec.pareto_per)} of {len(result.front)}: "
                f"{', '.join(str(i) for i in result.front)}")
     for f in result.files:
         click.echo(f"wrote {f}")
+
+
+def _per(axes: tuple[str, ...]) -> str:
+    return f" per {', '.join(axes)}" if axes else ""

@@ -23,12 +23,25 @@ def _ticks(hi: float) -> list[tuple[float, str]]:
     return [(t, tick_text(t, step)) for t in ticks]
 
 
+#: The colours of the fronts of a sweep taken per group (the first is the one front's).
+_FRONT_COLOURS = ("#c0392b", "#2471a3", "#1e8449", "#b9770e", "#7d3c98", "#148f77")
+
+
+def _groups(results: list[PointResult], per: tuple[str, ...]) -> dict[int, int]:
+    """Each point's group (by first appearance in grid order) under the axes ``per``."""
+    keys: dict[tuple[str, ...], int] = {}
+    return {i: keys.setdefault(tuple(r.defines[a] for a in per), len(keys))
+            for i, r in enumerate(results)}
+
+
 def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms", *,
-               namespace: bool = True) -> str:
+               namespace: bool = True, per: tuple[str, ...] = ()) -> str:
     """An SVG scatter plot of ``results`` (``y``: the latency on the x axis) with ``front``
-    (indices) highlighted and joined.  ``namespace=False`` leaves out the ``xmlns``
-    declaration (for inlining in HTML5, which does not need it: the report's page holds no
-    URL); the drawing is otherwise the same bytes."""
+    (indices) highlighted and joined; with ``per`` (axes), each group of points with the
+    same values of those axes has its front joined in its own colour, named in a legend.
+    ``namespace=False`` leaves out the ``xmlns`` declaration (for inlining in HTML5, which
+    does not need it: the report's page holds no URL); the drawing is otherwise the same
+    bytes."""
     key = "decode_tokens_per_s_per_npu"
     pts = [(i, r.metrics[y], r.metrics[key]) for i, r in enumerate(results)
            if r.metrics and r.metrics.get(y) is not None and r.metrics.get(key) is not None]
@@ -58,14 +71,37 @@ def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms",
                f"{label}</text>")
     out.append(f'<text x="14" y="{_H / 2:.0f}" text-anchor="middle" '
                f'transform="rotate(-90 14 {_H / 2:.0f})">decode tokens/s per NPU</text>')
-    on = set(front)
-    stair = sorted((p for p in pts if p[0] in on), key=lambda p: (p[1], p[2]))
-    if stair:
-        path = " ".join(f"{sx(x):.1f},{sy(v):.1f}" for _, x, v in stair)
-        out.append(f'<polyline points="{path}" fill="none" stroke="#c0392b"/>')
+    on, group = set(front), _groups(results, per)
+    for g in sorted(set(group.values())):
+        stair = sorted((p for p in pts if p[0] in on and group[p[0]] == g),
+                       key=lambda p: (p[1], p[2]))
+        if stair:
+            path = " ".join(f"{sx(x):.1f},{sy(v):.1f}" for _, x, v in stair)
+            out.append(f'<polyline points="{path}" fill="none" '
+                       f'stroke="{_colour(g)}"/>')
+    if per:
+        out += _legend(results, group, per)
     for i, x, v in pts:
-        color = "#c0392b" if i in on else "#7f8c8d"
+        color = _colour(group[i]) if i in on else "#7f8c8d"
         out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(v):.1f}" r="{4 if i in on else 3}" '
                    f'fill="{color}"><title>point {i}: {x:g} ms, {v:g} tokens/s</title></circle>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _colour(group: int) -> str:
+    return _FRONT_COLOURS[group % len(_FRONT_COLOURS)]
+
+
+def _legend(results: list[PointResult], group: dict[int, int],
+            per: tuple[str, ...]) -> list[str]:
+    """One line per group at the top right: its colour and its axis values."""
+    first = {g: i for i, g in sorted(group.items(), reverse=True)}
+    out = []
+    for row, g in enumerate(sorted(first)):
+        label = ", ".join(f"{a}={results[first[g]].defines[a]}" for a in per)
+        top = _PAD + 4 + 14 * row
+        out.append(f'<rect x="{_W - 200}" y="{top}" width="10" height="10" '
+                   f'fill="{_colour(g)}"/>')
+        out.append(f'<text x="{_W - 185}" y="{top + 9}">{escape(label)}</text>')
+    return out

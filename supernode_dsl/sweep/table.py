@@ -43,7 +43,8 @@ LATENCIES = ("tpot_ms", "ttft_ms")
 class SweepTable:
     """A sweep's table: the axes (names, in grid order), the fixed ``defines``, the
     deployment, the latency of the front, the digest of the topology's sources
-    (:func:`sources_digest`), every point's result in grid order and the front."""
+    (:func:`sources_digest`), every point's result in grid order, the front and the axes
+    it is taken per."""
 
     axes: tuple[str, ...]
     defines: tuple[tuple[str, str], ...]
@@ -52,6 +53,9 @@ class SweepTable:
     sources: str
     results: tuple[PointResult, ...]
     front: tuple[int, ...]
+    #: the axes whose values split the points into groups, each with its own front
+    #: (:func:`pareto_front`); empty: one front over every point
+    pareto_per: tuple[str, ...] = ()
 
 
 def sources_digest(files: Iterable[str], salt: bytes = b"") -> str:
@@ -113,12 +117,13 @@ def _row(axes: list[str], index: int, r: PointResult) -> dict[str, Any]:
 
 def table_json(table: SweepTable) -> str:
     """The table as JSON: the axes, the fixed defines, the deployment, the latency of the
-    front, the sources' digest, one row per point in grid order, the Pareto front."""
+    front, the sources' digest, one row per point in grid order, the Pareto front and the
+    axes it is taken per."""
     doc = {"axes": list(table.axes), "metrics": list(METRICS),
            "defines": dict(table.defines), "deployment": table.deployment,
            "pareto_y": table.pareto_y, "sources_sha256": table.sources,
            "points": [_row(list(table.axes), i, r) for i, r in enumerate(table.results)],
-           "pareto_front": list(table.front)}
+           "pareto_front": list(table.front), "pareto_per": list(table.pareto_per)}
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
 
@@ -136,19 +141,30 @@ def table_csv(axes: list[str], results: Iterable[PointResult], front: list[int])
     return buf.getvalue()
 
 
-def pareto_front(results: list[PointResult], y: str = "tpot_ms") -> list[int]:
-    """Indices (grid order) of the points no other point beats on both decode tokens/s per
-    NPU (higher is better) and ``y`` (``tpot_ms`` or ``ttft_ms``, lower is better); equal
-    points are all kept.
+def pareto_front(results: list[PointResult], y: str = "tpot_ms",
+                 per: tuple[str, ...] = ()) -> list[int]:
+    """Indices (grid order) of the points no other point of their group beats on both
+    decode tokens/s per NPU (higher is better) and ``y`` (``tpot_ms`` or ``ttft_ms``, lower
+    is better); equal points are all kept.  A group is the points with the same values of
+    the axes ``per`` (none: every point is one group), so points of different workloads
+    (a prompt-length axis) are not compared.
 
-    One sort and one pass (O(n log n), so the front of a cluster-sized sweep is not the
-    driver's bottleneck): going down in tokens/s, a point is on the front when its latency
-    is below that of every point with more tokens/s and not above that of any point with
-    the same tokens/s."""
-    pts = sorted((-r.metrics["decode_tokens_per_s_per_npu"], r.metrics[y], i)
-                 for i, r in enumerate(results)
-                 if r.metrics and r.metrics["decode_tokens_per_s_per_npu"] is not None
-                 and r.metrics[y] is not None)
+    One sort and one pass per group (O(n log n), so the front of a cluster-sized sweep is
+    not the driver's bottleneck)."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault(tuple(r.defines[a] for a in per), []).append(i)
+    return sorted(i for members in groups.values()
+                  for i in _front(results, members, y))
+
+
+def _front(results: list[PointResult], members: list[int], y: str) -> list[int]:
+    """The front of the points ``members``: going down in tokens/s, a point is on it when
+    its latency is below that of every point with more tokens/s and not above that of any
+    point with the same tokens/s."""
+    pts = sorted((-m["decode_tokens_per_s_per_npu"], m[y], i) for i in members
+                 if (m := results[i].metrics) and m["decode_tokens_per_s_per_npu"] is not None
+                 and m[y] is not None)
     front = []
     best = math.inf  # the lowest latency among points with more tokens/s
     for _, group in itertools.groupby(pts, key=lambda p: p[0]):
@@ -157,7 +173,7 @@ def pareto_front(results: list[PointResult], y: str = "tpot_ms") -> list[int]:
         if lowest < best:
             front += [i for _, lat, i in same if lat == lowest]
             best = lowest
-    return sorted(front)
+    return front
 
 
 class _Bad(Exception):
@@ -216,13 +232,18 @@ def _table(doc: Any) -> SweepTable:
         if _get(row, ("points", i), "point", (int,), "the point's index") != i:
             raise _Bad(("points", i, "point"), f"expected {i}: the points in grid order")
         results.append(_point(row, ("points", i), axes))
+    per = _strings(doc, (), "pareto_per") if isinstance(doc, dict) and "pareto_per" in doc \
+        else []   # tables written before the front could be taken per group
+    for i, name in enumerate(per):
+        if name not in axes:
+            raise _Bad(("pareto_per", i), "expected one of the axes")
     front = _get(doc, (), "pareto_front", (list,), "a list of point indices")
-    if front != pareto_front(results, y):
+    if front != pareto_front(results, y, tuple(per)):
         raise _Bad(("pareto_front",), "not the Pareto front of the points (edited?)")
     return SweepTable(tuple(axes), tuple(sorted(defines.items())),
                       _get(doc, (), "deployment", (str, type(None)), "a name or null"), y,
                       _get(doc, (), "sources_sha256", (str,), "a SHA-256 digest"),
-                      tuple(results), tuple(front))
+                      tuple(results), tuple(front), tuple(per))
 
 
 def read_table(source: SourceText, code: str) -> SweepTable:

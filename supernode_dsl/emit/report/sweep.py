@@ -64,7 +64,8 @@ def sweep_section(table: SweepTable | None, name: str | None) -> dict[str, Any] 
         "deployment": table.deployment,
         "latency": LATENCY_LABELS[table.pareto_y],
         "svg": Markup(pareto_svg(list(table.results), list(table.front), table.pareto_y,
-                                 namespace=False)),
+                                 namespace=False, per=table.pareto_per)),
+        "per": list(table.pareto_per),
         "columns": [label for label, _ in _FRONT_COLUMNS],
         "front": front,
     }
