@@ -367,3 +367,45 @@ def _arch() -> ModelArch:
     dep = read_deployment(deployment, models, DiagnosticSink())
     assert dep is not None
     return dep.model
+
+
+def test_a_declared_host_time_is_in_the_step_and_the_plan_checks(tmp_path: Path) -> None:
+    # the step is the schedule's layers, then the host time: the plan says so (host_ms)
+    # and passes its own checks (it failed them before: the spans did not add up)
+    text = CM384.read_text(encoding="utf-8").replace("workload.host_time    = 0 ms",
+                                                     "workload.host_time    = 1.5 ms")
+    assert "1.5 ms" in text
+    path = tmp_path / "host.cmx"
+    path.write_text(text.replace('import "', f'import "{CM384.parent}/'), encoding="utf-8")
+    plan = _plan(path)
+    assert validate_plan(plan) == []
+    for role in ("decode", "prefill"):
+        est = plan["roles"][role]["estimate"]
+        assert est["host_ms"] == 1.5
+        spans = sum(r["span_us"] for r in est["per_layer"]) / 1e3
+        assert est["step_ms"] == pytest.approx(spans + 1.5, abs=1e-3)
+    assert "host_ms" not in _plan(CM384)["roles"]["decode"]["estimate"]
+
+
+def test_reused_kv_is_loaded_from_the_pool_in_the_prefill_estimate() -> None:
+    plan = _plan(CM384, prefix_reuse="0.5")
+    est, pool = plan["roles"]["prefill"]["estimate"], plan["serving"]["cache_pool"]
+    # 2 prompts of 4,096 tokens per die, 2,048 of each reused: their KV (70,272 B per
+    # token, every layer, BF16) read over UB from the pool's CPUs
+    load_s = est["prompts_per_device"] * est["prefix_reused_tokens"] * 70272 / \
+        pool["load_bandwidth"]
+    assert est["kv_load_ms"] == pytest.approx(load_s * 1e3, rel=1e-4)
+    spans = sum(r["span_us"] for r in est["per_layer"]) / 1e3
+    assert est["ttft_ms"] == pytest.approx(spans + est["kv_load_ms"], abs=1e-3)
+    # the reuse table's row at the declared share is the estimate itself
+    row = next(r for r in pool["prefix_reuse_effect"] if r["prefix_reuse"] == 0.5)
+    assert (row["ttft_ms"], row["load_ms"]) == (est["ttft_ms"], est["kv_load_ms"])
+    assert "kv_load_ms" not in _plan(CM384)["roles"]["prefill"]["estimate"]
+
+
+def test_reuse_without_a_pool_is_an_assumption() -> None:
+    # DeepSeek's H800 file declares its 56.3% cache hits but no caching pool
+    est = _plan(H800)["roles"]["prefill"]["estimate"]
+    assert est["kv_load_ms"] == 0.0
+    assert "cache.prefix_reuse 0.563 with no caching pool reachable: the reused KV loads " \
+        "in no time" in est["assumptions"]

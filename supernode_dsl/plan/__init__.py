@@ -50,7 +50,7 @@ from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
 from supernode_dsl.plan.serving.plan import serve_role
-from supernode_dsl.plan.serving.roles import serving_block
+from supernode_dsl.plan.serving.roles import pool_route, serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
@@ -226,12 +226,15 @@ def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
     loads = _loads(dep, req)
     roles: dict[str, RolePlan] = {}
     contexts: dict[str, RoleContext] = {}
+    pool = pool_route(g, workload, allocations)
     for alloc in allocations:
         shape = (loads.shape[0], alloc.role.physical_slots)
         prev = _previous_role(req.previous, alloc.role.name, shape)
         placed = role_plan(dep.model, alloc, loads, prev)
         imbalance = np.asarray(placed.balance.max_over_mean_per_layer, dtype=float)
         ctx = _context(g, dep, workload, alloc, imbalance, sink, calibration)
+        if ctx is not None and alloc.role.name == "prefill":
+            ctx = dataclasses.replace(ctx, pool=pool)
         if ctx is not None:
             roles[alloc.role.name] = _serve(ctx, alloc, placed, sink)
             contexts[alloc.role.name] = ctx

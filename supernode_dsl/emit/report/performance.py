@@ -155,12 +155,15 @@ _DECODE_HEAD = (
     ("batch per NPU", "batch_per_npu"), ("requests per device", "requests_per_device"),
     ("tokens per device per step", "tokens_per_device_per_step"),
     ("accepted tokens per step", "accepted_tokens_per_step"), ("step (ms)", "step_ms"),
+    ("host time per step (ms)", "host_ms"),
     ("TPOT (ms)", "tpot_ms"), ("tokens/s per NPU", "tokens_per_s_per_npu"),
     ("tokens/s per TFLOPS", "tokens_per_s_per_tflops"), ("batch chosen by", "batch_chosen_by"),
 )
 _PREFILL_HEAD = (
     ("tokens per NPU", "tokens_per_npu"), ("prompts per device", "prompts_per_device"),
-    ("prefix-reused tokens", "prefix_reused_tokens"), ("step (ms)", "step_ms"),
+    ("prefix-reused tokens", "prefix_reused_tokens"),
+    ("reused KV load from the pool (ms)", "kv_load_ms"), ("step (ms)", "step_ms"),
+    ("host time per step (ms)", "host_ms"),
     ("TTFT (ms)", "ttft_ms"), ("tokens/s per NPU", "tokens_per_s_per_npu"),
     ("tokens/s per TFLOPS", "tokens_per_s_per_tflops"),
 )

@@ -188,8 +188,13 @@ class Estimate:
     tokens_per_npu: int | None = field(default=None, metadata=OMIT)
     prompts_per_device: float | None = field(default=None, metadata=OMIT)
     prefix_reused_tokens: int | None = field(default=None, metadata=OMIT)
+    #: prefill with reuse: ms reading the reused KV from the caching pool (in ``ttft_ms``)
+    kv_load_ms: float | None = field(default=None, metadata=rounded(4, omit=True))
     ttft_ms: float | None = field(default=None, metadata=rounded(4, omit=True))
     step_ms: float = field(metadata=rounded(4))
+    #: the deployment's host time per step (``workload.host_time``), in ``step_ms`` after
+    #: the schedule's layers; None when none is declared or it is 0
+    host_ms: float | None = field(default=None, metadata=rounded(4, omit=True))
     tokens_per_s_per_npu: float = field(metadata=rounded(2))
     tokens_per_s_per_tflops: float = field(metadata=rounded(4))
     assumptions: tuple[str, ...]

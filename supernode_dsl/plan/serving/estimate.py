@@ -27,7 +27,7 @@ from supernode_dsl.plan.document.role import (
     Pipeline,
     ScheduleEvent,
 )
-from supernode_dsl.plan.serving.hardware import DeviceFacts
+from supernode_dsl.plan.serving.hardware import DeviceFacts, Route
 from supernode_dsl.plan.serving.ops import (
     COLLECTIVES,
     CommPaths,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # the calibration fits estimates, so it imports this module
     from supernode_dsl.plan.serving.calibrate import Coverage
 
 __all__ = ["RoleContext", "Split", "decode_context", "decode_estimate", "decode_schedules",
-           "prefill_estimate", "prefill_step"]
+           "kv_load_seconds", "prefill_estimate", "prefill_step"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,14 @@ class RoleContext:
     devices_per_npu: int
     calibration: CalibrationUse | None = None   # the fitted values ``facts`` include
     coverage: Coverage | None = None   # where that calibration's measurements were taken
+    #: prefill: the route a device reads reused KV from the caching pool over (None: no
+    #: pool, or none reachable)
+    pool: Route | None = None
+
+    @property
+    def pool_bandwidth(self) -> float:
+        """Bytes/s a device reads reused KV from the caching pool at (0: no pool)."""
+        return self.pool.effective_bandwidth if self.pool is not None else 0.0
 
     @property
     def overlap(self) -> str:
@@ -114,6 +122,10 @@ class RoleContext:
         if not self.workload.host_declared:
             out.append("workload.host_time not declared: no host time per step (scheduling, "
                        "sampling launch)")
+        if self.role.name == "prefill" and self.workload.prefix_reuse and \
+                not self.pool_bandwidth:
+            out.append(f"cache.prefix_reuse {self.workload.prefix_reuse:g} with no caching "
+                       "pool reachable: the reused KV loads in no time")
         if self.role.name == "prefill":
             out.append(f"every prompt {self.workload.prompt_len} tokens (workload.prompt_len): "
                        "causal attention grows with the square of a prompt's length, so "
@@ -398,8 +410,10 @@ def _figures(ctx: RoleContext, step: float, tput: float,
              batch: int | None = None) -> dict[str, Any]:
     """The estimate's entries every role has (keyword arguments of :class:`Estimate`);
     ``batch``: decode's requests per accelerator (None for prefill)."""
+    host = ctx.workload.host_time
     return {
         "step_ms": step * 1e3,
+        "host_ms": host * 1e3 if host else None,
         "tokens_per_s_per_npu": tput,
         "tokens_per_s_per_tflops": tput / ctx.npu_tflops if ctx.npu_tflops else 0.0,
         "assumptions": tuple(ctx.assumptions()),
@@ -461,12 +475,14 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
     accelerator."""
     prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
-    step = max(s.step for _, s in scheds) + ctx.workload.host_time
+    load = kv_load_seconds(ctx, prompts, reused)
+    step = max(s.step for _, s in scheds) + ctx.workload.host_time + load
     tput = per_npu / step if step else 0.0
     est = Estimate(
         tokens_per_npu=per_npu,
         prompts_per_device=prompts,
         prefix_reused_tokens=reused,
+        kv_load_ms=load * 1e3 if reused else None,
         ttft_ms=step * 1e3,
         **_figures(ctx, step, tput, scheds, split),
     )
@@ -487,4 +503,16 @@ def prefill_step(ctx: RoleContext, per_npu: int) -> tuple[float, float, int]:
     for tables that compare many prefill passes by their time alone."""
     prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, steps = _best_split(ctx, prompts * new_per_prompt, prompts, reused)
-    return (steps[split] + ctx.workload.host_time) * 1e3, prompts, reused
+    load = kv_load_seconds(ctx, prompts, reused)
+    return (steps[split] + ctx.workload.host_time + load) * 1e3, prompts, reused
+
+
+def kv_load_seconds(ctx: RoleContext, prompts: float, reused: int) -> float:
+    """Seconds a prefill device spends reading the KV of its ``prompts`` x ``reused``
+    prefix tokens from the caching pool, before its pass computes the rest (not
+    overlapped with it): every layer's KV per token at :attr:`RoleContext.pool_bandwidth`;
+    0 without a reachable pool (an assumption the estimate lists)."""
+    if not reused or not ctx.pool_bandwidth:
+        return 0.0
+    per_token = ctx.arch.kv_bytes_per_token_layer * ctx.arch.layers
+    return prompts * reused * per_token / ctx.pool_bandwidth

@@ -32,12 +32,17 @@ from supernode_dsl.plan.document.serving import (
     WorkloadSummary,
 )
 from supernode_dsl.plan.serving.cache import PoolServer, cache_pool
-from supernode_dsl.plan.serving.estimate import RoleContext, prefill_step
-from supernode_dsl.plan.serving.hardware import device_facts, plane_route, route
+from supernode_dsl.plan.serving.estimate import RoleContext, kv_load_seconds, prefill_step
+from supernode_dsl.plan.serving.hardware import (
+    Route,
+    device_facts,
+    plane_route,
+    route,
+)
 from supernode_dsl.plan.serving.params import Workload
 from supernode_dsl.plan.serving.paths import relays
 
-__all__ = ["RoleRates", "pd_mapping", "role_split", "serving_block"]
+__all__ = ["RoleRates", "pd_mapping", "pool_route", "role_split", "serving_block"]
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,23 @@ def pool_servers(g: nx.Graph, cpus: Mapping[str, Sequence[str]]) -> list[PoolSer
             for node, paths in cpus.items()]
 
 
+def pool_route(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation]
+               ) -> Route | None:
+    """The route the prefill role's devices read reused KV from the caching pool over
+    (``cache.plane``, else the best plane): from its first device to a CPU of the pool (the
+    CPUs declaring ``dram`` on the deployment's nodes); None without a prefill role, a pool
+    or a route."""
+    prefill = next((a for a in allocations if a.role.name == "prefill"), None)
+    cpus = _pool_cpus(g, list(dict.fromkeys(d.node for a in allocations
+                                            for inst in a.instances for d in inst)))
+    if prefill is None or not cpus:
+        return None
+    reader, cpu = prefill.instances[0][0].path, cpus[list(cpus)[-1]][0]
+    facts = device_facts(g, reader)
+    return plane_route(g, reader, cpu, workload.cache_plane, facts) \
+        if workload.cache_plane else route(g, reader, cpu, facts)
+
+
 def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
            prefill: RoleContext | None, tokens_per_npu: int) -> CachePool:
     cpus = _pool_cpus(g, list(dict.fromkeys(d.node for d in devices)))
@@ -195,31 +217,26 @@ def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes:
         return CachePool(servers=len(servers), reason=str(err))
     if prefill is None:
         return pool
-    cpu = cpus[servers[-1].name][0]
-    via = plane_route(g, devices[0].path, cpu, workload.cache_plane, prefill.facts) \
-        if workload.cache_plane else route(g, devices[0].path, cpu, prefill.facts)
-    if via is None:
+    if prefill.pool is None:
         return replace(pool, plane=workload.cache_plane, load_bandwidth=0.0,
-                       reason=f"no plane joins {devices[0].path} and the pool's CPU {cpu}: "
+                       reason="no plane joins the prefill devices and the pool's CPUs: "
                               "the effect of prefix reuse is not estimated")
-    return replace(pool, plane=via.plane, load_bandwidth=via.effective_bandwidth,
-                   prefix_reuse_effect=_reuse_effect(prefill, tokens_per_npu, kv_bytes,
-                                                     via.effective_bandwidth))
+    return replace(pool, plane=prefill.pool.plane, load_bandwidth=prefill.pool_bandwidth,
+                   prefix_reuse_effect=_reuse_effect(prefill, tokens_per_npu))
 
 
-def _reuse_effect(ctx: RoleContext, tokens_per_npu: int, kv_bytes: float,
-                  load_bw: float) -> tuple[ReuseEffect, ...]:
-    """Prefill throughput and TTFT at several prefix-reuse shares: reused tokens are not
-    computed but their KV is loaded from the pool (at ``load_bw`` per device)."""
+def _reuse_effect(ctx: RoleContext, tokens_per_npu: int) -> tuple[ReuseEffect, ...]:
+    """Prefill throughput and TTFT at several prefix-reuse shares, as the prefill estimate
+    makes them: reused tokens are not computed but their KV is loaded from the pool
+    (:func:`~supernode_dsl.plan.serving.estimate.kv_load_seconds`)."""
     shares = sorted({0.0, 0.25, 0.5, 0.75, ctx.workload.prefix_reuse})
     out = []
     for share in shares:
         c = replace(ctx, workload=replace(ctx.workload, prefix_reuse=share))
         step_ms, prompts, reused = prefill_step(c, tokens_per_npu)
-        load_s = prompts * reused * kv_bytes / load_bw if load_bw else 0.0
-        total_s = step_ms / 1e3 + load_s
-        out.append(ReuseEffect(share, load_ms=load_s * 1e3, ttft_ms=total_s * 1e3,
-                               tokens_per_s_per_npu=tokens_per_npu / total_s))
+        out.append(ReuseEffect(share, load_ms=kv_load_seconds(c, prompts, reused) * 1e3,
+                               ttft_ms=step_ms, tokens_per_s_per_npu=tokens_per_npu * 1e3 /
+                               step_ms if step_ms else 0.0))
     return tuple(out)
 
 
