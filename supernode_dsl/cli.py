@@ -755,8 +755,12 @@ def query_cut(file: Path, defines: tuple[str, ...], max_instances: int, group_a:
 
 
 @cli.command("lsp")
-def lsp_cmd() -> None:
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+              help="Override a global parameter in every document that declares it, as "
+                   "`cmx check -D` does.")
+def lsp_cmd(defines: tuple[str, ...]) -> None:
     """Run the language server for editors (LSP over standard input and output)."""
+    values = _defines(defines)   # a malformed -D is a usage error before the server starts
     try:
         from supernode_dsl.lsp.server import serve
     except ModuleNotFoundError as err:
@@ -765,7 +769,7 @@ def lsp_cmd() -> None:
         click.echo("cmx: error: `cmx lsp` needs pygls: pip install 'supernode-dsl[lsp]'",
                    err=True)
         sys.exit(1)
-    serve()
+    serve(values)
 
 
 @cli.command("sweep")

@@ -38,9 +38,12 @@ class Analysis:
         return self.program.main if self.program else None
 
 
-def analyse(path: Path, text: str, overlay: Mapping[Path, str] | None = None) -> Analysis:
+def analyse(path: Path, text: str, overlay: Mapping[Path, str] | None = None,
+            defines: Mapping[str, str] | None = None) -> Analysis:
     """Check the document at ``path`` whose current text is ``text``; ``overlay`` holds the
-    texts of other open documents, read instead of their files on disk."""
+    texts of other open documents, read instead of their files on disk; ``defines`` are
+    ``cmx lsp -D`` overrides, each applied to the documents that declare (or import) that
+    global parameter and ignored by the others (an editor opens files of many machines)."""
     path = path.resolve()
     buffers = {**(overlay or {}), path: text}
     program: Program | None = None
@@ -48,7 +51,9 @@ def analyse(path: Path, text: str, overlay: Mapping[Path, str] | None = None) ->
     diagnostics: list[Diagnostic] = []
     try:
         program = parse_program(path, overlay=buffers)
-        model = elaborate(program)
+        declared = {p.name for f in program.files for p in f.params}
+        model = elaborate(program, {k: v for k, v in (defines or {}).items()
+                                    if k in declared})
         diagnostics.extend(model.warnings)
         build_graph(model)
     except CmxError as err:

@@ -12,6 +12,7 @@ columns of spans are 1-based code points.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,8 +43,9 @@ _KINDS = {"keyword": T.CompletionItemKind.Keyword, "type": T.CompletionItemKind.
 class CmxLanguageServer(LanguageServer):
     """The ``cmx lsp`` server: one analysis per open document, the latest kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, defines: Mapping[str, str] | None = None) -> None:
         super().__init__("cmx", __version__)
+        self.defines = dict(defines or {})   # `cmx lsp -D`: global parameter overrides
         self.latest: dict[str, Analysis] = {}
         self.parsed: dict[str, Analysis] = {}  # the latest analysis whose program parsed
         self.pending: dict[str, asyncio.Task[Analysis]] = {}
@@ -64,7 +66,7 @@ class CmxLanguageServer(LanguageServer):
         overlay = {Path(p): d.source for u, d in self.workspace.text_documents.items()
                    if u != uri and (p := to_fs_path(u))}
         result = await asyncio.get_running_loop().run_in_executor(
-            self.worker, analyse, path, doc.source, overlay)
+            self.worker, analyse, path, doc.source, overlay, self.defines)
         self.latest[uri] = result
         if result.program is not None:
             self.parsed[uri] = result
@@ -144,8 +146,8 @@ def _position(ls: CmxLanguageServer, uri: str, pos: T.Position) -> tuple[int, in
     return at.line + 1, at.character + 1, text[: at.character]
 
 
-def _server() -> CmxLanguageServer:
-    ls = CmxLanguageServer()
+def _server(defines: Mapping[str, str] | None = None) -> CmxLanguageServer:
+    ls = CmxLanguageServer(defines)
 
     @ls.feature(T.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CmxLanguageServer, params: T.DidOpenTextDocumentParams) -> None:
@@ -197,6 +199,8 @@ def _server() -> CmxLanguageServer:
     return ls
 
 
-def serve() -> None:
-    """Run the server on standard input and output until the client says ``exit``."""
-    _server().start_io()
+def serve(defines: Mapping[str, str] | None = None) -> None:
+    """Run the server on standard input and output until the client says ``exit``;
+    ``defines`` (``cmx lsp -D``) override global parameters in every document that declares
+    them."""
+    _server(defines).start_io()
