@@ -51,6 +51,61 @@ ROWS: list[tuple[str, list[str], str, str, float, str]] = [
      "tokens_per_s_per_npu", 538, "tokens/s per NPU"),
 ]
 
+#: Further rows of the paper, held out like the headline ones: its decode table at other
+#: prompt and output lengths and TPOT targets, and its ablations.  arXiv 2506.12708 (the
+#: decode table "throughput under different TPOT SLOs", the ablations of the microbatch
+#: pipeline, MTP and the context cache), as transcribed in github hustzxd/EfficientPaper,
+#: notes/2025/CloudMatrix384/note.md (commit ac06148); not in the shared reference.
+def _d(**kw: object) -> list[str]:
+    return [x for k, v in kw.items() for x in ("-D", f"{k}={v}")]
+
+
+_R1K = _d(prompt_len=1024, output_len=1024, decode_batch_per_npu=128)
+_R2K = _d(prompt_len=2048, output_len=256, decode_batch_per_npu=112)
+_R24 = _d(decode_batch_per_npu=24)
+_SLO30 = _d(tpot_slo_ms=30, decode_batch_per_npu=0)
+FURTHER_ROWS: list[tuple[str, list[str], str, str, float, str]] = [
+    ("Decode, 1K prompt, 1K output, batch 128/NPU: TPOT", _R1K, "decode", "tpot_ms", 46.8,
+     "ms"),
+    ("Decode, 1K prompt, 1K output, batch 128/NPU: throughput", _R1K, "decode",
+     "tokens_per_s_per_npu", 2733, "tokens/s per NPU"),
+    ("Decode, 2K prompt, 256 output, batch 112/NPU: TPOT", _R2K, "decode", "tpot_ms", 47.4,
+     "ms"),
+    ("Decode, 2K prompt, 256 output, batch 112/NPU: throughput", _R2K, "decode",
+     "tokens_per_s_per_npu", 2360, "tokens/s per NPU"),
+    ("TPOT 30 ms row at the paper's batch 24/NPU: TPOT", _R24, "decode", "tpot_ms", 24.6,
+     "ms"),
+    ("TPOT 30 ms row at the paper's batch 24/NPU: throughput", _R24, "decode",
+     "tokens_per_s_per_npu", 974, "tokens/s per NPU"),
+    ("TPOT 30 ms row under the target: batch", _SLO30, "decode", "batch_per_npu", 24,
+     "requests per NPU"),
+    ("TPOT 30 ms row under the target: throughput", _SLO30, "decode",
+     "tokens_per_s_per_npu", 974, "tokens/s per NPU"),
+]
+#: The ablations: (row, defines of the plan, what is compared, the paper's figure, unit).
+#: ``microbatches``: the step with one microbatch over the best with two (the planner's
+#: candidates of one plan); ``mtp``: throughput with MTP over without; ``reuse:<share>``:
+#: prefill throughput at that prefix reuse over none.
+ABLATIONS: list[tuple[str, list[str], str, float, str]] = [
+    ("Decode throughput, two microbatches over one, batch 64/NPU",
+     _d(decode_batch_per_npu=64), "microbatches", 1.058, "x (+5.8%)"),
+    ("Decode throughput, two microbatches over one, batch 96/NPU",
+     _d(decode_batch_per_npu=96), "microbatches", 1.094, "x (+9.4%)"),
+    ("Decode throughput, two microbatches over one, batch 128/NPU",
+     _d(decode_batch_per_npu=128), "microbatches", 1.069, "x (+6.9%)"),
+    ("Prefill throughput, microbatches over none", [], "prefill_microbatches", 1.27,
+     "x (+23-31%: the midpoint)"),
+    ("Prefill throughput, 50% prefix reuse over none", _d(prefix_reuse=0.5), "reuse",
+     1.42, "x"),
+    ("Prefill throughput, 90% prefix reuse over none", _d(prefix_reuse=0.9), "reuse",
+     2.28, "x"),
+    ("Decode throughput, MTP over none, batch 96/NPU (the paper: +6% to +49% over its "
+     "batches, more at smaller ones)", _d(decode_batch_per_npu=96), "mtp", 1.06,
+     "x (the range's low end)"),
+    ("Decode throughput, MTP over none, batch 8/NPU", _d(decode_batch_per_npu=8), "mtp",
+     1.49, "x (the range's high end)"),
+]
+
 #: DeepSeek's day-6 averages (github deepseek-ai/open-infra-index,
 #: 202502OpenSourceWeek/day_6_one_more_thing_deepseekV3R1_inference_system_overview.md):
 #: 608B input tokens of which 56.3% hit the on-disk KV cache, 168B output tokens, 20-22
@@ -67,6 +122,15 @@ _DSK_BATCH = [*_DSK, "-D", "decode_batch_per_npu=88"]
 #: The batch of DeepSeek's decode profile, "128 requests per GPU ... closely matching the
 #: actual online deployment configuration" (github deepseek-ai/profile-data, README).
 _DSK_PROFILED = [*_DSK, "-D", "decode_batch_per_npu=128"]
+#: DeepSeek's profiles (github deepseek-ai/profile-data, README: prefill EP32, 4K prompts,
+#: 16K tokens per GPU; decode EP128, 4K prompts, 128 requests per GPU) as CloudMatrix-Infer
+#: reads them (arXiv 2506.12708, its prefill and decode tables, "DeepSeek (Profile)" on
+#: H800: 7,839 tokens/s per GPU; TPOT ~50.2 ms, 2,325 tokens/s per GPU; transcribed in
+#: hustzxd/EfficientPaper notes/2025/CloudMatrix384/note.md).  The profiles are synthetic
+#: batches: no prefix reuse; the decode KV is the prompt (4K), so one output token.  The
+#: H800 file's decode instance is EP144 (DeepSeek's deployment), not the profile's EP128.
+_PROFILE_PREFILL = _d(prompt_len=4096, prefix_reuse=0)
+_PROFILE_DECODE = _d(prompt_len=4096, output_len=1, tpot_slo_ms=0, decode_batch_per_npu=128)
 H800_ROWS: list[tuple[str, list[str], str, str, float, str]] = [
     ("Prefill, input tokens/s per GPU, cache hits included (DeepSeek's 56.3% prefix reuse "
      "declared)", _DSK, "prefill", "tokens_per_s_per_npu", 73.7e3 / 8, "tokens/s per GPU"),
@@ -78,6 +142,13 @@ H800_ROWS: list[tuple[str, list[str], str, str, float, str]] = [
      "decode", "tpot_ms", 1e3 / 21, "ms (1/21 s)"),
     ("Decode at DeepSeek's profiled 128 requests per GPU: TPOT", _DSK_PROFILED,
      "decode", "tpot_ms", 1e3 / 21, "ms (1/21 s)"),
+    ("Prefill as DeepSeek's profile runs it (4K prompts, 16K tokens per GPU, no reuse): "
+     "throughput, the paper's reading of the profile", _PROFILE_PREFILL, "prefill",
+     "tokens_per_s_per_npu", 7839, "tokens/s per GPU"),
+    ("Decode as DeepSeek's profile runs it (128 requests per GPU, 4K KV): TPOT, the "
+     "paper's reading", _PROFILE_DECODE, "decode", "tpot_ms", 50.2, "ms"),
+    ("Decode as DeepSeek's profile runs it: throughput, the paper's reading",
+     _PROFILE_DECODE, "decode", "tokens_per_s_per_npu", 2325, "tokens/s per GPU"),
 ]
 
 
@@ -103,10 +174,50 @@ def _fmt(x: float) -> str:
 def rows_of(file: str, spec: list[tuple[str, list[str], str, str, float, str]]
             ) -> list[dict[str, Any]]:
     """One row per figure: paper, estimate, ratio, command (each plan made once)."""
-    plans = {tuple(d): plan(file, d) for d in {tuple(r[1]) for r in spec}}
+    plans = {d: plan(file, list(d)) for d in {tuple(r[1]) for r in spec}}
     out = []
     for name, defines, role, key, paper, unit in spec:
         est = plans[tuple(defines)]["roles"][role]["estimate"][key]
+        out.append({"row": name, "unit": unit, "paper": paper, "estimate": est,
+                    "ratio": est / paper, "command": command(defines, file)})
+    return out
+
+
+def _figure(doc: dict[str, Any], role: str, key: str) -> float:
+    value: float = doc["roles"][role]["estimate"][key]
+    return value
+
+
+def _microbatch_gain(doc: dict[str, Any], role: str) -> float:
+    """The step with one microbatch over the best step with more (the plan's candidates):
+    the throughput gain of microbatching."""
+    cands = doc["roles"][role]["pipeline"]["candidates"]
+    one = next(c["step_us"] for c in cands if c["microbatches"] == 1)
+    more = min(c["step_us"] for c in cands if c["microbatches"] > 1)
+    return float(one / more)
+
+
+def ablation(file: str, defines: list[str], what: str) -> float:
+    """The model's figure for one ablation row (see :data:`ABLATIONS`)."""
+    doc = plan(file, defines)
+    if what == "microbatches":
+        return _microbatch_gain(doc, "decode")
+    if what == "prefill_microbatches":
+        return _microbatch_gain(doc, "prefill")
+    if what == "mtp":
+        off = plan(file, [*defines, "-D", "mtp_accept=0"])
+        return _figure(doc, "decode", "tokens_per_s_per_npu") / \
+            _figure(off, "decode", "tokens_per_s_per_npu")
+    base = plan(file, [*defines, "-D", "prefix_reuse=0"])
+    return _figure(doc, "prefill", "tokens_per_s_per_npu") / \
+        _figure(base, "prefill", "tokens_per_s_per_npu")
+
+
+def ablation_rows(file: str = CM384) -> list[dict[str, Any]]:
+    """One row per ablation: the paper's ratio, the model's, their ratio, the command."""
+    out = []
+    for name, defines, what, paper, unit in ABLATIONS:
+        est = ablation(file, defines, what)
         out.append({"row": name, "unit": unit, "paper": paper, "estimate": est,
                     "ratio": est / paper, "command": command(defines, file)})
     return out
@@ -178,12 +289,20 @@ def main() -> None:
     held = rows_of(CM384, ROWS)
     print("\nTable 2: held-out figures (CloudMatrix-Infer, validation only)\n")
     _print_rows(held, "paper")
+    further = rows_of(CM384, FURTHER_ROWS)
+    print("\nTable 2b: further rows of the paper (validation only)\n")
+    _print_rows(further, "paper")
+    ablations = ablation_rows()
+    print("\nTable 2c: the paper's ablations (validation only)\n")
+    _print_rows(ablations, "paper")
     h800 = rows_of(H800, H800_ROWS)
     print("\nTable 3: DeepSeek's H800 deployment, only the hardware facts swapped\n")
     _print_rows(h800, "DeepSeek")
     if args.json:
         args.json.write_text(json.dumps({"calibration": cal, "parameters": params,
-                                         "held_out": held, "h800": h800}, indent=2) + "\n")
+                                         "held_out": held, "further": further,
+                                         "ablations": ablations, "h800": h800},
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

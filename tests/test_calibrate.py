@@ -167,7 +167,7 @@ def test_cmx_calibrate_fits_a_declared_parameter_through_the_cli(tmp_path: Path)
     split.layer = 16
     source.layer = "arXiv 2506.12708 v2"
     low.overhead.gemm = 0 us
-    high.overhead.gemm = 20 us
+    high.overhead.gemm = 60 us
     start.overhead.gemm = 5 us
 }}
 ''')
@@ -179,8 +179,9 @@ def test_cmx_calibrate_fits_a_declared_parameter_through_the_cli(tmp_path: Path)
     cal, sink = _read(out)
     assert cal is not None and not sink.diagnostics
     (attr, value), = cal.fitted
-    assert attr == "overhead.gemm" and 0 <= value <= 20e-6
-    assert abs(dict(cal.residuals)["layer"]) < 0.01   # one parameter, one measurement
+    assert attr == "overhead.gemm" and 0 <= value <= 60e-6
+    # one parameter, one measurement, bounds wide enough: the fit meets it
+    assert abs(dict(cal.residuals)["layer"]) < 0.01
 
 
 def test_cmx_calibrate_refuses_a_file_without_a_calibration(tmp_path: Path) -> None:

@@ -56,7 +56,9 @@ def cm384() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cm384_slo() -> dict[str, Any]:
-    return _plan(CM384, tpot_slo_ms="15", decode_batch_per_npu="0")
+    # a target the model meets above the smallest batch (at 15 ms it meets none: 15.4 ms at
+    # batch 2, docs/validation.md)
+    return _plan(CM384, tpot_slo_ms="20", decode_batch_per_npu="0")
 
 
 def test_prefill_lists_its_attention_collectives_fixed_time(cm384: dict[str, Any]) -> None:
@@ -92,9 +94,9 @@ def test_every_role_has_an_estimate_pipeline_and_kv(cm384: dict[str, Any]) -> No
 def test_tpot_target_picks_the_largest_batch_that_meets_it(cm384_slo: dict[str, Any]) -> None:
     est = cm384_slo["roles"]["decode"]["estimate"]
     assert est["batch_chosen_by"] == "tpot_slo" and est["meets_tpot_slo"]
-    assert est["tpot_ms"] <= 15
+    assert est["tpot_ms"] <= 20
     bigger = _plan(CM384, decode_batch_per_npu=str(est["batch_per_npu"] + 2))
-    assert bigger["roles"]["decode"]["estimate"]["tpot_ms"] > 15
+    assert bigger["roles"]["decode"]["estimate"]["tpot_ms"] > 20
 
 
 def test_memory_is_checked_at_the_served_batch(cm384: dict[str, Any],
