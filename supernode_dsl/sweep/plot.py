@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from supernode_dsl.sweep.point import PointResult
+from supernode_dsl.sweep.point import PointResult, point_groups
 
 __all__ = ["pareto_svg"]
 
@@ -25,13 +25,6 @@ def _ticks(hi: float) -> list[tuple[float, str]]:
 
 #: The colours of the fronts of a sweep taken per group (the first is the one front's).
 _FRONT_COLOURS = ("#c0392b", "#2471a3", "#1e8449", "#b9770e", "#7d3c98", "#148f77")
-
-
-def _groups(results: list[PointResult], per: tuple[str, ...]) -> dict[int, int]:
-    """Each point's group (by first appearance in grid order) under the axes ``per``."""
-    keys: dict[tuple[str, ...], int] = {}
-    return {i: keys.setdefault(tuple(r.defines[a] for a in per), len(keys))
-            for i, r in enumerate(results)}
 
 
 def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms", *,
@@ -71,8 +64,8 @@ def pareto_svg(results: list[PointResult], front: list[int], y: str = "tpot_ms",
                f"{label}</text>")
     out.append(f'<text x="14" y="{_H / 2:.0f}" text-anchor="middle" '
                f'transform="rotate(-90 14 {_H / 2:.0f})">decode tokens/s per NPU</text>')
-    on, group = set(front), _groups(results, per)
-    for g in sorted(set(group.values())):
+    on, group = set(front), point_groups(results, per)
+    for g in sorted(set(group)):
         stair = sorted((p for p in pts if p[0] in on and group[p[0]] == g),
                        key=lambda p: (p[1], p[2]))
         if stair:
@@ -93,10 +86,10 @@ def _colour(group: int) -> str:
     return _FRONT_COLOURS[group % len(_FRONT_COLOURS)]
 
 
-def _legend(results: list[PointResult], group: dict[int, int],
+def _legend(results: list[PointResult], group: list[int],
             per: tuple[str, ...]) -> list[str]:
     """One line per group at the top right: its colour and its axis values."""
-    first = {g: i for i, g in sorted(group.items(), reverse=True)}
+    first = {g: i for i, g in reversed(list(enumerate(group)))}
     out = []
     for row, g in enumerate(sorted(first)):
         label = ", ".join(f"{a}={results[first[g]].defines[a]}" for a in per)

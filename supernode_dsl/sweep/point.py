@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METRICS", "PointResult", "evaluate_point"]
+__all__ = ["METRICS", "PointResult", "evaluate_point", "point_groups"]
 
 #: The figures of a point, in table order (None where the plan has no such role or value).
 METRICS = (
@@ -28,6 +28,14 @@ class PointResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def point_groups(results: list[PointResult], per: tuple[str, ...]) -> list[int]:
+    """Each point's group under the axes ``per`` (the points with the same values of them;
+    numbered by first appearance in grid order; no axes: every point in group 0): the
+    groups a sweep's Pareto front is taken per."""
+    keys: dict[tuple[str, ...], int] = {}
+    return [keys.setdefault(tuple(r.defines[a] for a in per), len(keys)) for r in results]
 
 
 def _metrics(doc: Any) -> dict[str, Any]:

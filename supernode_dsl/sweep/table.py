@@ -19,7 +19,7 @@ from supernode_dsl.diagnostics import CmxError, Diagnostic, SourceText, Span
 from supernode_dsl.files import read_text, write_atomic
 from supernode_dsl.plan.document.codec import JsonPath, format_path
 from supernode_dsl.plan.document.locate import locate, parse_json
-from supernode_dsl.sweep.point import METRICS, PointResult
+from supernode_dsl.sweep.point import METRICS, PointResult, point_groups
 
 __all__ = [
     "LATENCIES",
@@ -151,9 +151,9 @@ def pareto_front(results: list[PointResult], y: str = "tpot_ms",
 
     One sort and one pass per group (O(n log n), so the front of a cluster-sized sweep is
     not the driver's bottleneck)."""
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, r in enumerate(results):
-        groups.setdefault(tuple(r.defines[a] for a in per), []).append(i)
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(point_groups(results, per)):
+        groups.setdefault(g, []).append(i)
     return sorted(i for members in groups.values()
                   for i in _front(results, members, y))
 
