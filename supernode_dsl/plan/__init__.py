@@ -50,7 +50,7 @@ from supernode_dsl.plan.serving.ops import distinct_devices
 from supernode_dsl.plan.serving.params import Workload, read_workload
 from supernode_dsl.plan.serving.paths import instance_paths
 from supernode_dsl.plan.serving.plan import serve_role
-from supernode_dsl.plan.serving.roles import pool_route, serving_block
+from supernode_dsl.plan.serving.roles import pool_cpus, pool_route, serving_block
 from supernode_dsl.plan.spec import DeploymentSpec, read_deployment
 from supernode_dsl.plan.validate import plan_schema, validate_plan
 
@@ -226,7 +226,8 @@ def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
     loads = _loads(dep, req)
     roles: dict[str, RolePlan] = {}
     contexts: dict[str, RoleContext] = {}
-    pool = pool_route(g, workload, allocations)
+    cpus = pool_cpus(g, allocations)
+    pool = pool_route(g, workload, allocations, cpus)
     for alloc in allocations:
         shape = (loads.shape[0], alloc.role.physical_slots)
         prev = _previous_role(req.previous, alloc.role.name, shape)
@@ -240,7 +241,8 @@ def _plan(model: Model, g: nx.Graph, req: PlanRequest) -> PlanDocument:
             contexts[alloc.role.name] = ctx
     sink.raise_if_errors()
     serving = serving_block(g, workload, allocations, roles, contexts,
-                            dep.model.kv_bytes_per_token_layer * dep.model.layers, len(table))
+                            dep.model.kv_bytes_per_token_layer * dep.model.layers, len(table),
+                            cpus)
     doc = PlanDocument(
         schema_id=SCHEMA_ID,
         schema_version=SCHEMA_VERSION,

@@ -42,7 +42,8 @@ from supernode_dsl.plan.serving.hardware import (
 from supernode_dsl.plan.serving.params import Workload
 from supernode_dsl.plan.serving.paths import relays
 
-__all__ = ["RoleRates", "pd_mapping", "pool_route", "role_split", "serving_block"]
+__all__ = ["RoleRates", "pd_mapping", "pool_cpus", "pool_route", "role_split",
+           "serving_block"]
 
 
 @dataclass(frozen=True)
@@ -170,8 +171,10 @@ def _kv_transfer(g: nx.Graph, workload: Workload, decode: Sequence[Device],
                    utilisation=rate * per_request / ingress if ingress else 0.0)
 
 
-def _pool_cpus(g: nx.Graph, nodes: Sequence[str]) -> dict[str, list[str]]:
-    """The CPUs that declare ``dram``, for each of ``nodes`` (in order) that has one."""
+def pool_cpus(g: nx.Graph, allocations: Sequence[RoleAllocation]) -> dict[str, list[str]]:
+    """The caching pool's CPUs: those that declare ``dram``, for each node of the
+    deployment's devices (in order) that has one."""
+    nodes = dict.fromkeys(d.node for a in allocations for inst in a.instances for d in inst)
     cpus: dict[str, list[str]] = {n: [] for n in nodes}
     for path, data in g.nodes(data=True):
         if data[S.NODE_CATEGORY] == "cpu" and data.get("dram"):
@@ -187,15 +190,12 @@ def pool_servers(g: nx.Graph, cpus: Mapping[str, Sequence[str]]) -> list[PoolSer
             for node, paths in cpus.items()]
 
 
-def pool_route(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation]
-               ) -> Route | None:
+def pool_route(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation],
+               cpus: Mapping[str, Sequence[str]]) -> Route | None:
     """The route the prefill role's devices read reused KV from the caching pool over
-    (``cache.plane``, else the best plane): from its first device to a CPU of the pool (the
-    CPUs declaring ``dram`` on the deployment's nodes); None without a prefill role, a pool
-    or a route."""
+    (``cache.plane``, else the best plane): from its first device to a CPU of the pool
+    (``cpus``: :func:`pool_cpus`); None without a prefill role, a pool or a route."""
     prefill = next((a for a in allocations if a.role.name == "prefill"), None)
-    cpus = _pool_cpus(g, list(dict.fromkeys(d.node for a in allocations
-                                            for inst in a.instances for d in inst)))
     if prefill is None or not cpus:
         return None
     reader, cpu = prefill.instances[0][0].path, cpus[list(cpus)[-1]][0]
@@ -204,9 +204,8 @@ def pool_route(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAlloca
         if workload.cache_plane else route(g, reader, cpu, facts)
 
 
-def _cache(g: nx.Graph, workload: Workload, devices: Sequence[Device], kv_bytes: float,
-           prefill: RoleContext | None, tokens_per_npu: int) -> CachePool:
-    cpus = _pool_cpus(g, list(dict.fromkeys(d.node for d in devices)))
+def _cache(g: nx.Graph, workload: Workload, cpus: Mapping[str, Sequence[str]],
+           kv_bytes: float, prefill: RoleContext | None, tokens_per_npu: int) -> CachePool:
     servers = pool_servers(g, cpus)
     if not servers:
         return CachePool(servers=0, reason="no CPU of the deployment's nodes declares `dram`")
@@ -243,8 +242,8 @@ def _reuse_effect(ctx: RoleContext, tokens_per_npu: int) -> tuple[ReuseEffect, .
 def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAllocation],
                   roles: Mapping[str, RolePlan],
                   contexts: Mapping[str, RoleContext], kv_bytes_per_token: float,
-                  npus_total: int) -> Serving:
-    """The plan's ``serving`` block."""
+                  npus_total: int, cpus: Mapping[str, Sequence[str]]) -> Serving:
+    """The plan's ``serving`` block; ``cpus``: the caching pool's (:func:`pool_cpus`)."""
     by_role = {a.role.name: a for a in allocations}
     r = rates(workload, roles)
     budget = workload.npu_budget or npus_total
@@ -254,10 +253,9 @@ def serving_block(g: nx.Graph, workload: Workload, allocations: Sequence[RoleAll
         dec, pre = by_role["decode"].instances[0], by_role["prefill"].instances[0]
         transfer = _kv_transfer(g, workload, dec, pre, kv_bytes_per_token, split)
         mapping = pd_mapping(workload.prefill_attention_tp, 1, len(dec))
-    devices = [d for a in allocations for inst in a.instances for d in inst]
     prefill = roles.get("prefill")
     tokens = prefill.estimate.tokens_per_npu if prefill and prefill.estimate else None
-    pool = _cache(g, workload, devices, kv_bytes_per_token, contexts.get("prefill"),
+    pool = _cache(g, workload, cpus, kv_bytes_per_token, contexts.get("prefill"),
                   int(tokens or 0))
     return Serving(workload=_workload(workload), roles=split, kv_transfer=transfer,
                    pd_mapping=mapping, cache_pool=pool)
