@@ -476,7 +476,7 @@ def prefill_estimate(ctx: RoleContext, per_npu: int) -> tuple[Estimate, Pipeline
     prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, scheds, steps = best_pipeline(ctx, prompts * new_per_prompt, prompts, reused)
     load = kv_load_seconds(ctx, prompts, reused)
-    step = max(s.step for _, s in scheds) + ctx.workload.host_time + load
+    step = _pass_seconds(ctx, max(s.step for _, s in scheds), load)
     tput = per_npu / step if step else 0.0
     est = Estimate(
         tokens_per_npu=per_npu,
@@ -503,8 +503,14 @@ def prefill_step(ctx: RoleContext, per_npu: int) -> tuple[float, float, int]:
     for tables that compare many prefill passes by their time alone."""
     prompts, reused, new_per_prompt = _prefill_prompts(ctx, per_npu)
     split, steps = _best_split(ctx, prompts * new_per_prompt, prompts, reused)
-    load = kv_load_seconds(ctx, prompts, reused)
-    return (steps[split] + ctx.workload.host_time + load) * 1e3, prompts, reused
+    step = _pass_seconds(ctx, steps[split], kv_load_seconds(ctx, prompts, reused))
+    return step * 1e3, prompts, reused
+
+
+def _pass_seconds(ctx: RoleContext, scheduled: float, load: float) -> float:
+    """A prefill pass: its schedule's ``scheduled`` seconds, then the host time and the
+    ``load`` of the reused KV (:func:`kv_load_seconds`), neither overlapped with it."""
+    return scheduled + ctx.workload.host_time + load
 
 
 def kv_load_seconds(ctx: RoleContext, prompts: float, reused: int) -> float:
